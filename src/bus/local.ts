@@ -1,0 +1,11 @@
+import { type Bus, type Deliver, topicOf } from "./types.ts";
+
+export function createLocalBus(deliver: Deliver): Bus {
+  return {
+    publish(conversationId, frame, toUserId) {
+      deliver(topicOf(conversationId, toUserId), frame);
+    },
+    healthy: () => true,
+    close: async () => {},
+  };
+}

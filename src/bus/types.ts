@@ -1,0 +1,23 @@
+/**
+ * Fan-out of frames to the sockets of a conversation. In one process this is Bun's native
+ * pub/sub; across instances the Redis bus carries the same calls. Frames are encoded once,
+ * before they reach the bus.
+ */
+export interface Bus {
+  /** To everyone in the conversation, or to one participant of it when `toUserId` is given. */
+  publish(conversationId: string, frame: string, toUserId?: number): void;
+  healthy(): boolean;
+  close(): Promise<void>;
+}
+
+/** Bun topics: one per conversation, plus one per participant within it for targeted frames. */
+export const conversationTopic = (conversationId: string) => `c:${conversationId}`;
+export const participantTopic = (conversationId: string, userId: number) => `c:${conversationId}:u:${userId}`;
+
+export type Deliver = (topic: string, frame: string) => void;
+
+export function topicOf(conversationId: string, toUserId?: number): string {
+  return toUserId === undefined
+    ? conversationTopic(conversationId)
+    : participantTopic(conversationId, toUserId);
+}

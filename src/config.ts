@@ -1,0 +1,124 @@
+import { z } from "zod";
+
+/**
+ * The environment, as a schema. Parsed once in main.ts and passed down frozen; nothing else
+ * reads process.env, so a test can build the service from a plain object.
+ */
+
+const intIn = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, "expected a whole number")
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const optionalUrl = (protocols: string[]) =>
+  z
+    .string()
+    .trim()
+    .url("expected a URL")
+    .refine(
+      (u) => protocols.some((p) => u.startsWith(p)),
+      `expected a URL starting with ${protocols.join(" or ")}`,
+    )
+    .optional();
+
+const csv = z
+  .string()
+  .transform((s) =>
+    s
+      .split(",")
+      .map((x) => x.trim())
+      .filter(Boolean),
+  )
+  .optional();
+
+const boolFlag = z
+  .enum(["1", "0", "true", "false", "yes", "no", "on", "off"], { message: "expected true or false" })
+  .transform((v) => ["1", "true", "yes", "on"].includes(v));
+
+export const envSchema = z
+  .object({
+    PORT: intIn(0, 65535).default(8080),
+    HOST: z.string().trim().min(1).default("0.0.0.0"),
+    SQLITE_PATH: z.string().trim().min(1).default("./data/chat.db"),
+    // FULL survives a host crash; NORMAL only a process crash. Benchmarks compare both.
+    SQLITE_SYNCHRONOUS: z.enum(["FULL", "NORMAL", "OFF"]).default("FULL"),
+    MONGO_URI: optionalUrl(["mongodb://", "mongodb+srv://"]),
+    MONGO_DB: z.string().trim().min(1).default("chat"),
+    DJANGO_BASE_URL: optionalUrl(["http://", "https://"]),
+    DJANGO_FORWARD_COOKIES: csv.default(["device_id"]),
+    DJANGO_TIMEOUT_MS: intIn(100, 60_000).default(3000),
+    IDENTITY_CACHE_TTL_MS: intIn(0, 3_600_000).default(30_000),
+    JWT_SECRET: z.string().min(16, "expected at least 16 characters").optional(),
+    JWT_JWKS_URL: optionalUrl(["http://", "https://"]),
+    JWT_CLOCK_TOLERANCE_S: intIn(0, 300).default(5),
+    DIRECTORY_FILE: z.string().trim().min(1).optional(),
+    REDIS_URL: optionalUrl(["redis://", "rediss://"]),
+    ALLOWED_ORIGINS: csv,
+    MAX_MESSAGE_CHARS: intIn(1, 100_000).default(4000),
+    // A frame carries at most MAX_MESSAGE_CHARS characters of up to 4 UTF-8 bytes each,
+    // plus JSON escaping; 64 KiB leaves room without letting a client park megabytes.
+    MAX_FRAME_BYTES: intIn(1024, 16 * 1024 * 1024).default(65_536),
+    HEARTBEAT_IDLE_S: intIn(5, 960).default(60),
+    RATE_MESSAGES_PER_S: intIn(1, 100_000).default(20),
+    RATE_MESSAGES_BURST: intIn(1, 100_000).default(40),
+    RATE_USER_MESSAGES_PER_S: intIn(1, 100_000).default(40),
+    RATE_REST_PER_MIN: intIn(1, 1_000_000).default(600),
+    MAX_CONNECTIONS_PER_USER: intIn(1, 10_000).default(20),
+    SEND_BUFFER_LIMIT_BYTES: intIn(1024, 1 << 30).default(1 << 20),
+    SHUTDOWN_GRACE_MS: intIn(0, 600_000).default(10_000),
+    METRICS_TOKEN: z.string().min(8).optional(),
+    DEMO_PAGE: boolFlag.default(false),
+    LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  })
+  .superRefine((env, ctx) => {
+    if (env.JWT_SECRET && env.JWT_JWKS_URL) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["JWT_JWKS_URL"],
+        message: "set JWT_SECRET or JWT_JWKS_URL, not both",
+      });
+    }
+    if (env.DJANGO_BASE_URL && env.DIRECTORY_FILE) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["DIRECTORY_FILE"],
+        message: "set DJANGO_BASE_URL or DIRECTORY_FILE, not both",
+      });
+    }
+  });
+
+export type Config = Readonly<z.infer<typeof envSchema>>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Empty strings mean "unset": shells and orchestrators often export `VAR=` for absent values. */
+function withoutEmpty(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const v = env[key];
+    if (v !== undefined && v.trim() !== "") out[key] = v;
+  }
+  return out;
+}
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsed = envSchema.safeParse(withoutEmpty(env));
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => {
+        const name = String(i.path[0] ?? "environment");
+        // Never echo the value: it may be a secret.
+        return `${name}: ${i.message}`;
+      }),
+    );
+  }
+  return Object.freeze(parsed.data);
+}

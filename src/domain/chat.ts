@@ -1,0 +1,128 @@
+import type { Bus } from "../bus/types.ts";
+import { conversationIdFor } from "../ids.ts";
+import type { Metrics } from "../metrics.ts";
+import { encode, messageFrame } from "../protocol/frames.ts";
+import type { GroupCommitter } from "../store/group-commit.ts";
+import { type ChatStore, type Conversation, type StoredMessage, toWireMessage } from "../store/sqlite.ts";
+import { otherParty, type Parties } from "./access.ts";
+import { AppError, forbidden, notFound } from "./errors.ts";
+
+/**
+ * The chat's rules: what a message may be, what marking read means, who hears what. Every
+ * write goes through the group committer and is published only after it is durable.
+ */
+
+export interface ChatDeps {
+  store: ChatStore;
+  committer: GroupCommitter;
+  bus: Bus;
+  newId: () => string;
+  now: () => number;
+  metrics: Metrics;
+  maxMessageChars: number;
+}
+
+export type Chat = ReturnType<typeof createChat>;
+
+/** Characters as people count them (code points), not UTF-16 units. */
+function charCount(s: string, atMost: number): number {
+  if (s.length <= atMost) return s.length; // code points never exceed UTF-16 units
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+}
+
+export function validateText(raw: string, maxChars: number): string {
+  const text = raw.trim();
+  if (text.length === 0) throw new AppError(400, "empty", "text must not be empty");
+  if (charCount(text, maxChars) > maxChars) {
+    throw new AppError(413, "too_long", `text is longer than ${maxChars} characters`);
+  }
+  return text;
+}
+
+export function createChat(deps: ChatDeps) {
+  const { store, committer, bus, metrics } = deps;
+
+  return {
+    openConversation(parties: Parties): Conversation {
+      const id = conversationIdFor(parties.lessonId, parties.mentorId, parties.studentId);
+      return store.openConversation(id, parties, deps.now());
+    },
+
+    async send(
+      conversation: Conversation,
+      senderId: number,
+      rawText: string,
+      clientId: string | undefined,
+    ): Promise<{ message: StoredMessage; duplicate: boolean }> {
+      const text = validateText(rawText, deps.maxMessageChars);
+      const id = deps.newId();
+      const createdAt = deps.now();
+      const result = await committer.submit(() =>
+        store.insertMessage({ id, conversationId: conversation.id, senderId, text, createdAt, clientId }),
+      );
+      if (!result.duplicate) {
+        metrics.messagesIn.inc();
+        bus.publish(conversation.id, encode(messageFrame(toWireMessage(result.message))));
+        metrics.messagesOut.inc({ type: "message" });
+      }
+      return result;
+    },
+
+    /** Read-up-to semantics: the message and every earlier one from the other participant. */
+    async markViewed(
+      conversation: Conversation,
+      viewerId: number,
+      messageId: string,
+    ): Promise<{ viewedAt: number }> {
+      const target = store.message(conversation.id, messageId);
+      if (!target) throw notFound("no such message in this conversation");
+      if (target.senderId === viewerId) throw forbidden("only the recipient can mark a message viewed");
+      const viewedAt = deps.now();
+      const sender = otherParty(conversation, viewerId);
+      await committer.submit(() => store.markViewed(conversation.id, sender, viewerId, messageId, viewedAt));
+      // Broadcast even when nothing changed: a second device may have missed the first receipt.
+      bus.publish(
+        conversation.id,
+        encode({
+          type: "viewed",
+          conversation_id: conversation.id,
+          message_id: messageId,
+          viewer_id: viewerId,
+          viewed_at: new Date(viewedAt).toISOString(),
+        }),
+      );
+      metrics.messagesOut.inc({ type: "viewed" });
+      return { viewedAt };
+    },
+
+    typing(conversation: Conversation, senderId: number, isTyping: boolean): void {
+      bus.publish(
+        conversation.id,
+        encode({
+          type: "typing",
+          conversation_id: conversation.id,
+          sender_id: senderId,
+          is_typing: isTyping,
+        }),
+        otherParty(conversation, senderId),
+      );
+      metrics.messagesOut.inc({ type: "typing" });
+    },
+
+    announcePresence(conversation: Conversation, userId: number, online: boolean, lastSeen?: number): void {
+      bus.publish(
+        conversation.id,
+        encode({
+          type: "presence",
+          user_id: userId,
+          online,
+          ...(lastSeen !== undefined ? { last_seen: new Date(lastSeen).toISOString() } : {}),
+        }),
+        otherParty(conversation, userId),
+      );
+      metrics.messagesOut.inc({ type: "presence" });
+    },
+  };
+}

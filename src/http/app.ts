@@ -1,0 +1,183 @@
+import { zValidator } from "@hono/zod-validator";
+import { Hono, type MiddlewareHandler } from "hono";
+import { cors } from "hono/cors";
+import type { z } from "zod";
+import { checkClaimedUser, isParticipant } from "../domain/access.ts";
+import { AppError, forbidden, notFound, unauthorized } from "../domain/errors.ts";
+import type { KeyedBuckets } from "../domain/rate.ts";
+import type { Identity, Principal } from "../identity/types.ts";
+import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import {
+  conversationParamSchema,
+  conversationsQuerySchema,
+  messagesQuerySchema,
+  presenceQuerySchema,
+} from "../protocol/params.ts";
+import type { ChatStore, ConversationSummary } from "../store/sqlite.ts";
+import { toWireMessage } from "../store/sqlite.ts";
+import { bearerFromHeader, parseCookies } from "./credentials.ts";
+import { errorBody, toAppError } from "./errors.ts";
+import type { OriginCheck } from "./origin.ts";
+
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, Record<string, unknown> & { ok: boolean }>;
+}
+
+export interface HttpDeps {
+  store: ChatStore;
+  identity: Identity;
+  isOnline: (userId: number) => boolean;
+  restBuckets: KeyedBuckets;
+  originAllowed: OriginCheck;
+  metrics: Metrics;
+  logger: Logger;
+  readiness: () => Readiness;
+  metricsToken?: string;
+  /** Extra routes (the demo page) mounted by the composition root. */
+  extend?: (app: Hono<Env>) => void;
+}
+
+type Env = { Variables: { principal: Principal } };
+
+/** Every validator renders its complaint in the service's error shape, naming the field. */
+function validate<T extends z.ZodType>(target: "query" | "param", schema: T) {
+  return zValidator(target, schema, (result) => {
+    if (!result.success) {
+      const issue = result.error.issues[0];
+      const field = issue?.path.join(".") || target;
+      throw new AppError(400, "bad_request", `${field}: ${issue?.message ?? "invalid"}`);
+    }
+  });
+}
+
+function conversationJson(s: ConversationSummary) {
+  return {
+    id: s.id,
+    lesson_id: s.lessonId,
+    mentor_id: s.mentorId,
+    student_id: s.studentId,
+    created_at: new Date(s.createdAt).toISOString(),
+    last_message: s.lastMessage ? toWireMessage(s.lastMessage) : null,
+    unread_count: s.unreadCount,
+  };
+}
+
+export function createHttpApp(deps: HttpDeps) {
+  const { store, identity, metrics } = deps;
+  const app = new Hono<Env>();
+
+  app.use("*", async (c, next) => {
+    await next();
+    metrics.httpRequests.inc({ status: `${String(c.res.status)[0]}xx` });
+  });
+
+  app.use(
+    "*",
+    cors({
+      origin: (origin) => (deps.originAllowed(origin) ? origin : null),
+      allowHeaders: ["Authorization", "Content-Type"],
+      allowMethods: ["GET", "OPTIONS"],
+      maxAge: 600,
+      credentials: true,
+    }),
+  );
+
+  app.onError((err, c) => {
+    const appErr = toAppError(err);
+    if (appErr.status >= 500) deps.logger.error("request failed", { path: c.req.path, error: err });
+    if (appErr.retryAfterS !== undefined) c.header("Retry-After", String(appErr.retryAfterS));
+    if (appErr.status === 401) c.header("WWW-Authenticate", 'Bearer realm="chat"');
+    return c.json(errorBody(appErr), appErr.status);
+  });
+
+  app.notFound((c) => c.json(errorBody(notFound(`no route for ${c.req.method} ${c.req.path}`)), 404));
+
+  app.get("/healthz", (c) => c.json({ ok: true }));
+
+  app.get("/readyz", (c) => {
+    const r = deps.readiness();
+    return c.json(r, r.ready ? 200 : 503);
+  });
+
+  app.get("/metrics", (c) => {
+    if (deps.metricsToken && bearerFromHeader(c.req.header("authorization") ?? null) !== deps.metricsToken) {
+      throw unauthorized("a metrics token is required");
+    }
+    return c.text(metrics.registry.render(), 200, { "content-type": "text/plain; version=0.0.4" });
+  });
+
+  const authenticate: MiddlewareHandler<Env> = async (c, next) => {
+    const token = bearerFromHeader(c.req.header("authorization") ?? null);
+    if (!token) throw unauthorized("an Authorization: Bearer token is required");
+    const principal = await identity.authenticate({
+      token,
+      cookies: parseCookies(c.req.header("cookie") ?? null),
+    });
+    const limit = deps.restBuckets.take(`u:${principal.userId}`);
+    if (!limit.ok) throw new AppError(429, "rate_limited", "too many requests; slow down", limit.retryAfterS);
+    c.set("principal", principal);
+    await next();
+  };
+
+  /** The original API took `user_id` from the query; here it may only repeat the token's user. */
+  const sameUser: MiddlewareHandler<Env> = async (c, next) => {
+    checkClaimedUser(c.get("principal"), numberOrUndefined(c.req.query("user_id")));
+    await next();
+  };
+
+  /** The conversation, if the caller takes part in it; otherwise it does not exist for them. */
+  const ownConversation = (id: string, principal: Principal) => {
+    const conversation = store.conversation(id);
+    if (!conversation || !isParticipant(conversation, principal.userId)) {
+      throw notFound("no such conversation");
+    }
+    return conversation;
+  };
+
+  app.get("/conversations", authenticate, sameUser, validate("query", conversationsQuerySchema), (c) => {
+    const q = c.req.valid("query");
+    const me = c.get("principal");
+    const list = store.conversationsOf(me.userId, {
+      mentorId: q.mentor_id,
+      studentId: q.student_id,
+      lessonId: q.lesson_id,
+    });
+    return c.json(list.map(conversationJson));
+  });
+
+  app.get("/conversations/:id", authenticate, sameUser, validate("param", conversationParamSchema), (c) => {
+    const me = c.get("principal");
+    const conversation = ownConversation(c.req.valid("param").id, me);
+    return c.json(conversationJson(store.summarise(conversation, me.userId)));
+  });
+
+  app.get("/messages", authenticate, sameUser, validate("query", messagesQuerySchema), (c) => {
+    const q = c.req.valid("query");
+    const conversation = ownConversation(q.conversation_id, c.get("principal"));
+    const page = store.page(conversation.id, { before: q.before, after: q.after, limit: q.limit });
+    return c.json(page.map(toWireMessage));
+  });
+
+  app.get("/presence", authenticate, validate("query", presenceQuerySchema), (c) => {
+    const me = c.get("principal");
+    const { user_id } = c.req.valid("query");
+    if (!store.shareConversation(me.userId, user_id)) {
+      throw forbidden("you share no conversation with this user");
+    }
+    const online = deps.isOnline(user_id);
+    const lastSeen = online ? Date.now() : store.lastSeen(user_id);
+    return c.json({ online, ...(lastSeen !== null ? { last_seen: new Date(lastSeen).toISOString() } : {}) });
+  });
+
+  deps.extend?.(app);
+  return app;
+}
+
+function numberOrUndefined(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(v))
+    throw new AppError(400, "bad_request", "user_id: expected a positive whole number");
+  return Number(v);
+}

@@ -1,0 +1,85 @@
+import {
+  createRemoteJWKSet,
+  decodeJwt,
+  errors,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  jwtVerify,
+} from "jose";
+import { unauthorized } from "../domain/errors.ts";
+
+/**
+ * Local token verification: a forged or expired token is refused here, before it costs a
+ * network call. Tokens are SimpleJWT access tokens: `token_type: "access"`, `user_id`, `exp`.
+ */
+
+export interface VerifiedToken {
+  userId: number;
+  expiresAt: number;
+}
+
+export interface TokenVerifier {
+  verify(token: string): Promise<VerifiedToken>;
+}
+
+function userIdOf(payload: JWTPayload): number {
+  const raw = payload.user_id;
+  const id = typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : raw;
+  if (typeof id !== "number" || !Number.isSafeInteger(id) || id <= 0) {
+    throw unauthorized("token has no valid user_id claim");
+  }
+  return id;
+}
+
+export function claimsToToken(payload: JWTPayload): VerifiedToken {
+  if (payload.token_type !== "access") throw unauthorized("token is not an access token");
+  if (typeof payload.exp !== "number") throw unauthorized("token has no expiry");
+  return { userId: userIdOf(payload), expiresAt: payload.exp };
+}
+
+export function createTokenVerifier(opts: {
+  secret?: string;
+  jwksUrl?: string;
+  clockToleranceS: number;
+}): TokenVerifier | undefined {
+  let key: Uint8Array | JWTVerifyGetKey;
+  let algorithms: string[];
+  if (opts.secret) {
+    key = new TextEncoder().encode(opts.secret);
+    algorithms = ["HS256"];
+  } else if (opts.jwksUrl) {
+    key = createRemoteJWKSet(new URL(opts.jwksUrl));
+    algorithms = ["RS256", "ES256"];
+  } else {
+    return undefined;
+  }
+  return {
+    async verify(token) {
+      try {
+        const { payload } = await jwtVerify(token, key as Uint8Array, {
+          algorithms,
+          clockTolerance: opts.clockToleranceS,
+          requiredClaims: ["exp"],
+        });
+        return claimsToToken(payload);
+      } catch (err) {
+        if (err instanceof errors.JWTExpired) throw unauthorized("token has expired");
+        if (err instanceof errors.JOSEError) throw unauthorized("token signature or format is invalid");
+        throw err;
+      }
+    },
+  };
+}
+
+/** Reads claims without checking the signature: only for naming the user a backend will then prove. */
+export function unverifiedClaims(token: string): VerifiedToken {
+  let payload: JWTPayload;
+  try {
+    payload = decodeJwt(token);
+  } catch {
+    throw unauthorized("token is not a JWT");
+  }
+  const t = claimsToToken(payload);
+  if (t.expiresAt * 1000 < Date.now()) throw unauthorized("token has expired");
+  return t;
+}

@@ -1,0 +1,254 @@
+import type { ServerWebSocket } from "bun";
+import { conversationTopic, participantTopic } from "../bus/types.ts";
+import { otherParty } from "../domain/access.ts";
+import type { Chat } from "../domain/chat.ts";
+import { AppError } from "../domain/errors.ts";
+import type { PresenceTracker } from "../domain/presence.ts";
+import type { KeyedBuckets, TokenBucket } from "../domain/rate.ts";
+import type { Credentials, Identity, Principal } from "../identity/types.ts";
+import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import {
+  type ErrorCode,
+  encode,
+  INBOUND_TYPES,
+  inboundFrameSchema,
+  type OutboundFrame,
+} from "../protocol/frames.ts";
+import type { ChatStore, Conversation } from "../store/sqlite.ts";
+import { toWireMessage } from "../store/sqlite.ts";
+
+/** What a socket carries from its upgrade to its close. */
+export interface SessionData {
+  connId: string;
+  principal: Principal;
+  cred: Credentials;
+  conversation: Conversation;
+  since?: string;
+  bucket: TokenBucket;
+  openedAt: number;
+}
+
+export type ChatSocket = ServerWebSocket<SessionData>;
+
+export interface SessionDeps {
+  chat: Chat;
+  store: ChatStore;
+  identity: Identity;
+  presence: PresenceTracker;
+  userBuckets: KeyedBuckets;
+  metrics: Metrics;
+  logger: Logger;
+  now: () => number;
+  /** Sockets that are open, for shutdown to close them with 1001. */
+  sockets: Set<ChatSocket>;
+}
+
+const RESUME_PAGE = 500;
+
+function send(ws: ChatSocket, frame: OutboundFrame): void {
+  ws.send(encode(frame));
+}
+
+function sendError(ws: ChatSocket, deps: SessionDeps, code: ErrorCode, message: string, ref?: string): void {
+  deps.metrics.framesRejected.inc({ code });
+  send(ws, { type: "error", code, message, ...(ref !== undefined ? { ref } : {}) });
+}
+
+/** Turns zod's first complaint into one line a client developer can act on. */
+function describeFrameIssue(
+  issues: ReadonlyArray<{ path: PropertyKey[]; message: string; code: string }>,
+): string {
+  const first = issues[0];
+  if (!first) return "invalid frame";
+  const field = first.path.map(String).join(".");
+  if (first.code === "unrecognized_keys") return `unexpected field: ${first.message}`;
+  return field ? `${field}: ${first.message}` : first.message;
+}
+
+export function createSessionHandlers(deps: SessionDeps) {
+  const { chat, store, presence, metrics, logger } = deps;
+
+  function resume(ws: ChatSocket, since: string): void {
+    let after = since;
+    for (;;) {
+      const page = store.page(ws.data.conversation.id, { after, limit: RESUME_PAGE });
+      for (const m of page) send(ws, { type: "message", ...toWireMessage(m) });
+      if (page.length < RESUME_PAGE) break;
+      after = page[page.length - 1]!.id;
+    }
+  }
+
+  async function handle(ws: ChatSocket, raw: string): Promise<void> {
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      return sendError(ws, deps, "bad_json", "frame is not valid JSON");
+    }
+    const parsed = inboundFrameSchema.safeParse(json);
+    if (!parsed.success) {
+      const type = (json as { type?: unknown } | null)?.type;
+      if (typeof type !== "string" || !INBOUND_TYPES.includes(type as never)) {
+        return sendError(
+          ws,
+          deps,
+          "unknown_type",
+          `type must be one of: ${INBOUND_TYPES.join(", ")}`,
+          typeof type === "string" ? type.slice(0, 64) : undefined,
+        );
+      }
+      const ref = (json as { client_id?: unknown }).client_id;
+      return sendError(
+        ws,
+        deps,
+        "bad_frame",
+        describeFrameIssue(parsed.error.issues),
+        typeof ref === "string" ? ref.slice(0, 64) : undefined,
+      );
+    }
+    const frame = parsed.data;
+    const { conversation, principal } = ws.data;
+    switch (frame.type) {
+      case "message": {
+        if (!deps.userBuckets.take(String(principal.userId)).ok) {
+          return sendError(
+            ws,
+            deps,
+            "rate_limited",
+            "too many messages from this user; slow down",
+            frame.client_id,
+          );
+        }
+        const started = performance.now();
+        try {
+          const { message, duplicate } = await chat.send(
+            conversation,
+            principal.userId,
+            frame.text,
+            frame.client_id,
+          );
+          send(ws, {
+            type: "ack",
+            id: message.id,
+            created_at: new Date(message.createdAt).toISOString(),
+            ...(message.clientId !== null ? { client_id: message.clientId } : {}),
+            ...(duplicate ? { duplicate: true } : {}),
+          });
+          metrics.ackLatency.observe((performance.now() - started) / 1000);
+        } catch (err) {
+          reportFailure(ws, err, frame.client_id);
+        }
+        return;
+      }
+      case "typing":
+        chat.typing(conversation, principal.userId, frame.is_typing);
+        return;
+      case "viewed":
+        try {
+          await chat.markViewed(conversation, principal.userId, frame.message_id);
+        } catch (err) {
+          reportFailure(ws, err, frame.message_id);
+        }
+        return;
+      case "auth":
+        return reauthenticate(ws, frame.token);
+      case "ping":
+        return send(ws, { type: "pong" });
+    }
+  }
+
+  function reportFailure(ws: ChatSocket, err: unknown, ref: string | undefined): void {
+    if (err instanceof AppError) {
+      sendError(ws, deps, err.code as ErrorCode, err.message, ref);
+      return;
+    }
+    logger.error("frame handling failed", { connId: ws.data.connId, error: err });
+    sendError(ws, deps, "internal", "the server could not store this; retry with the same client_id", ref);
+  }
+
+  /** A fresh token keeps a long chat authorised; it must name the same user. */
+  async function reauthenticate(ws: ChatSocket, token: string): Promise<void> {
+    try {
+      const principal = await deps.identity.authenticate({ token, cookies: ws.data.cred.cookies });
+      if (principal.userId !== ws.data.principal.userId) {
+        sendError(ws, deps, "forbidden", "the new token names another user");
+        ws.close(1008, "token user changed");
+        return;
+      }
+      ws.data.principal = principal;
+      ws.data.cred = { token, cookies: ws.data.cred.cookies };
+      send(ws, {
+        type: "auth_ok",
+        ...(principal.expiresAt !== undefined
+          ? { expires_at: new Date(principal.expiresAt * 1000).toISOString() }
+          : {}),
+      });
+    } catch (err) {
+      reportFailure(ws, err, undefined);
+    }
+  }
+
+  return {
+    open(ws: ChatSocket) {
+      const { conversation, principal, since } = ws.data;
+      deps.sockets.add(ws);
+      metrics.connectionsOpened.inc();
+      // Subscribe before reading the backlog: anything committed after the read arrives live,
+      // anything before is in the read, and both happen on this one thread.
+      ws.subscribe(conversationTopic(conversation.id));
+      ws.subscribe(participantTopic(conversation.id, principal.userId));
+      send(ws, {
+        type: "ready",
+        conversation_id: conversation.id,
+        user_id: principal.userId,
+        lesson_id: conversation.lessonId,
+        mentor_id: conversation.mentorId,
+        student_id: conversation.studentId,
+      });
+      const other = otherParty(conversation, principal.userId);
+      const lastSeen = store.lastSeen(other);
+      send(ws, {
+        type: "presence",
+        user_id: other,
+        online: presence.isOnline(other),
+        ...(lastSeen !== null ? { last_seen: new Date(lastSeen).toISOString() } : {}),
+      });
+      presence.connected(principal.userId);
+      store.touchPresence(principal.userId, deps.now());
+      chat.announcePresence(conversation, principal.userId, true);
+      if (since !== undefined) resume(ws, since);
+      logger.debug("connection open", {
+        connId: ws.data.connId,
+        userId: principal.userId,
+        conversation: conversation.id,
+      });
+    },
+
+    message(ws: ChatSocket, raw: string | Buffer) {
+      if (typeof raw !== "string") {
+        sendError(ws, deps, "bad_frame", "frames must be JSON text, not binary");
+        return;
+      }
+      if (!ws.data.bucket.take()) {
+        sendError(ws, deps, "rate_limited", "too many frames on this connection; slow down");
+        return;
+      }
+      handle(ws, raw).catch((err) => reportFailure(ws, err, undefined));
+    },
+
+    close(ws: ChatSocket, code: number) {
+      const { conversation, principal } = ws.data;
+      deps.sockets.delete(ws);
+      const { wentOffline } = presence.disconnected(principal.userId);
+      const at = deps.now();
+      try {
+        store.touchPresence(principal.userId, at);
+      } catch {
+        // The store may already be closed during shutdown; presence is best effort.
+      }
+      if (wentOffline) chat.announcePresence(conversation, principal.userId, false, at);
+      logger.debug("connection closed", { connId: ws.data.connId, code });
+    },
+  };
+}

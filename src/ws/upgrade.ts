@@ -1,0 +1,104 @@
+import type { Server } from "bun";
+import { resolveParties } from "../domain/access.ts";
+import type { Chat } from "../domain/chat.ts";
+import { AppError, unauthorized } from "../domain/errors.ts";
+import type { PresenceTracker } from "../domain/presence.ts";
+import { TokenBucket } from "../domain/rate.ts";
+import {
+  BEARER_SUBPROTOCOL,
+  bearerFromHeader,
+  bearerFromSubprotocol,
+  parseCookies,
+} from "../http/credentials.ts";
+import { errorResponse } from "../http/errors.ts";
+import type { OriginCheck } from "../http/origin.ts";
+import type { Identity } from "../identity/types.ts";
+import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import { connectQuerySchema } from "../protocol/params.ts";
+import type { SessionData } from "./session.ts";
+
+export interface UpgradeDeps {
+  identity: Identity;
+  chat: Chat;
+  presence: PresenceTracker;
+  originAllowed: OriginCheck;
+  metrics: Metrics;
+  logger: Logger;
+  rate: { perS: number; burst: number };
+  maxConnectionsPerUser: number;
+  isDraining: () => boolean;
+}
+
+let connSeq = 0;
+
+/**
+ * Authenticates and authorises a `/ws` request, opens (or creates) its conversation, then
+ * upgrades. Every refusal is an HTTP answer with a JSON reason, before any socket exists.
+ */
+export function createUpgradeHandler(deps: UpgradeDeps) {
+  const refuse = (err: AppError) => {
+    deps.metrics.connectionsRefused.inc({ reason: err.code });
+    return errorResponse(err);
+  };
+
+  return async (req: Request, server: Server<SessionData>): Promise<Response | undefined> => {
+    if (deps.isDraining()) {
+      return refuse(
+        new AppError(503, "unavailable", "server is shutting down; reconnect to another instance"),
+      );
+    }
+    if (!deps.originAllowed(req.headers.get("origin"))) {
+      return refuse(new AppError(403, "forbidden", "origin not allowed"));
+    }
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return refuse(new AppError(400, "bad_request", "expected a WebSocket upgrade"));
+    }
+    const url = new URL(req.url);
+    const query = connectQuerySchema.safeParse(Object.fromEntries(url.searchParams));
+    if (!query.success) {
+      const issue = query.error.issues[0];
+      return refuse(new AppError(400, "bad_request", `${issue?.path.join(".")}: ${issue?.message}`));
+    }
+    const protocolToken = bearerFromSubprotocol(req.headers.get("sec-websocket-protocol"));
+    const token = query.data.token ?? bearerFromHeader(req.headers.get("authorization")) ?? protocolToken;
+    if (!token) return refuse(unauthorized());
+    const cred = { token, cookies: parseCookies(req.headers.get("cookie")) };
+
+    let data: SessionData;
+    try {
+      const principal = await deps.identity.authenticate(cred);
+      if (deps.presence.connections(principal.userId) >= deps.maxConnectionsPerUser) {
+        return refuse(new AppError(429, "rate_limited", "too many open connections for this user", 5));
+      }
+      const parties = await resolveParties(
+        deps.identity,
+        principal,
+        {
+          lessonId: query.data.lesson_id,
+          studentId: query.data.student_id,
+          claimedUserId: query.data.user_id,
+        },
+        cred,
+      );
+      data = {
+        connId: `c${++connSeq}`,
+        principal,
+        cred,
+        conversation: deps.chat.openConversation(parties),
+        since: query.data.since,
+        bucket: new TokenBucket(deps.rate.perS, deps.rate.burst),
+        openedAt: Date.now(),
+      };
+    } catch (err) {
+      if (err instanceof AppError) return refuse(err);
+      deps.logger.error("upgrade failed", { error: err });
+      return refuse(new AppError(500, "internal", "internal error"));
+    }
+
+    // A browser that offered the bearer subprotocol only completes the handshake if we pick it.
+    const headers = protocolToken ? { "Sec-WebSocket-Protocol": BEARER_SUBPROTOCOL } : undefined;
+    if (server.upgrade(req, { data, headers })) return undefined;
+    return refuse(new AppError(400, "bad_request", "WebSocket upgrade failed"));
+  };
+}
