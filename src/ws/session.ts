@@ -55,6 +55,15 @@ function sendError(ws: ChatSocket, deps: SessionDeps, code: ErrorCode, message: 
   send(ws, { type: "error", code, message, ...(ref !== undefined ? { ref } : {}) });
 }
 
+/** The frame's own handle, echoed in errors so a client knows which send failed. */
+function refOf(json: unknown): string | undefined {
+  if (typeof json !== "object" || json === null) return undefined;
+  const { client_id, message_id } = json as { client_id?: unknown; message_id?: unknown };
+  const ref =
+    typeof client_id === "string" ? client_id : typeof message_id === "string" ? message_id : undefined;
+  return ref?.slice(0, 64);
+}
+
 /** Turns zod's first complaint into one line a client developer can act on. */
 function describeFrameIssue(
   issues: ReadonlyArray<{ path: PropertyKey[]; message: string; code: string }>,
@@ -86,6 +95,10 @@ export function createSessionHandlers(deps: SessionDeps) {
     } catch {
       return sendError(ws, deps, "bad_json", "frame is not valid JSON");
     }
+    const ref = refOf(json);
+    if (!ws.data.bucket.take()) {
+      return sendError(ws, deps, "rate_limited", "too many frames on this connection; slow down", ref);
+    }
     const parsed = inboundFrameSchema.safeParse(json);
     if (!parsed.success) {
       const type = (json as { type?: unknown } | null)?.type;
@@ -98,14 +111,7 @@ export function createSessionHandlers(deps: SessionDeps) {
           typeof type === "string" ? type.slice(0, 64) : undefined,
         );
       }
-      const ref = (json as { client_id?: unknown }).client_id;
-      return sendError(
-        ws,
-        deps,
-        "bad_frame",
-        describeFrameIssue(parsed.error.issues),
-        typeof ref === "string" ? ref.slice(0, 64) : undefined,
-      );
+      return sendError(ws, deps, "bad_frame", describeFrameIssue(parsed.error.issues), ref);
     }
     const frame = parsed.data;
     const { conversation, principal } = ws.data;
@@ -228,10 +234,6 @@ export function createSessionHandlers(deps: SessionDeps) {
     message(ws: ChatSocket, raw: string | Buffer) {
       if (typeof raw !== "string") {
         sendError(ws, deps, "bad_frame", "frames must be JSON text, not binary");
-        return;
-      }
-      if (!ws.data.bucket.take()) {
-        sendError(ws, deps, "rate_limited", "too many frames on this connection; slow down");
         return;
       }
       handle(ws, raw).catch((err) => reportFailure(ws, err, undefined));

@@ -7,7 +7,7 @@ export type Frame = { type: string; [k: string]: unknown };
 
 export class TestSocket {
   readonly frames: Frame[] = [];
-  private cursor = 0;
+  private readonly taken = new Set<number>();
   private waiters: Array<() => void> = [];
   closed: { code: number; reason: string } | null = null;
 
@@ -47,14 +47,18 @@ export class TestSocket {
     this.ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
   }
 
-  /** The next unread frame matching `pred` (frames before it that do not match are skipped). */
+  /** The earliest frame matching `pred` not yet returned by `next`; other frames stay unread. */
   async next(pred: string | ((f: Frame) => boolean), timeoutMs = 3000): Promise<Frame> {
     const match = typeof pred === "string" ? (f: Frame) => f.type === pred : pred;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      while (this.cursor < this.frames.length) {
-        const f = this.frames[this.cursor++]!;
-        if (match(f)) return f;
+      for (let i = 0; i < this.frames.length; i++) {
+        if (this.taken.has(i)) continue;
+        const f = this.frames[i]!;
+        if (match(f)) {
+          this.taken.add(i);
+          return f;
+        }
       }
       const left = deadline - Date.now();
       if (left <= 0 || this.closed) {
