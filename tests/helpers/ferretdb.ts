@@ -96,6 +96,21 @@ function installExitHook(): void {
   });
 }
 
+async function canConnect(uri: string): Promise<boolean> {
+  const url = new URL(uri);
+  try {
+    const socket = await Bun.connect({
+      hostname: url.hostname,
+      port: url.port ? Number(url.port) : 27017,
+      socket: { data() {} },
+    });
+    socket.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function waitForPing(uri: string, deadline: number, exited?: Promise<number>): Promise<void> {
   let lastError: unknown;
   let hasExited = false;
@@ -104,6 +119,12 @@ async function waitForPing(uri: string, deadline: number, exited?: Promise<numbe
   });
   while (Date.now() < deadline) {
     if (hasExited) throw new Error("process exited before answering ping");
+    // A refused connection makes the driver sit out its whole serverSelectionTimeoutMS, so probe the
+    // port cheaply first and only ping once something is listening.
+    if (!(await canConnect(uri))) {
+      await Bun.sleep(20);
+      continue;
+    }
     const client = new MongoClient(uri, {
       serverSelectionTimeoutMS: 500,
       connectTimeoutMS: 500,
