@@ -113,12 +113,12 @@ async function canConnect(uri: string): Promise<boolean> {
 
 async function waitForPing(uri: string, deadline: number, exited?: Promise<number>): Promise<void> {
   let lastError: unknown;
-  let hasExited = false;
-  exited?.then(() => {
-    hasExited = true;
+  let exitCode: number | null = null;
+  exited?.then((code) => {
+    exitCode = code;
   });
   while (Date.now() < deadline) {
-    if (hasExited) throw new Error("process exited before answering ping");
+    if (exitCode !== null) throw new Error(`process exited with code ${exitCode} before answering ping`);
     // A refused connection makes the driver sit out its whole serverSelectionTimeoutMS, so probe the
     // port cheaply first and only ping once something is listening.
     if (!(await canConnect(uri))) {
@@ -259,7 +259,7 @@ async function spawnFerretdb(): Promise<MongoHandle> {
       throw new Error(
         `FerretDB did not become ready on ${host}:${port}: ${(err as Error).message}\n` +
           `command: ${args().join(" ")}\n` +
-          `log (${logPath}) tail:\n${log}${versionHint}\n${INSTALL_HINT}`,
+          `log tail (the temp dir is removed):\n${log || "(empty)"}${versionHint}\n${INSTALL_HINT}`,
       );
     }
   };
