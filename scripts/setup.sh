@@ -17,10 +17,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-if ! command -v ferretdb >/dev/null 2>&1; then
-  echo "== go install FerretDB v1.24.2"
-  go install github.com/FerretDB/FerretDB/cmd/ferretdb@v1.24.2
-fi
+# A plain `go install` of v1.24.2 panics at start; the script builds the same source correctly.
+bash scripts/install-ferretdb.sh
 
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "== starting redis-server"
