@@ -221,7 +221,7 @@ export function createSessionHandlers(deps: SessionDeps) {
         ...(lastSeen !== null ? { last_seen: new Date(lastSeen).toISOString() } : {}),
       });
       presence.connected(principal.userId);
-      store.touchPresence(principal.userId, deps.now());
+      chat.recordSeen(principal.userId, deps.now());
       chat.announcePresence(conversation, principal.userId, true);
       if (since !== undefined) resume(ws, since);
       logger.debug("connection open", {
@@ -244,11 +244,7 @@ export function createSessionHandlers(deps: SessionDeps) {
       deps.sockets.delete(ws);
       const { wentOffline } = presence.disconnected(principal.userId);
       const at = deps.now();
-      try {
-        store.touchPresence(principal.userId, at);
-      } catch {
-        // The store may already be closed during shutdown; presence is best effort.
-      }
+      chat.recordSeen(principal.userId, at);
       if (wentOffline) chat.announcePresence(conversation, principal.userId, false, at);
       logger.debug("connection closed", { connId: ws.data.connId, code });
     },
