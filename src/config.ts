@@ -69,11 +69,21 @@ export const envSchema = z
     MAX_CONNECTIONS_PER_USER: intIn(1, 10_000).default(20),
     SEND_BUFFER_LIMIT_BYTES: intIn(1024, 1 << 30).default(1 << 20),
     SHUTDOWN_GRACE_MS: intIn(0, 600_000).default(10_000),
+    // How long /readyz answers 503 before connections are closed, so a load balancer stops
+    // routing here first. Part of SHUTDOWN_GRACE_MS, not added to it.
+    SHUTDOWN_DRAIN_DELAY_MS: intIn(0, 600_000).default(0),
     METRICS_TOKEN: z.string().min(8).optional(),
     DEMO_PAGE: boolFlag.default(false),
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   })
   .superRefine((env, ctx) => {
+    if (env.SHUTDOWN_DRAIN_DELAY_MS >= env.SHUTDOWN_GRACE_MS && env.SHUTDOWN_DRAIN_DELAY_MS > 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["SHUTDOWN_DRAIN_DELAY_MS"],
+        message: "must be shorter than SHUTDOWN_GRACE_MS, which it is part of",
+      });
+    }
     if (env.JWT_SECRET && env.JWT_JWKS_URL) {
       ctx.addIssue({
         code: "custom",

@@ -1,8 +1,26 @@
 import { ConfigError, loadConfig } from "./config.ts";
+import { checkHealth, healthcheckUrl } from "./healthcheck.ts";
 import { createLogger } from "./log.ts";
 import { startService } from "./service.ts";
 
 /** Composition root: environment → configuration → service; owns the process signals. */
+
+const USAGE = `usage: lesson-chat [--healthcheck]
+  (no arguments)  start the service; configuration comes from the environment (see README)
+  --healthcheck   exit 0 when this host's service answers /healthz with 200, else 1
+`;
+
+// Compiled or not, the program's own arguments start at index 2.
+const args = process.argv.slice(2);
+const healthcheck = args.length === 1 && args[0] === "--healthcheck";
+if (args.includes("--help") || args.includes("-h")) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+if (args.length > 0 && !healthcheck) {
+  process.stderr.write(`unknown arguments: ${args.join(" ")}\n${USAGE}`);
+  process.exit(2);
+}
 
 let config: ReturnType<typeof loadConfig>;
 try {
@@ -10,9 +28,16 @@ try {
 } catch (err) {
   if (err instanceof ConfigError) {
     process.stderr.write(`${err.message}\n`);
-    process.exit(2);
+    // Docker reserves a health check's exit code 2; any failure there is "unhealthy".
+    process.exit(healthcheck ? 1 : 2);
   }
   throw err;
+}
+
+if (healthcheck) {
+  const { ok, detail } = await checkHealth(healthcheckUrl(config));
+  (ok ? process.stdout : process.stderr).write(`${detail}\n`);
+  process.exit(ok ? 0 : 1);
 }
 
 const logger = createLogger({ level: config.LOG_LEVEL });

@@ -133,6 +133,18 @@ export function createMetrics() {
       "Messages per SQLite group commit",
       [1, 2, 5, 10, 25, 50, 100, 250, 1000],
     ),
+    // Registered before the MongoDB flusher exists, so dashboards and alerts can be written
+    // against series that are always present (0 with no MONGO_URI).
+    outboxFlushed: registry.counter("chat_outbox_flushed_total", "Outbox rows confirmed by MongoDB"),
+    outboxFlushErrors: registry.counter(
+      "chat_outbox_flush_errors_total",
+      "Outbox flush attempts that failed, by reason",
+    ),
+    /**
+     * Up/down of components that own an outside connection and report it themselves (the
+     * MongoDB flusher sets "mongo"); rendered with the built-in ones in `chat_up`.
+     */
+    componentUp: new Map<string, boolean>(),
   };
 }
 

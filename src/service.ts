@@ -89,6 +89,7 @@ export async function startService(
       },
     };
     // Identity and bus trouble degrade the service without making it useless: open chats go on.
+    checks.shutdown = { ok: !draining };
     return { ready: !draining && sqlite, checks };
   };
 
@@ -109,9 +110,16 @@ export async function startService(
   });
   metrics.registry.gauge("chat_up", "Component health (1 up, 0 down)", () => [
     [{ component: "sqlite" }, store.healthy() ? 1 : 0],
-    [{ component: "identity" }, identity.healthy() ? 1 : 0],
-    [{ component: "bus" }, bus.healthy() ? 1 : 0],
+    [{ component: "identity", backend: identity.kind }, identity.healthy() ? 1 : 0],
+    [{ component: "bus", kind: config.REDIS_URL ? "redis" : "local" }, bus.healthy() ? 1 : 0],
+    ...[...metrics.componentUp].map(([component, up]): [{ component: string }, number] => [
+      { component },
+      up ? 1 : 0,
+    ]),
   ]);
+  metrics.registry.gauge("chat_draining", "1 while shutting down (unready, closing connections)", () =>
+    draining ? 1 : 0,
+  );
 
   const app = createHttpApp({
     store,
@@ -171,6 +179,9 @@ export async function startService(
     stopped ??= (async () => {
       draining = true;
       logger.info("shutting down", { reason, connections: sockets.size });
+      // Unready first, then wait, so the load balancer's next probe moves traffic away while
+      // open chats still work; only then are they told to reconnect elsewhere.
+      if (config.SHUTDOWN_DRAIN_DELAY_MS > 0) await Bun.sleep(config.SHUTDOWN_DRAIN_DELAY_MS);
       // Commit what is queued first, so those senders still get their ack.
       committer.flushNow();
       await new Promise((r) => setImmediate(r));

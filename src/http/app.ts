@@ -18,6 +18,7 @@ import type { ChatStore, ConversationSummary } from "../store/sqlite.ts";
 import { toWireMessage } from "../store/sqlite.ts";
 import { bearerFromHeader, parseCookies } from "./credentials.ts";
 import { errorBody, toAppError } from "./errors.ts";
+import { openApiDocument } from "./openapi.ts";
 import type { OriginCheck } from "./origin.ts";
 
 export interface Readiness {
@@ -107,6 +108,8 @@ export function createHttpApp(deps: HttpDeps) {
     }
     return c.text(metrics.registry.render(), 200, { "content-type": "text/plain; version=0.0.4" });
   });
+
+  app.get("/openapi.json", (c) => c.json(openApiDocument()));
 
   const authenticate: MiddlewareHandler<Env> = async (c, next) => {
     const token = bearerFromHeader(c.req.header("authorization") ?? null);

@@ -104,13 +104,15 @@ export async function spawnService(opts: {
   dir: string;
   env?: Record<string, string>;
   entry?: string[];
+  /** Working directory of the child; the repository root unless given. */
+  cwd?: string;
 }): Promise<ChildService> {
   const env = testEnv(opts.dir, { LOG_LEVEL: "info", ...opts.env });
   const proc = Bun.spawn(opts.entry ?? [process.execPath, "src/main.ts"], {
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
     stdout: "pipe",
     stderr: "pipe",
-    cwd: join(import.meta.dir, "../.."),
+    cwd: opts.cwd ?? join(import.meta.dir, "../.."),
   });
   let out = "";
   const decoder = new TextDecoder();
