@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config.ts";
 import { createLogger, type Logger, silentLogger } from "../../src/log.ts";
-import { type ServiceOverrides, startService } from "../../src/service.ts";
+import { type Service, type ServiceOverrides, startService } from "../../src/service.ts";
 import { mintToken, TEST_SECRET } from "./tokens.ts";
 import { TestSocket } from "./ws-client.ts";
 
@@ -76,13 +76,14 @@ function helpers(url: string) {
 
 export async function startTestService(
   opts: { env?: Record<string, string>; dir?: string; logger?: Logger; overrides?: ServiceOverrides } = {},
-): Promise<TestService> {
+): Promise<InProcessService> {
   const owned = opts.dir ? undefined : tempDir();
   const dir = opts.dir ?? owned!.path;
   const env = testEnv(dir, opts.env);
   const service = await startService(loadConfig(env), opts.logger ?? silentLogger, opts.overrides);
   return {
     url: service.url,
+    app: service.app,
     dir,
     env,
     ...helpers(service.url),
@@ -91,6 +92,11 @@ export async function startTestService(
       owned?.remove();
     },
   };
+}
+
+export interface InProcessService extends TestService {
+  /** The Hono app the server answers with (its `routes` list every REST route). */
+  app: Service["app"];
 }
 
 export interface ChildService extends TestService {
