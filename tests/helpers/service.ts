@@ -119,6 +119,7 @@ export async function spawnService(opts: {
     cwd: join(import.meta.dir, "../.."),
   });
   let out = "";
+  let started = false;
   const decoder = new TextDecoder();
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`service did not start within 15 s:\n${out}`)), 15_000);
@@ -129,13 +130,16 @@ export async function spawnService(opts: {
         const { done, value } = await reader.read();
         if (done) break;
         out += decoder.decode(value);
-        const m = /"msg":"listening","port":(\d+)/.exec(out);
+        const m = started ? null : /"msg":"listening","port":(\d+)/.exec(out);
         if (m) {
+          started = true;
           clearTimeout(timer);
           resolve(Number(m[1]));
         }
       }
       clearTimeout(timer);
+      // A normal exit after start: leave stderr unread for the test that wants it.
+      if (started) return;
       reject(
         new Error(
           `service exited before listening (code ${await proc.exited}):\n${out}\n${await new Response(proc.stderr).text()}`,
