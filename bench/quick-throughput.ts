@@ -26,6 +26,7 @@ const svc = await spawnService({
     RATE_MESSAGES_PER_S: "100000",
     RATE_MESSAGES_BURST: "100000",
     RATE_USER_MESSAGES_PER_S: "100000",
+    RATE_USER_MESSAGES_BURST: "100000",
   },
 });
 const open = async (user: number, q: string) => {

@@ -65,7 +65,10 @@ export const envSchema = z
     RATE_MESSAGES_PER_S: intIn(1, 100_000).default(20),
     RATE_MESSAGES_BURST: intIn(1, 100_000).default(40),
     RATE_USER_MESSAGES_PER_S: intIn(1, 100_000).default(40),
+    RATE_USER_MESSAGES_BURST: intIn(1, 100_000).default(80),
     RATE_REST_PER_MIN: intIn(1, 1_000_000).default(600),
+    // Failed logins (401) per client address per minute, REST and upgrade together; 0 is off.
+    AUTH_FAILURES_PER_MIN: intIn(0, 1_000_000).default(60),
     MAX_CONNECTIONS_PER_USER: intIn(1, 10_000).default(20),
     SEND_BUFFER_LIMIT_BYTES: intIn(1024, 1 << 30).default(1 << 20),
     SHUTDOWN_GRACE_MS: intIn(0, 600_000).default(10_000),

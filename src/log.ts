@@ -18,10 +18,16 @@ export interface Logger {
 
 const SECRET_KEY = /token|authorization|secret|password|cookie|sec-websocket-protocol/i;
 const TOKEN_IN_TEXT = /((?:token|access_token|authorization)=)[^&\s"]+/gi;
-const JWT_LIKE = /eyJ[\w-]+\.[\w-]+\.[\w-]+/g;
+// Bearer values in quoted headers, and the `bearer, <token>` WebSocket subprotocol.
+const BEARER_IN_TEXT = /(\bbearer(?:\s+|\s*,\s*))[^\s",;)]+/gi;
+// The signature may be empty: an `alg: none` token is still a credential someone tried.
+const JWT_LIKE = /eyJ[\w-]+\.[\w-]+\.[\w-]*/g;
 
 export function redactText(s: string): string {
-  return s.replace(TOKEN_IN_TEXT, "$1[redacted]").replace(JWT_LIKE, "[redacted-jwt]");
+  return s
+    .replace(TOKEN_IN_TEXT, "$1[redacted]")
+    .replace(BEARER_IN_TEXT, "$1[redacted]")
+    .replace(JWT_LIKE, "[redacted-jwt]");
 }
 
 export function redact(value: unknown, depth = 0): unknown {

@@ -6,6 +6,7 @@ import { createChat } from "./domain/chat.ts";
 import { PresenceTracker } from "./domain/presence.ts";
 import { KeyedBuckets } from "./domain/rate.ts";
 import { createHttpApp, type Readiness } from "./http/app.ts";
+import { createFailedAuthGuard } from "./http/failed-auth.ts";
 import { compileOrigins } from "./http/origin.ts";
 import { createIdentity } from "./identity/index.ts";
 import type { Identity } from "./identity/types.ts";
@@ -29,6 +30,8 @@ export interface ServiceOverrides {
 
 export interface Service {
   server: Server<SessionData>;
+  /** The REST routes (tests enumerate `app.routes` so none escapes the authorisation matrix). */
+  app: ReturnType<typeof createHttpApp>;
   url: string;
   port: number;
   /** Drains and stops: unready, acks what is queued, closes sockets with 1001, closes the store. */
@@ -74,6 +77,8 @@ export async function startService(
     maxMessageChars: config.MAX_MESSAGE_CHARS,
   });
   const originAllowed = compileOrigins(config.ALLOWED_ORIGINS);
+  const authFailures = createFailedAuthGuard(config.AUTH_FAILURES_PER_MIN);
+  const clientIp = (req: Request) => server?.requestIP(req)?.address ?? "unknown";
 
   const readiness = (): Readiness => {
     const sqlite = store.healthy();
@@ -131,6 +136,8 @@ export async function startService(
     logger,
     readiness,
     metricsToken: config.METRICS_TOKEN,
+    authFailures,
+    clientIp,
   });
   const upgrade = createUpgradeHandler({
     identity,
@@ -142,13 +149,15 @@ export async function startService(
     rate: { perS: config.RATE_MESSAGES_PER_S, burst: config.RATE_MESSAGES_BURST },
     maxConnectionsPerUser: config.MAX_CONNECTIONS_PER_USER,
     isDraining: () => draining,
+    authFailures,
+    clientIp,
   });
   const session = createSessionHandlers({
     chat,
     store,
     identity,
     presence,
-    userBuckets: new KeyedBuckets(config.RATE_USER_MESSAGES_PER_S, config.RATE_USER_MESSAGES_PER_S * 2),
+    userBuckets: new KeyedBuckets(config.RATE_USER_MESSAGES_PER_S, config.RATE_USER_MESSAGES_BURST),
     metrics,
     logger,
     now,
@@ -197,5 +206,5 @@ export async function startService(
 
   const port = server.port ?? config.PORT;
   logger.info("listening", { port, identity: identity.kind, sqlite: config.SQLITE_PATH });
-  return { server, url: `http://127.0.0.1:${port}`, port, shutdown };
+  return { server, app, url: `http://127.0.0.1:${port}`, port, shutdown };
 }

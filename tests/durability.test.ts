@@ -5,6 +5,7 @@ const FAST = {
   RATE_MESSAGES_PER_S: "10000",
   RATE_MESSAGES_BURST: "10000",
   RATE_USER_MESSAGES_PER_S: "10000",
+  RATE_USER_MESSAGES_BURST: "10000",
 };
 
 /** Durability order and restarts, with the service as a real child process. */

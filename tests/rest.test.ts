@@ -34,7 +34,12 @@ const json = async <T>(path: string, user?: number, init?: RequestInit) => {
 
 beforeAll(async () => {
   svc = await startTestService({
-    env: { RATE_MESSAGES_PER_S: "1000", RATE_MESSAGES_BURST: "1000", RATE_USER_MESSAGES_PER_S: "1000" },
+    env: {
+      RATE_MESSAGES_PER_S: "1000",
+      RATE_MESSAGES_BURST: "1000",
+      RATE_USER_MESSAGES_PER_S: "1000",
+      RATE_USER_MESSAGES_BURST: "1000",
+    },
   });
   const m = await svc.connect(10, { lesson_id: 5, student_id: 15 });
   conv15 = String((await m.next("ready")).conversation_id);

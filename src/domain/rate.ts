@@ -16,12 +16,17 @@ export class TokenBucket {
   }
 
   take(cost = 1): boolean {
+    if (!this.peek(cost)) return false;
+    this.tokens -= cost;
+    return true;
+  }
+
+  /** Whether `cost` tokens are there, without taking them. */
+  peek(cost = 1): boolean {
     const t = this.now();
     this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.ratePerS);
     this.last = t;
-    if (this.tokens < cost) return false;
-    this.tokens -= cost;
-    return true;
+    return this.tokens >= cost;
   }
 
   /** Seconds until `cost` tokens are available again. */
@@ -51,6 +56,13 @@ export class KeyedBuckets {
     entry.lastUse = t;
     const ok = entry.bucket.take(cost);
     return { ok, retryAfterS: ok ? 0 : Math.max(1, entry.bucket.waitS(cost)) };
+  }
+
+  /** Seconds to wait before `key` may take `cost` again; 0 when it may now. Takes nothing. */
+  waitS(key: string, cost = 1): number {
+    const entry = this.buckets.get(key);
+    if (!entry || entry.bucket.peek(cost)) return 0;
+    return Math.max(1, entry.bucket.waitS(cost));
   }
 
   private sweep(t: number): void {

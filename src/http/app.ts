@@ -18,6 +18,7 @@ import type { ChatStore, ConversationSummary } from "../store/sqlite.ts";
 import { toWireMessage } from "../store/sqlite.ts";
 import { bearerFromHeader, parseCookies } from "./credentials.ts";
 import { errorBody, toAppError } from "./errors.ts";
+import type { FailedAuthGuard } from "./failed-auth.ts";
 import { openApiDocument } from "./openapi.ts";
 import type { OriginCheck } from "./origin.ts";
 
@@ -36,6 +37,9 @@ export interface HttpDeps {
   logger: Logger;
   readiness: () => Readiness;
   metricsToken?: string;
+  /** Failed-login budget per client address; absent means unlimited. */
+  authFailures?: FailedAuthGuard;
+  clientIp?: (req: Request) => string;
   /** Extra routes (the demo page) mounted by the composition root. */
   extend?: (app: Hono<Env>) => void;
 }
@@ -112,11 +116,11 @@ export function createHttpApp(deps: HttpDeps) {
   app.get("/openapi.json", (c) => c.json(openApiDocument()));
 
   const authenticate: MiddlewareHandler<Env> = async (c, next) => {
-    const token = bearerFromHeader(c.req.header("authorization") ?? null);
-    if (!token) throw unauthorized("an Authorization: Bearer token is required");
-    const principal = await identity.authenticate({
-      token,
-      cookies: parseCookies(c.req.header("cookie") ?? null),
+    const ip = deps.clientIp?.(c.req.raw) ?? "unknown";
+    const principal = await (deps.authFailures?.guard ?? ((_ip, f) => f()))(ip, async () => {
+      const token = bearerFromHeader(c.req.header("authorization") ?? null);
+      if (!token) throw unauthorized("an Authorization: Bearer token is required");
+      return identity.authenticate({ token, cookies: parseCookies(c.req.header("cookie") ?? null) });
     });
     const limit = deps.restBuckets.take(`u:${principal.userId}`);
     if (!limit.ok) throw new AppError(429, "rate_limited", "too many requests; slow down", limit.retryAfterS);

@@ -11,6 +11,7 @@ import {
   parseCookies,
 } from "../http/credentials.ts";
 import { errorResponse } from "../http/errors.ts";
+import type { FailedAuthGuard } from "../http/failed-auth.ts";
 import type { OriginCheck } from "../http/origin.ts";
 import type { Identity } from "../identity/types.ts";
 import type { Logger } from "../log.ts";
@@ -28,6 +29,8 @@ export interface UpgradeDeps {
   rate: { perS: number; burst: number };
   maxConnectionsPerUser: number;
   isDraining: () => boolean;
+  authFailures?: FailedAuthGuard;
+  clientIp?: (req: Request) => string;
 }
 
 let connSeq = 0;
@@ -40,6 +43,13 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
   const refuse = (err: AppError) => {
     deps.metrics.connectionsRefused.inc({ reason: err.code });
     return errorResponse(err);
+  };
+
+  const pending = new Map<number, number>();
+  const release = (userId: number) => {
+    const n = (pending.get(userId) ?? 1) - 1;
+    if (n <= 0) pending.delete(userId);
+    else pending.set(userId, n);
   };
 
   return async (req: Request, server: Server<SessionData>): Promise<Response | undefined> => {
@@ -62,15 +72,24 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
     }
     const protocolToken = bearerFromSubprotocol(req.headers.get("sec-websocket-protocol"));
     const token = query.data.token ?? bearerFromHeader(req.headers.get("authorization")) ?? protocolToken;
-    if (!token) return refuse(unauthorized());
-    const cred = { token, cookies: parseCookies(req.headers.get("cookie")) };
+    const cred = token ? { token, cookies: parseCookies(req.headers.get("cookie")) } : undefined;
+    const ip = deps.clientIp?.(req) ?? "unknown";
 
     let data: SessionData;
+    let reservedFor: number | undefined;
     try {
-      const principal = await deps.identity.authenticate(cred);
-      if (deps.presence.connections(principal.userId) >= deps.maxConnectionsPerUser) {
+      const principal = await (deps.authFailures?.guard ?? ((_ip, f) => f()))(ip, async () => {
+        if (!cred) throw unauthorized();
+        return deps.identity.authenticate(cred);
+      });
+      if (!cred) throw unauthorized(); // unreachable: narrows `cred` for what follows
+      // Count upgrades still in flight too: a burst of parallel connects must not slip past the limit.
+      const inFlight = pending.get(principal.userId) ?? 0;
+      if (deps.presence.connections(principal.userId) + inFlight >= deps.maxConnectionsPerUser) {
         return refuse(new AppError(429, "rate_limited", "too many open connections for this user", 5));
       }
+      pending.set(principal.userId, inFlight + 1);
+      reservedFor = principal.userId;
       const parties = await resolveParties(
         deps.identity,
         principal,
@@ -90,15 +109,17 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
         bucket: new TokenBucket(deps.rate.perS, deps.rate.burst),
         openedAt: Date.now(),
       };
+      // A browser that offered the bearer subprotocol only completes the handshake if we pick it.
+      const headers = protocolToken ? { "Sec-WebSocket-Protocol": BEARER_SUBPROTOCOL } : undefined;
+      if (server.upgrade(req, { data, headers })) return undefined;
+      return refuse(new AppError(400, "bad_request", "WebSocket upgrade failed"));
     } catch (err) {
       if (err instanceof AppError) return refuse(err);
       deps.logger.error("upgrade failed", { error: err });
       return refuse(new AppError(500, "internal", "internal error"));
+    } finally {
+      // Bun runs `open` inside server.upgrade, so from here presence counts the connection.
+      if (reservedFor !== undefined) release(reservedFor);
     }
-
-    // A browser that offered the bearer subprotocol only completes the handshake if we pick it.
-    const headers = protocolToken ? { "Sec-WebSocket-Protocol": BEARER_SUBPROTOCOL } : undefined;
-    if (server.upgrade(req, { data, headers })) return undefined;
-    return refuse(new AppError(400, "bad_request", "WebSocket upgrade failed"));
   };
 }

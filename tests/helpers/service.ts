@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config.ts";
 import { createLogger, type Logger, silentLogger } from "../../src/log.ts";
-import { type ServiceOverrides, startService } from "../../src/service.ts";
+import { type Service, type ServiceOverrides, startService } from "../../src/service.ts";
 import { mintToken, TEST_SECRET } from "./tokens.ts";
 import { TestSocket } from "./ws-client.ts";
 
@@ -76,13 +76,14 @@ function helpers(url: string) {
 
 export async function startTestService(
   opts: { env?: Record<string, string>; dir?: string; logger?: Logger; overrides?: ServiceOverrides } = {},
-): Promise<TestService> {
+): Promise<InProcessService> {
   const owned = opts.dir ? undefined : tempDir();
   const dir = opts.dir ?? owned!.path;
   const env = testEnv(dir, opts.env);
   const service = await startService(loadConfig(env), opts.logger ?? silentLogger, opts.overrides);
   return {
     url: service.url,
+    app: service.app,
     dir,
     env,
     ...helpers(service.url),
@@ -91,6 +92,11 @@ export async function startTestService(
       owned?.remove();
     },
   };
+}
+
+export interface InProcessService extends TestService {
+  /** The Hono app the server answers with (its `routes` list every REST route). */
+  app: Service["app"];
 }
 
 export interface ChildService extends TestService {
@@ -115,6 +121,7 @@ export async function spawnService(opts: {
     cwd: opts.cwd ?? join(import.meta.dir, "../.."),
   });
   let out = "";
+  let started = false;
   const decoder = new TextDecoder();
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`service did not start within 15 s:\n${out}`)), 15_000);
@@ -125,13 +132,16 @@ export async function spawnService(opts: {
         const { done, value } = await reader.read();
         if (done) break;
         out += decoder.decode(value);
-        const m = /"msg":"listening","port":(\d+)/.exec(out);
+        const m = started ? null : /"msg":"listening","port":(\d+)/.exec(out);
         if (m) {
+          started = true;
           clearTimeout(timer);
           resolve(Number(m[1]));
         }
       }
       clearTimeout(timer);
+      // A normal exit after start: leave stderr unread for the test that wants it.
+      if (started) return;
       reject(
         new Error(
           `service exited before listening (code ${await proc.exited}):\n${out}\n${await new Response(proc.stderr).text()}`,

@@ -8,6 +8,8 @@ export type Frame = { type: string; [k: string]: unknown };
 export class TestSocket {
   readonly frames: Frame[] = [];
   private readonly taken = new Set<number>();
+  /** Every frame before this index has been taken: scans start here. */
+  private firstFree = 0;
   private waiters: Array<() => void> = [];
   closed: { code: number; reason: string } | null = null;
 
@@ -52,11 +54,12 @@ export class TestSocket {
     const match = typeof pred === "string" ? (f: Frame) => f.type === pred : pred;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      for (let i = 0; i < this.frames.length; i++) {
+      for (let i = this.firstFree; i < this.frames.length; i++) {
         if (this.taken.has(i)) continue;
         const f = this.frames[i]!;
         if (match(f)) {
           this.taken.add(i);
+          while (this.taken.has(this.firstFree)) this.taken.delete(this.firstFree++);
           return f;
         }
       }
