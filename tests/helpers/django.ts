@@ -5,7 +5,7 @@
  * token format, device-cookie rule and status codes as in production. A failure to start throws
  * with the process output: a test that needs Django fails and says why, it never skips.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -171,12 +171,35 @@ async function drain(stream: ReadableStream<Uint8Array>, tail: Tail): Promise<vo
   }
 }
 
-const live = new Set<DjangoServer>();
+const TEMP_PREFIX = "chat-django-";
+const OWNER_FILE = "owner.pid";
 
-// A test file that throws before its afterAll must not leave a server or temp dir behind.
-process.on("exit", () => {
-  for (const server of live) server.killNow();
-});
+/**
+ * bun test runs no exit hooks, so a test process that dies or forgets `dispose()` leaves its temp
+ * dir behind (its server dies with it: see manage.py). Remove the dirs of test processes that are gone.
+ */
+function sweepStaleTempDirs(): void {
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith(TEMP_PREFIX)) continue;
+    const dir = join(tmpdir(), name);
+    try {
+      const owner = Number(readFileSync(join(dir, OWNER_FILE), "utf8"));
+      if (isAlive(owner)) continue;
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // Not ours, or being created right now: leave it.
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
 
 type PipedProcess = Subprocess<"ignore", "pipe", "pipe">;
 
@@ -188,6 +211,7 @@ class DjangoServer implements DjangoHandle {
   private tail = new Tail();
   private seeded = false;
   private disposed = false;
+  private readonly instanceId = crypto.randomUUID();
 
   constructor(
     readonly port: number,
@@ -211,7 +235,12 @@ class DjangoServer implements DjangoHandle {
   }
 
   private env(): Record<string, string> {
-    return pythonEnv({ DJANGO_SECRET_KEY: this.secretKey, DJANGO_DB_PATH: this.dbPath });
+    return pythonEnv({
+      DJANGO_SECRET_KEY: this.secretKey,
+      DJANGO_DB_PATH: this.dbPath,
+      DJANGO_PARENT_PID: String(process.pid),
+      DJANGO_INSTANCE_ID: this.instanceId,
+    });
   }
 
   private async seed(): Promise<void> {
@@ -250,7 +279,6 @@ class DjangoServer implements DjangoHandle {
     });
     this.proc = proc;
     this.paused = false;
-    live.add(this);
     void drain(proc.stdout, this.tail);
     void drain(proc.stderr, this.tail);
 
@@ -266,10 +294,8 @@ class DjangoServer implements DjangoHandle {
       }
       try {
         const res = await fetch(`${this.baseUrl}/__test__/calls`, { signal: AbortSignal.timeout(1_000) });
-        if (res.ok) {
-          await res.arrayBuffer();
-          return;
-        }
+        await res.arrayBuffer();
+        if (res.ok && res.headers.get("x-test-instance") === this.instanceId) return;
       } catch {
         // Not listening yet.
       }
@@ -285,7 +311,6 @@ class DjangoServer implements DjangoHandle {
     const proc = this.proc;
     if (!proc) return;
     this.proc = undefined;
-    live.delete(this);
     if (proc.exitCode !== null || proc.signalCode !== null) return;
     proc.kill("SIGTERM");
     // A stopped process keeps SIGTERM pending until it is continued.
@@ -320,15 +345,6 @@ class DjangoServer implements DjangoHandle {
     return this.dispose();
   }
 
-  /** Synchronous last resort for process exit. */
-  killNow(): void {
-    if (this.proc) {
-      this.proc.kill("SIGKILL");
-      this.proc = undefined;
-    }
-    rmSync(this.tempDir, { recursive: true, force: true });
-  }
-
   async login(userId: number): Promise<DjangoLogin> {
     const res = await fetch(`${this.baseUrl}/api/token/`, {
       method: "POST",
@@ -360,13 +376,17 @@ class DjangoServer implements DjangoHandle {
 }
 
 /**
- * Migrates and seeds a fresh SQLite database in a temp dir, starts `manage.py runserver` on a free
- * loopback port (`manage.py serve`, a threaded runserver) and resolves once it answers. Call `dispose()` when done (afterAll).
+ * Migrates and seeds a fresh SQLite database in a temp dir, starts the server (`manage.py serve`, a
+ * threaded runserver) on a free loopback port and resolves once it answers. Call `dispose()` when
+ * done (afterAll).
  */
 export async function startDjango(opts: { secretKey?: string } = {}): Promise<DjangoHandle> {
   checkPython();
+  if (opts.secretKey === "") throw new Error("startDjango: secretKey must not be empty");
   const secretKey = opts.secretKey ?? randomSecret();
-  const tempDir = mkdtempSync(join(tmpdir(), "chat-django-"));
+  sweepStaleTempDirs();
+  const tempDir = mkdtempSync(join(tmpdir(), TEMP_PREFIX));
+  writeFileSync(join(tempDir, OWNER_FILE), String(process.pid));
   // Another process may grab the probed port before runserver binds it; try a fresh one then.
   for (let attempt = 1; ; attempt++) {
     const server = new DjangoServer(freePort(), secretKey, tempDir);
