@@ -69,6 +69,22 @@ describe("login", () => {
     expect(decodeJwt(login.refresh)).toMatchObject({ token_type: "refresh", user_id: students.s15.userId });
   });
 
+  test("the refresh endpoint trades a refresh token for a new access token", async () => {
+    const login = await django.login(students.s15.userId);
+    const res = await fetch(`${django.baseUrl}/api/token/refresh/`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ refresh: login.refresh }),
+    });
+    expect(res.status).toBe(200);
+    const { access } = (await res.json()) as { access: string };
+    expect(decodeJwt(access)).toMatchObject({ token_type: "access", user_id: students.s15.userId });
+    // The device is still the one recorded at login, so the refreshed token works with its cookie.
+    expect(
+      (await get(`${API}/users/15/`, { Authorization: `Bearer ${access}`, Cookie: login.cookie })).status,
+    ).toBe(200);
+  });
+
   test("a wrong password is refused with 401", async () => {
     const res = await fetch(`${django.baseUrl}/api/token/`, {
       method: "POST",
@@ -273,5 +289,17 @@ describe("outages", () => {
       django.resume();
     }
     expect((await get(`${API}/users/19/`, asLogin(login))).status).toBe(200);
+  });
+
+  test("a restart that cannot bind its port fails with the server's own words", async () => {
+    await django.stop();
+    const squatter = Bun.serve({ port: django.port, hostname: "127.0.0.1", fetch: () => new Response("{}") });
+    try {
+      await expect(django.start()).rejects.toThrow("already in use");
+    } finally {
+      squatter.stop(true);
+    }
+    await django.start();
+    expect(await django.calls()).toMatchObject({ users: 0 });
   });
 });

@@ -5,7 +5,7 @@
  * token format, device-cookie rule and status codes as in production. A failure to start throws
  * with the process output: a test that needs Django fails and says why, it never skips.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -201,6 +201,49 @@ function isAlive(pid: number): boolean {
   }
 }
 
+function makeTempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), TEMP_PREFIX));
+  writeFileSync(join(dir, OWNER_FILE), String(process.pid));
+  return dir;
+}
+
+const DB_FILE = "platform.sqlite3";
+let template: Promise<string> | undefined;
+
+/**
+ * Migrating and seeding costs about a second and gives the same file every time (nothing in it
+ * depends on the secret key), so do it once per test process and copy the result.
+ */
+function seededTemplate(): Promise<string> {
+  template ??= (async () => {
+    const dbPath = join(makeTempDir(), DB_FILE);
+    const proc = Bun.spawn([PYTHON, "manage.py", "seed"], {
+      cwd: DJANGO_DIR,
+      // Settings demand a key; the seed does not use it.
+      env: pythonEnv({ DJANGO_SECRET_KEY: "seed-only", DJANGO_DB_PATH: dbPath }),
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [code, out, err] = await Promise.all([
+      proc.exited,
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+    ]);
+    if (code !== 0) {
+      throw new Error(
+        `Django test backend: "manage.py seed" exited with ${code}:\n${(out + err).slice(-TAIL_CHARS)}`,
+      );
+    }
+    return dbPath;
+  })();
+  // A failed seed is reported to every caller, not cached: the next startDjango() tries again.
+  template.catch(() => {
+    template = undefined;
+  });
+  return template;
+}
+
 type PipedProcess = Subprocess<"ignore", "pipe", "pipe">;
 
 class DjangoServer implements DjangoHandle {
@@ -209,7 +252,6 @@ class DjangoServer implements DjangoHandle {
   private proc: PipedProcess | undefined;
   private paused = false;
   private tail = new Tail();
-  private seeded = false;
   private disposed = false;
   private readonly instanceId = crypto.randomUUID();
 
@@ -219,7 +261,7 @@ class DjangoServer implements DjangoHandle {
     private readonly tempDir: string,
   ) {
     this.baseUrl = `http://127.0.0.1:${port}`;
-    this.dbPath = join(tempDir, "platform.sqlite3");
+    this.dbPath = join(tempDir, DB_FILE);
   }
 
   get pid(): number | undefined {
@@ -243,31 +285,9 @@ class DjangoServer implements DjangoHandle {
     });
   }
 
-  private async seed(): Promise<void> {
-    const proc = Bun.spawn([PYTHON, "manage.py", "seed"], {
-      cwd: DJANGO_DIR,
-      env: this.env(),
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [code, out, err] = await Promise.all([
-      proc.exited,
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-    ]);
-    if (code !== 0) {
-      throw new Error(
-        `Django test backend: "manage.py seed" exited with ${code}:\n${(out + err).slice(-TAIL_CHARS)}`,
-      );
-    }
-    this.seeded = true;
-  }
-
   async start(): Promise<void> {
     if (this.disposed) throw new Error("Django test backend: start() after dispose()");
     if (this.running) return;
-    if (!this.seeded) await this.seed();
 
     this.tail = new Tail();
     const proc = Bun.spawn([PYTHON, "manage.py", "serve", `127.0.0.1:${this.port}`, "--noreload"], {
@@ -385,8 +405,9 @@ export async function startDjango(opts: { secretKey?: string } = {}): Promise<Dj
   if (opts.secretKey === "") throw new Error("startDjango: secretKey must not be empty");
   const secretKey = opts.secretKey ?? randomSecret();
   sweepStaleTempDirs();
-  const tempDir = mkdtempSync(join(tmpdir(), TEMP_PREFIX));
-  writeFileSync(join(tempDir, OWNER_FILE), String(process.pid));
+  const templateDb = await seededTemplate();
+  const tempDir = makeTempDir();
+  copyFileSync(templateDb, join(tempDir, DB_FILE));
   // Another process may grab the probed port before runserver binds it; try a fresh one then.
   for (let attempt = 1; ; attempt++) {
     const server = new DjangoServer(freePort(), secretKey, tempDir);
