@@ -226,7 +226,8 @@ export class ChatClient extends Emitter<ChatEvents> {
       // the socket's subscription is replayed rather than lost.
       if (this.lastId === undefined) this.lastId = await this.latestStoredId();
     } catch (err) {
-      return this.dialFailed(err);
+      this.dialFailed(err);
+      return;
     }
     // close() may have run while we awaited the token.
     if ((this.stateNow as ConnectionState) === "closed") return;
@@ -254,8 +255,8 @@ export class ChatClient extends Emitter<ChatEvents> {
 
   private dialFailed(err: unknown): void {
     const e = err instanceof ChatError ? err : new ChatError("network", String(err));
-    if (e.status === 401 || e.status === 403) return this.fatal(e);
-    this.scheduleReconnect();
+    if (e.status === 401 || e.status === 403) this.fatal(e);
+    else this.scheduleReconnect();
   }
 
   private onClose(ws: WebSocket, code: number, reason: string): void {
@@ -264,7 +265,10 @@ export class ChatClient extends Emitter<ChatEvents> {
     this.detach();
     if (this.stateNow === "closed") return;
     // 1008: the server refused this user's token or identity mid-connection; retrying won't help.
-    if (code === 1008) return this.fatal(new ChatError("forbidden", reason || "policy violation"));
+    if (code === 1008) {
+      this.fatal(new ChatError("forbidden", reason || "policy violation"));
+      return;
+    }
     if (!wasReady) {
       // A refused upgrade looks like 1006 in a browser; ask REST whether the token is the reason.
       void this.rest.conversations({ lessonId: this.opts.lessonId }).then(
@@ -357,7 +361,8 @@ export class ChatClient extends Emitter<ChatEvents> {
         return;
       }
       case "ack":
-        return this.onAck(f);
+        this.onAck(f);
+        return;
       case "typing":
       case "viewed":
       case "presence": {
@@ -366,7 +371,8 @@ export class ChatClient extends Emitter<ChatEvents> {
         return;
       }
       case "error":
-        return this.onError(f);
+        this.onError(f);
+        return;
       default:
         return; // auth_ok, pong: liveness only
     }
