@@ -113,6 +113,14 @@ export async function startService(
     [{ component: "bus" }, bus.healthy() ? 1 : 0],
   ]);
 
+  // Imported only when on, so the demo's bundling costs nothing otherwise.
+  const extend = config.DEMO_PAGE
+    ? await (await import("./demo/routes.ts")).createDemoRoutes({
+        config,
+        directoryIdentity: !overrides.identity && identity.kind === "directory",
+        logger,
+      })
+    : undefined;
   const app = createHttpApp({
     store,
     identity,
@@ -123,6 +131,7 @@ export async function startService(
     logger,
     readiness,
     metricsToken: config.METRICS_TOKEN,
+    extend,
   });
   const upgrade = createUpgradeHandler({
     identity,
