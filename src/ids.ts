@@ -3,12 +3,16 @@ import { createHash, randomBytes } from "node:crypto";
 /**
  * Message ids are MongoDB ObjectIds made here, once, so the same id is the SQLite key, the
  * MongoDB `_id` and the resume cursor. This generator is strictly increasing within a process
- * (the timestamp never goes backwards and the counter carries into it), so ordering by id is
- * ordering by acceptance on one instance.
+ * (the timestamp never goes backwards and the counter carries into it), and across restarts on
+ * one host (see below), so ordering by id is ordering by acceptance on one instance.
  */
 export function createObjectIdGenerator(now: () => number = Date.now) {
   const processUnique = randomBytes(5);
-  let lastSeconds = 0;
+  // Start one second past the start time: the previous process on this host stopped no later
+  // than now, so every id made here sorts after its ids. Without this, a restart within the
+  // same second drew a random processUnique that could sort below the old one, and a client
+  // resuming with since=<last id> skipped the new messages.
+  let lastSeconds = Math.floor(now() / 1000) + 1;
   let counter = randomBytes(3).readUIntBE(0, 3);
   return (): string => {
     let seconds = Math.floor(now() / 1000);
