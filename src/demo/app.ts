@@ -88,7 +88,13 @@ async function openChat(): Promise<void> {
     $("signin-error").textContent = `cannot open the chat: ${(err as Error).message}`;
     return;
   }
-  const page = await c.history({ limit: PAGE });
+  let page: Message[];
+  try {
+    page = await c.history({ limit: PAGE });
+  } catch (err) {
+    $("chat-error").textContent = `cannot load history: ${(err as Error).message}`;
+    return;
+  }
   addMessages(page);
   oldestId = page[0]?.id;
   $("older").hidden = page.length < PAGE;
