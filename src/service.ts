@@ -68,7 +68,7 @@ export async function startService(
     store,
     committer,
     bus,
-    newId: createObjectIdGenerator(now),
+    newId: createObjectIdGenerator(now, store.newestMessageId() ?? undefined),
     now,
     metrics,
     maxMessageChars: config.MAX_MESSAGE_CHARS,
