@@ -3,12 +3,15 @@ import { createHash, randomBytes } from "node:crypto";
 /**
  * Message ids are MongoDB ObjectIds made here, once, so the same id is the SQLite key, the
  * MongoDB `_id` and the resume cursor. This generator is strictly increasing within a process
- * (the timestamp never goes backwards and the counter carries into it), so ordering by id is
- * ordering by acceptance on one instance.
+ * (the timestamp never goes backwards and the counter carries into it) and, given the newest
+ * stored id as `floorId`, across restarts: ordering by id is ordering by acceptance on one instance.
  */
-export function createObjectIdGenerator(now: () => number = Date.now) {
+export function createObjectIdGenerator(now: () => number = Date.now, floorId?: string) {
   const processUnique = randomBytes(5);
-  let lastSeconds = 0;
+  // Ids must also sort after those of earlier processes (resume is `since=<last id>`). Within
+  // one second their random process part may sort either way, so start past the second of the
+  // newest id already stored.
+  let lastSeconds = floorId ? Number.parseInt(floorId.slice(0, 8), 16) + 1 : 0;
   let counter = randomBytes(3).readUIntBE(0, 3);
   return (): string => {
     let seconds = Math.floor(now() / 1000);

@@ -71,7 +71,7 @@ export async function startService(
     store,
     committer,
     bus,
-    newId: createObjectIdGenerator(now),
+    newId: createObjectIdGenerator(now, store.newestMessageId() ?? undefined),
     now,
     metrics,
     maxMessageChars: config.MAX_MESSAGE_CHARS,
@@ -126,6 +126,14 @@ export async function startService(
     draining ? 1 : 0,
   );
 
+  // Imported only when on, so the demo's bundling costs nothing otherwise.
+  const extend = config.DEMO_PAGE
+    ? await (await import("./demo/routes.ts")).createDemoRoutes({
+        config,
+        directoryIdentity: !overrides.identity && identity.kind === "directory",
+        logger,
+      })
+    : undefined;
   const app = createHttpApp({
     store,
     identity,
@@ -138,6 +146,7 @@ export async function startService(
     metricsToken: config.METRICS_TOKEN,
     authFailures,
     clientIp,
+    extend,
   });
   const upgrade = createUpgradeHandler({
     identity,

@@ -57,6 +57,9 @@ function validate<T extends z.ZodType>(target: "query" | "param", schema: T) {
   });
 }
 
+/** The REST shape of a conversation; the client SDK imports this type. */
+export type ConversationJson = ReturnType<typeof conversationJson>;
+
 function conversationJson(s: ConversationSummary) {
   return {
     id: s.id,

@@ -207,6 +207,10 @@ export function openStore(opts: OpenOptions) {
       `UPDATE messages SET viewed_by = ?, viewed_at = ?
        WHERE conversation_id = ? AND sender_id = ? AND id <= ? AND viewed_by IS NULL`,
     ),
+    // One primary-key seek per conversation, not a scan of every message.
+    newestMessageId: db.query<{ id: string | null }, []>(
+      "SELECT max((SELECT max(m.id) FROM messages m WHERE m.conversation_id = c.id)) AS id FROM conversations c",
+    ),
     latest: db.query<MessageRow, [string, number]>(
       "SELECT * FROM (SELECT * FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
     ),
@@ -354,6 +358,11 @@ export function openStore(opts: OpenOptions) {
 
     touchPresence(userId: number, at: number): void {
       q.touchPresence.run(userId, at);
+    },
+
+    /** The newest message id stored, so ids made after a restart sort after it. */
+    newestMessageId(): string | null {
+      return q.newestMessageId.get()?.id ?? null;
     },
 
     lastSeen(userId: number): number | null {
