@@ -142,37 +142,119 @@ describe("MongoDB as the system of record", () => {
     student.close();
   }, 45_000);
 
-  test("a conversation the original service made (random id) is adopted, at connect or after an outage", async () => {
-    const legacyA = new ObjectId();
-    const legacyB = new ObjectId();
-    const conversations = db().collection("conversations");
-    await conversations.insertMany([
-      { _id: legacyA, lesson_id: 6, mentor_id: 11, student_id: 17, created_at: new Date() },
-      { _id: legacyB, lesson_id: 5, mentor_id: 10, student_id: 17, created_at: new Date() },
-    ]);
-    const oldMessage = new ObjectId();
+  test("a conversation the original service made (random id) is adopted at connect", async () => {
+    const legacy = new ObjectId();
+    await db()
+      .collection("conversations")
+      .insertOne({ _id: legacy, lesson_id: 6, mentor_id: 11, student_id: 17, created_at: new Date() });
+    // Made by another process a minute ago: ids order by time across processes only across seconds.
+    const oldMessage = ObjectId.createFromTime(Math.floor(Date.now() / 1000) - 60);
     await db().collection("messages").insertOne({
       _id: oldMessage,
-      conversation_id: legacyA,
+      conversation_id: legacy,
       sender_id: 17,
       text: "from the Go service",
       created_at: new Date(),
     });
 
-    // MongoDB up at connect: the id is looked up by the triple, and its history comes along.
+    // MongoDB is up at connect: the id is looked up by the triple, and its history comes along.
     const svc = await service();
     const a = await svc.connect(11, { lesson_id: 6, student_id: 17 });
-    expect(String((await a.next("ready")).conversation_id)).toBe(legacyA.toHexString());
-    const ackedA = await sendMany(a, 5, "a");
-    const historyA = await restHistory(svc, 17, legacyA.toHexString());
-    expect(historyA.map((m) => m.id)).toEqual([oldMessage.toHexString(), ...ackedA]);
+    expect(String((await a.next("ready")).conversation_id)).toBe(legacy.toHexString());
+    const acked = await sendMany(a, 5, "a");
+    const history = await restHistory(svc, 17, legacy.toHexString());
+    expect(history.map((m) => m.id)).toEqual([oldMessage.toHexString(), ...acked]);
     await drained(svc);
-    expect((await storedIds(client, mongo.dbName, legacyA.toHexString())).sort()).toEqual(
-      [oldMessage.toHexString(), ...ackedA].sort(),
+    expect((await storedIds(client, mongo.dbName, legacy.toHexString())).sort()).toEqual(
+      [oldMessage.toHexString(), ...acked].sort(),
     );
-
-    // MongoDB down at connect: a deterministic id is made locally, then reconciled on the unique index.
-    // (Lesson 5 / student 17 is not in the directory's enrolment, so use a fresh service with its own.)
+    expect(await db().collection("conversations").countDocuments({ lesson_id: 6 })).toBe(1);
     a.close();
+  }, 30_000);
+
+  test("made locally during an outage, then reconciled on the unique index: the local id moves to MongoDB's", async () => {
+    const dbName = `${mongo.dbName}_remap`;
+    const legacy = new ObjectId();
+    await client
+      .db(dbName)
+      .collection("conversations")
+      .insertOne({ _id: legacy, lesson_id: 5, mentor_id: 10, student_id: 15, created_at: new Date() });
+    await mongo.stop();
+    const svc = await service({ MONGO_DB: dbName });
+    const mentor = await svc.connect(10, { lesson_id: 5, student_id: 15 });
+    const localId = String((await mentor.next("ready")).conversation_id);
+    expect(localId).toBe(conversationIdFor(5, 10, 15));
+    const student = await svc.connect(15, { lesson_id: 5 });
+    await student.next("ready");
+    const acked = await sendMany(mentor, 30, "x");
+    student.send({ type: "viewed", message_id: acked[9] });
+    await student.next("viewed");
+
+    await mongo.start();
+    // Sockets on the old id are told to reconnect; they come back on MongoDB's id.
+    expect((await mentor.closedWith(20_000)).code).toBe(1012);
+    await drained(svc);
+    const again = await svc.connect(10, { lesson_id: 5, student_id: 15, since: acked[4]! });
+    expect(String((await again.next("ready")).conversation_id)).toBe(legacy.toHexString());
+    expect(String((await again.next("message")).id)).toBe(acked[5]!);
+    // The old id still resolves, to the adopted conversation.
+    const old = await svc.get(`/conversations/${localId}`, 10);
+    expect(((await old.json()) as { id: string }).id).toBe(legacy.toHexString());
+
+    const stored = await storedIds(client, dbName, legacy.toHexString());
+    const result = checkQueue({ sent: acked, acked, stored });
+    expect(result.ok).toBe(true);
+    expect(result.counts.storedDistinct).toBe(30);
+    expect(await client.db(dbName).collection("conversations").countDocuments()).toBe(1);
+    expect(await client.db(dbName).collection("messages").countDocuments({ viewed_by: 15 })).toBe(10);
+    again.close();
+    student.close();
+  }, 45_000);
+
+  test("two instances (two SQLite files) share one MongoDB: one conversation, every message under it", async () => {
+    const dbName = `${mongo.dbName}_pair`;
+    const a = await service({ MONGO_DB: dbName });
+    const b = await service({ MONGO_DB: dbName });
+    const onA = await a.connect(10, { lesson_id: 5, student_id: 16 });
+    const onB = await b.connect(16, { lesson_id: 5 });
+    const idA = String((await onA.next("ready")).conversation_id);
+    const idB = String((await onB.next("ready")).conversation_id);
+    expect(idB).toBe(idA);
+    const acked = [...(await sendMany(onA, 40, "a")), ...(await sendMany(onB, 40, "b"))];
+    await drained(a);
+    await drained(b);
+    const stored = await storedIds(client, dbName, idA);
+    expect(checkQueue({ sent: acked, acked, stored }).ok).toBe(true);
+    expect(stored.length).toBe(80);
+    expect(await client.db(dbName).collection("conversations").countDocuments()).toBe(1);
+    // Each instance's history includes the other's messages, read through from MongoDB.
+    expect((await restHistory(a, 10, idA)).length).toBe(80);
+    expect((await restHistory(b, 16, idA)).length).toBe(80);
+    onA.close();
+    onB.close();
+  }, 30_000);
+
+  test("a fresh instance (new SQLite) serves a conversation that only MongoDB has", async () => {
+    const dbName = `${mongo.dbName}_fresh`;
+    const first = await service({ MONGO_DB: dbName });
+    const m = await first.connect(10, { lesson_id: 5, student_id: 15 });
+    const id = String((await m.next("ready")).conversation_id);
+    const acked = await sendMany(m, 250, "f");
+    await drained(first);
+    m.close();
+
+    const dir = tempDir();
+    cleanups.push(() => dir.remove());
+    const fresh = await service({ MONGO_DB: dbName }, dir.path);
+    const list = (await (await fresh.get("/conversations", 15)).json()) as Array<{ id: string }>;
+    expect(list.map((c) => c.id)).toEqual([id]);
+    expect((await restHistory(fresh, 15, id)).map((x) => x.id)).toEqual(acked);
+    // Resume on the fresh instance starts right after the cursor.
+    const s = await fresh.connect(15, { lesson_id: 5, since: acked[247]! });
+    await s.next("ready");
+    expect([String((await s.next("message")).id), String((await s.next("message")).id)]).toEqual(
+      acked.slice(248),
+    );
+    s.close();
   }, 30_000);
 });

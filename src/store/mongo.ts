@@ -1,4 +1,4 @@
-import { type Collection, MongoBulkWriteError, MongoClient, MongoServerError, ObjectId } from "mongodb";
+import { MongoBulkWriteError, MongoClient, MongoServerError, ObjectId } from "mongodb";
 import type { Parties } from "../domain/access.ts";
 import type { Conversation, StoredMessage } from "./sqlite.ts";
 
@@ -43,31 +43,57 @@ const DUPLICATE_KEY = 11000;
 export type MongoStore = ReturnType<typeof openMongo>;
 
 export function openMongo(opts: MongoOptions) {
-  const client = new MongoClient(opts.uri, {
-    serverSelectionTimeoutMS: opts.connectTimeoutMs,
-    connectTimeoutMS: opts.connectTimeoutMs,
-    socketTimeoutMS: opts.socketTimeoutMs,
-    // Frequent enough that readiness notices an outage (and the end of one) within seconds.
-    heartbeatFrequencyMS: Math.max(500, Math.min(5_000, opts.connectTimeoutMs)),
-    maxPoolSize: 10,
-    // The flusher retries on its own schedule, with backoff; a driver retry would only add latency.
-    retryWrites: false,
-    retryReads: false,
-    appName: "lesson-chat",
-  });
-  const db = client.db(opts.db);
-  const conversations: Collection<ConversationDoc> = db.collection("conversations");
-  const messages: Collection<MessageDoc> = db.collection("messages");
-  let indexesReady = false;
+  const build = () => {
+    const client = new MongoClient(opts.uri, {
+      serverSelectionTimeoutMS: opts.connectTimeoutMs,
+      connectTimeoutMS: opts.connectTimeoutMs,
+      socketTimeoutMS: opts.socketTimeoutMs,
+      // Frequent enough that readiness notices an outage (and the end of one) within seconds.
+      heartbeatFrequencyMS: Math.max(500, Math.min(5_000, opts.connectTimeoutMs)),
+      maxPoolSize: 10,
+      // The flusher retries on its own schedule, with backoff; a driver retry would only add latency.
+      retryWrites: false,
+      retryReads: false,
+      appName: "lesson-chat",
+    });
+    // The driver's monitor sees the server come and go between our own operations.
+    client.on("serverHeartbeatSucceeded", () => {
+      up = true;
+    });
+    client.on("serverHeartbeatFailed", () => {
+      up = false;
+    });
+    const db = client.db(opts.db);
+    return {
+      client,
+      db,
+      conversations: db.collection<ConversationDoc>("conversations"),
+      messages: db.collection<MessageDoc>("messages"),
+    };
+  };
   let up = false;
+  let connected = false;
+  let indexesReady = false;
+  let m = build();
 
-  // The driver's monitor sees the server come and go between our own operations.
-  client.on("serverHeartbeatSucceeded", () => {
-    up = true;
-  });
-  client.on("serverHeartbeatFailed", () => {
-    up = false;
-  });
+  /**
+   * The first connect must be explicit: when the driver's implicit connect fails (MongoDB down at
+   * start), it leaves the client closed for good, and every later operation fails the same way.
+   */
+  const connect = async () => {
+    if (connected) return;
+    try {
+      await m.client.connect();
+      connected = true;
+      up = true;
+    } catch (err) {
+      up = false;
+      const dead = m.client;
+      m = build();
+      await dead.close(true).catch(() => {});
+      throw err;
+    }
+  };
 
   /** Runs an operation and records whether MongoDB answered. */
   const track = async <T>(op: () => Promise<T>): Promise<T> => {
@@ -82,7 +108,6 @@ export function openMongo(opts: MongoOptions) {
   };
 
   return {
-    client,
     /** Whether the last contact with MongoDB (ours or the driver's monitor) succeeded. */
     get connected(): boolean {
       return up;
@@ -93,22 +118,23 @@ export function openMongo(opts: MongoOptions) {
 
     /** The seed's unique triple and the history index; idempotent, retried until it succeeds once. */
     async ensureIndexes(): Promise<void> {
+      await connect();
       if (indexesReady) return;
       await track(async () => {
-        await conversations.createIndex(
+        await m.conversations.createIndex(
           { lesson_id: 1, mentor_id: 1, student_id: 1 },
           { unique: true, name: "lesson_mentor_student_unique" },
         );
         // GET /conversations on a fresh instance looks a user's conversations up by either side.
-        await conversations.createIndex({ mentor_id: 1 }, { name: "by_mentor" });
-        await conversations.createIndex({ student_id: 1 }, { name: "by_student" });
-        await messages.createIndex({ conversation_id: 1, _id: 1 }, { name: "conversation_history" });
+        await m.conversations.createIndex({ mentor_id: 1 }, { name: "by_mentor" });
+        await m.conversations.createIndex({ student_id: 1 }, { name: "by_student" });
+        await m.messages.createIndex({ conversation_id: 1, _id: 1 }, { name: "conversation_history" });
       });
       indexesReady = true;
     },
 
     async ping(): Promise<void> {
-      await track(() => db.command({ ping: 1 }));
+      await track(() => m.db.command({ ping: 1 }));
     },
 
     /**
@@ -124,13 +150,13 @@ export function openMongo(opts: MongoOptions) {
         created_at: new Date(c.createdAt),
       };
       try {
-        await track(() => conversations.insertOne(doc));
+        await track(() => m.conversations.insertOne(doc));
         return c.id;
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
       }
       const existing = await track(() =>
-        conversations.findOne(
+        m.conversations.findOne(
           { lesson_id: c.lessonId, mentor_id: c.mentorId, student_id: c.studentId },
           { projection: { _id: 1 } },
         ),
@@ -147,7 +173,7 @@ export function openMongo(opts: MongoOptions) {
       if (batch.length === 0) return { inserted: 0, duplicates: 0 };
       const docs = batch.map(toMessageDoc);
       try {
-        const res = await track(() => messages.insertMany(docs, { ordered: false }));
+        const res = await track(() => m.messages.insertMany(docs, { ordered: false }));
         return { inserted: res.insertedCount, duplicates: 0 };
       } catch (err) {
         if (err instanceof MongoBulkWriteError) {
@@ -172,7 +198,7 @@ export function openMongo(opts: MongoOptions) {
       viewedAt: number;
     }): Promise<number> {
       const res = await track(() =>
-        messages.updateMany(
+        m.messages.updateMany(
           {
             conversation_id: new ObjectId(e.conversationId),
             sender_id: e.senderId,
@@ -187,7 +213,7 @@ export function openMongo(opts: MongoOptions) {
 
     async findConversation(p: Parties, timeoutMs: number): Promise<Conversation | null> {
       const doc = await track(() =>
-        conversations.findOne(
+        m.conversations.findOne(
           { lesson_id: p.lessonId, mentor_id: p.mentorId, student_id: p.studentId },
           { maxTimeMS: timeoutMs },
         ),
@@ -197,14 +223,14 @@ export function openMongo(opts: MongoOptions) {
 
     async conversationById(id: string, timeoutMs: number): Promise<Conversation | null> {
       const doc = await track(() =>
-        conversations.findOne({ _id: new ObjectId(id) }, { maxTimeMS: timeoutMs }),
+        m.conversations.findOne({ _id: new ObjectId(id) }, { maxTimeMS: timeoutMs }),
       );
       return doc ? fromConversationDoc(doc) : null;
     },
 
     async conversationsOf(userId: number, timeoutMs: number, limit: number): Promise<Conversation[]> {
       const docs = await track(() =>
-        conversations
+        m.conversations
           .find({ $or: [{ mentor_id: userId }, { student_id: userId }] }, { maxTimeMS: timeoutMs })
           .limit(limit)
           .toArray(),
@@ -228,7 +254,7 @@ export function openMongo(opts: MongoOptions) {
       // With only `after`, the page starts right after the cursor; otherwise it is the newest end.
       const ascending = window.after !== undefined && window.before === undefined;
       const docs = await track(() =>
-        messages
+        m.messages
           .find(filter, { maxTimeMS: timeoutMs })
           .sort({ _id: ascending ? 1 : -1 })
           .limit(window.limit)
@@ -239,7 +265,7 @@ export function openMongo(opts: MongoOptions) {
     },
 
     async close(): Promise<void> {
-      await client.close(true);
+      await m.client.close(true);
     },
   };
 }
