@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { spawnService, tempDir } from "../tests/helpers/service.ts";
+import { spawnService, tempDir, UNTHROTTLED } from "../tests/helpers/service.ts";
 import { mintToken } from "../tests/helpers/tokens.ts";
 
 /**
@@ -23,10 +23,7 @@ const svc = await spawnService({
   env: {
     LOG_LEVEL: "info",
     SQLITE_SYNCHRONOUS: String(values.sync),
-    RATE_MESSAGES_PER_S: "100000",
-    RATE_MESSAGES_BURST: "100000",
-    RATE_USER_MESSAGES_PER_S: "100000",
-    RATE_USER_MESSAGES_BURST: "100000",
+    ...UNTHROTTLED,
   },
 });
 const open = async (user: number, q: string) => {

@@ -47,6 +47,15 @@ export const envSchema = z
     SQLITE_SYNCHRONOUS: z.enum(["FULL", "NORMAL", "OFF"]).default("FULL"),
     MONGO_URI: optionalUrl(["mongodb://", "mongodb+srv://"]),
     MONGO_DB: z.string().trim().min(1).default("chat"),
+    // Short on purpose: the service is local-first, so a slow MongoDB must fail fast and let the
+    // flusher back off rather than stall anything that waits on it.
+    MONGO_CONNECT_TIMEOUT_MS: intIn(100, 120_000).default(2000),
+    MONGO_SOCKET_TIMEOUT_MS: intIn(100, 600_000).default(10_000),
+    MONGO_READ_TIMEOUT_MS: intIn(50, 60_000).default(800),
+    MONGO_FLUSH_BATCH: intIn(1, 10_000).default(500),
+    MONGO_FLUSH_POLL_MS: intIn(10, 60_000).default(1000),
+    MONGO_RETRY_MAX_MS: intIn(10, 600_000).default(5000),
+    MONGO_SHUTDOWN_FLUSH_MS: intIn(0, 600_000).default(3000),
     DJANGO_BASE_URL: optionalUrl(["http://", "https://"]),
     DJANGO_FORWARD_COOKIES: csv.default(["device_id"]),
     DJANGO_TIMEOUT_MS: intIn(100, 60_000).default(3000),

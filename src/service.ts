@@ -11,9 +11,12 @@ import { compileOrigins } from "./http/origin.ts";
 import { createIdentity } from "./identity/index.ts";
 import type { Identity } from "./identity/types.ts";
 import { createObjectIdGenerator } from "./ids.ts";
+import { createFlusher } from "./jobs/flusher.ts";
 import type { Logger } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
 import { createGroupCommitter } from "./store/group-commit.ts";
+import { openMongo } from "./store/mongo.ts";
+import { createReadThrough } from "./store/read-through.ts";
 import { openStore } from "./store/sqlite.ts";
 import { type ChatSocket, createSessionHandlers, type SessionData } from "./ws/session.ts";
 import { createUpgradeHandler } from "./ws/upgrade.ts";
@@ -50,9 +53,43 @@ export async function startService(
     synchronous: config.SQLITE_SYNCHRONOUS,
     outbox: Boolean(config.MONGO_URI),
   });
+  const sockets = new Set<ChatSocket>();
+  // MongoDB, when configured, sits behind the outbox: nothing on the request path waits for it.
+  const mongo = config.MONGO_URI
+    ? openMongo({
+        uri: config.MONGO_URI,
+        db: config.MONGO_DB,
+        connectTimeoutMs: config.MONGO_CONNECT_TIMEOUT_MS,
+        socketTimeoutMs: config.MONGO_SOCKET_TIMEOUT_MS,
+      })
+    : undefined;
+  const flusher = mongo
+    ? createFlusher({
+        store,
+        mongo,
+        logger: logger.child({ component: "flusher" }),
+        metrics,
+        batchSize: config.MONGO_FLUSH_BATCH,
+        pollMs: config.MONGO_FLUSH_POLL_MS,
+        retryMaxMs: config.MONGO_RETRY_MAX_MS,
+        now,
+        // Sockets hold the old id (and its topic): make them reconnect onto the adopted one.
+        onRemap: (oldId) => {
+          for (const ws of sockets) {
+            if (ws.data.conversation.id === oldId) ws.close(1012, "conversation id changed; reconnect");
+          }
+        },
+      })
+    : undefined;
+  const history = mongo
+    ? createReadThrough({ store, mongo, logger, timeoutMs: config.MONGO_READ_TIMEOUT_MS })
+    : undefined;
   const committer = createGroupCommitter({
     transaction: store.transaction,
-    onBatch: (n) => metrics.commitBatch.observe(n),
+    onBatch: (n) => {
+      metrics.commitBatch.observe(n);
+      flusher?.notify();
+    },
   });
   const { identity, notes } = overrides.identity
     ? { identity: overrides.identity, notes: [] }
@@ -60,7 +97,6 @@ export async function startService(
   for (const note of notes) logger.warn(note);
 
   const presence = new PresenceTracker();
-  const sockets = new Set<ChatSocket>();
   let draining = false;
   let server: Server<SessionData> | undefined;
 
@@ -75,6 +111,7 @@ export async function startService(
     now,
     metrics,
     maxMessageChars: config.MAX_MESSAGE_CHARS,
+    history,
   });
   const originAllowed = compileOrigins(config.ALLOWED_ORIGINS);
   const authFailures = createFailedAuthGuard(config.AUTH_FAILURES_PER_MIN);
@@ -92,6 +129,8 @@ export async function startService(
         backlog: outbox.backlog,
         oldest_age_s: outbox.oldestAt === null ? 0 : Math.max(0, (now() - outbox.oldestAt) / 1000),
       },
+      // MongoDB down is degraded, not unready: messages are accepted and served from SQLite.
+      mongo: flusher ? { ...flusher.status(), configured: true } : { ok: true, configured: false },
     };
     // Identity and bus trouble degrade the service without making it useless: open chats go on.
     checks.shutdown = { ok: !draining };
@@ -147,6 +186,7 @@ export async function startService(
     authFailures,
     clientIp,
     extend,
+    history,
   });
   const upgrade = createUpgradeHandler({
     identity,
@@ -207,12 +247,15 @@ export async function startService(
       await server?.stop(true);
       await bus.close();
       committer.flushNow();
+      // A last flush, bounded; whatever is left stays in the SQLite outbox for the next start.
+      await flusher?.stop(config.MONGO_SHUTDOWN_FLUSH_MS);
       store.close();
       logger.info("stopped");
     })();
     return stopped;
   };
 
+  flusher?.start();
   const port = server.port ?? config.PORT;
   logger.info("listening", { port, identity: identity.kind, sqlite: config.SQLITE_PATH });
   return { server, app, url: `http://127.0.0.1:${port}`, port, shutdown };

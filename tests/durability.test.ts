@@ -1,12 +1,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { spawnService, tempDir } from "./helpers/service.ts";
+import { spawnService, tempDir, UNTHROTTLED } from "./helpers/service.ts";
 
-const FAST = {
-  RATE_MESSAGES_PER_S: "10000",
-  RATE_MESSAGES_BURST: "10000",
-  RATE_USER_MESSAGES_PER_S: "10000",
-  RATE_USER_MESSAGES_BURST: "10000",
-};
+const FAST = UNTHROTTLED;
 
 /** Durability order and restarts, with the service as a real child process. */
 

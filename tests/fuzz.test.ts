@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { conversationIdFor } from "../src/ids.ts";
 import { INBOUND_TYPES } from "../src/protocol/frames.ts";
 import { rawUpgrade, tokenFor } from "./helpers/hostile.ts";
-import { type InProcessService, startTestService } from "./helpers/service.ts";
+import { type InProcessService, startTestService, UNTHROTTLED } from "./helpers/service.ts";
 import { mintToken } from "./helpers/tokens.ts";
 import type { Frame, TestSocket } from "./helpers/ws-client.ts";
 
@@ -24,10 +24,7 @@ beforeAll(async () => {
   svc = await startTestService({
     env: {
       AUTH_FAILURES_PER_MIN: "0",
-      RATE_MESSAGES_PER_S: "100000",
-      RATE_MESSAGES_BURST: "100000",
-      RATE_USER_MESSAGES_PER_S: "100000",
-      RATE_USER_MESSAGES_BURST: "100000",
+      ...UNTHROTTLED,
       RATE_REST_PER_MIN: "1000000",
       MAX_CONNECTIONS_PER_USER: "1000",
     },

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startTestService, type TestService } from "./helpers/service.ts";
+import { startTestService, type TestService, UNTHROTTLED } from "./helpers/service.ts";
 import { mintToken } from "./helpers/tokens.ts";
 
 /** Every REST route, over real HTTP, seeing only the caller's data. */
@@ -34,12 +34,7 @@ const json = async <T>(path: string, user?: number, init?: RequestInit) => {
 
 beforeAll(async () => {
   svc = await startTestService({
-    env: {
-      RATE_MESSAGES_PER_S: "1000",
-      RATE_MESSAGES_BURST: "1000",
-      RATE_USER_MESSAGES_PER_S: "1000",
-      RATE_USER_MESSAGES_BURST: "1000",
-    },
+    env: UNTHROTTLED,
   });
   const m = await svc.connect(10, { lesson_id: 5, student_id: 15 });
   conv15 = String((await m.next("ready")).conversation_id);

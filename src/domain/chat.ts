@@ -20,6 +20,10 @@ export interface ChatDeps {
   now: () => number;
   metrics: Metrics;
   maxMessageChars: number;
+  /** With MongoDB: get-or-create that first asks MongoDB for the parties' existing id and history. */
+  history?: {
+    open(id: string, parties: Parties, now: number, since?: string): Promise<Conversation>;
+  };
 }
 
 export type Chat = ReturnType<typeof createChat>;
@@ -45,8 +49,9 @@ export function createChat(deps: ChatDeps) {
   const { store, committer, bus, metrics } = deps;
 
   return {
-    openConversation(parties: Parties): Conversation {
+    async openConversation(parties: Parties, since?: string): Promise<Conversation> {
       const id = conversationIdFor(parties.lessonId, parties.mentorId, parties.studentId);
+      if (deps.history) return deps.history.open(id, parties, deps.now(), since);
       return store.openConversation(id, parties, deps.now());
     },
 

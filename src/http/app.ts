@@ -14,7 +14,7 @@ import {
   messagesQuerySchema,
   presenceQuerySchema,
 } from "../protocol/params.ts";
-import type { ChatStore, ConversationSummary } from "../store/sqlite.ts";
+import type { ChatStore, Conversation, ConversationSummary } from "../store/sqlite.ts";
 import { toWireMessage } from "../store/sqlite.ts";
 import { bearerFromHeader, parseCookies } from "./credentials.ts";
 import { errorBody, toAppError } from "./errors.ts";
@@ -40,6 +40,15 @@ export interface HttpDeps {
   /** Failed-login budget per client address; absent means unlimited. */
   authFailures?: FailedAuthGuard;
   clientIp?: (req: Request) => string;
+  /** With MongoDB: reads it through into the store, so history this instance never wrote is served. */
+  history?: {
+    conversation(id: string): Promise<ConversationSummary | Conversation | null>;
+    syncPage(
+      conversationId: string,
+      window: { before?: string; after?: string; limit: number },
+    ): Promise<void>;
+    syncConversationsOf(userId: number): Promise<void>;
+  };
   /** Extra routes (the demo page) mounted by the composition root. */
   extend?: (app: Hono<Env>) => void;
 }
@@ -138,34 +147,49 @@ export function createHttpApp(deps: HttpDeps) {
   };
 
   /** The conversation, if the caller takes part in it; otherwise it does not exist for them. */
-  const ownConversation = (id: string, principal: Principal) => {
-    const conversation = store.conversation(id);
+  const ownConversation = async (id: string, principal: Principal) => {
+    const conversation = deps.history ? await deps.history.conversation(id) : store.conversation(id);
     if (!conversation || !isParticipant(conversation, principal.userId)) {
       throw notFound("no such conversation");
     }
     return conversation;
   };
 
-  app.get("/conversations", authenticate, sameUser, validate("query", conversationsQuerySchema), (c) => {
-    const q = c.req.valid("query");
-    const me = c.get("principal");
-    const list = store.conversationsOf(me.userId, {
-      mentorId: q.mentor_id,
-      studentId: q.student_id,
-      lessonId: q.lesson_id,
-    });
-    return c.json(list.map(conversationJson));
-  });
+  app.get(
+    "/conversations",
+    authenticate,
+    sameUser,
+    validate("query", conversationsQuerySchema),
+    async (c) => {
+      const q = c.req.valid("query");
+      const me = c.get("principal");
+      await deps.history?.syncConversationsOf(me.userId);
+      const list = store.conversationsOf(me.userId, {
+        mentorId: q.mentor_id,
+        studentId: q.student_id,
+        lessonId: q.lesson_id,
+      });
+      return c.json(list.map(conversationJson));
+    },
+  );
 
-  app.get("/conversations/:id", authenticate, sameUser, validate("param", conversationParamSchema), (c) => {
-    const me = c.get("principal");
-    const conversation = ownConversation(c.req.valid("param").id, me);
-    return c.json(conversationJson(store.summarise(conversation, me.userId)));
-  });
+  app.get(
+    "/conversations/:id",
+    authenticate,
+    sameUser,
+    validate("param", conversationParamSchema),
+    async (c) => {
+      const me = c.get("principal");
+      const conversation = await ownConversation(c.req.valid("param").id, me);
+      return c.json(conversationJson(store.summarise(conversation, me.userId)));
+    },
+  );
 
-  app.get("/messages", authenticate, sameUser, validate("query", messagesQuerySchema), (c) => {
+  app.get("/messages", authenticate, sameUser, validate("query", messagesQuerySchema), async (c) => {
     const q = c.req.valid("query");
-    const conversation = ownConversation(q.conversation_id, c.get("principal"));
+    const conversation = await ownConversation(q.conversation_id, c.get("principal"));
+    const window = { before: q.before, after: q.after, limit: q.limit };
+    await deps.history?.syncPage(conversation.id, window);
     const page = store.page(conversation.id, { before: q.before, after: q.after, limit: q.limit });
     return c.json(page.map(toWireMessage));
   });

@@ -90,6 +90,9 @@ CREATE TABLE IF NOT EXISTS outbox (
   created_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS presence (user_id INTEGER PRIMARY KEY, last_seen INTEGER NOT NULL);
+-- A conversation made here during an outage whose triple MongoDB already knew under another id
+-- (the original service's random ids): the old id keeps resolving to the adopted one.
+CREATE TABLE IF NOT EXISTS conversation_alias (old_id TEXT PRIMARY KEY, new_id TEXT NOT NULL) WITHOUT ROWID;
 `;
 
 interface MessageRow {
@@ -237,6 +240,19 @@ export function openStore(opts: OpenOptions) {
     outboxStats: db.query<{ n: number; oldest: number | null }, []>(
       "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox",
     ),
+    importMessage: db.query<
+      null,
+      [string, string, number, string, number, string | null, number | null, number | null]
+    >(
+      `INSERT INTO messages (conversation_id, id, sender_id, text, created_at, client_id, viewed_by, viewed_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT DO UPDATE SET viewed_by = coalesce(messages.viewed_by, excluded.viewed_by),
+         viewed_at = coalesce(messages.viewed_at, excluded.viewed_at)`,
+    ),
+    aliasOf: db.query<{ new_id: string }, [string]>("SELECT new_id FROM conversation_alias WHERE old_id = ?"),
+    aliases: db.query<{ old_id: string; new_id: string }, []>(
+      "SELECT old_id, new_id FROM conversation_alias",
+    ),
     touchPresence: db.query<null, [number, number]>(
       "INSERT INTO presence (user_id, last_seen) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET last_seen = excluded.last_seen",
     ),
@@ -248,6 +264,11 @@ export function openStore(opts: OpenOptions) {
 
   const enqueue = (event: OutboxEvent, at: number) => {
     if (opts.outbox) q.enqueue.run(JSON.stringify(event), at);
+  };
+
+  const aliased = (id: string) => {
+    const to = q.aliasOf.get(id);
+    return to ? q.conversationById.get(to.new_id) : null;
   };
 
   const store = {
@@ -265,8 +286,13 @@ export function openStore(opts: OpenOptions) {
       return toConversation(q.conversationByParties.get(p.lessonId, p.mentorId, p.studentId)!);
     },
 
+    conversationFor(p: Parties): Conversation | null {
+      const row = q.conversationByParties.get(p.lessonId, p.mentorId, p.studentId);
+      return row ? toConversation(row) : null;
+    },
+
     conversation(id: string): Conversation | null {
-      const row = q.conversationById.get(id);
+      const row = q.conversationById.get(id) ?? aliased(id);
       return row ? toConversation(row) : null;
     },
 
@@ -383,6 +409,63 @@ export function openStore(opts: OpenOptions) {
     outboxStats(): { backlog: number; oldestAt: number | null } {
       const s = q.outboxStats.get()!;
       return { backlog: s.n, oldestAt: s.oldest };
+    },
+
+    /**
+     * Copies what MongoDB already holds into the local store, with no outbox rows (it is there
+     * already). A local read mark wins over MongoDB's; a missing one is filled in.
+     */
+    importHistory(conversation: Conversation | null, messages: StoredMessage[]): void {
+      db.transaction(() => {
+        if (conversation) {
+          const c = conversation;
+          q.insertConversation.run(c.id, c.lessonId, c.mentorId, c.studentId, c.createdAt);
+        }
+        for (const m of messages) {
+          q.importMessage.run(
+            m.conversationId,
+            m.id,
+            m.senderId,
+            m.text,
+            m.createdAt,
+            m.clientId,
+            m.viewedBy,
+            m.viewedAt,
+          );
+        }
+      })();
+    },
+
+    /**
+     * Adopts MongoDB's id for a conversation made here under another one: moves the conversation,
+     * its messages and its pending outbox rows in one transaction and remembers the old id.
+     * Idempotent: run again, it only moves stragglers written under the old id since.
+     */
+    remapConversation(oldId: string, newId: string): void {
+      db.transaction(() => {
+        db.run("UPDATE conversations SET id = ? WHERE id = ?", [newId, oldId]);
+        db.run("UPDATE messages SET conversation_id = ? WHERE conversation_id = ?", [newId, oldId]);
+        db.run(
+          `UPDATE outbox SET payload = json_set(payload, '$.message.conversationId', ?)
+           WHERE json_extract(payload, '$.message.conversationId') = ?`,
+          [newId, oldId],
+        );
+        db.run(
+          `UPDATE outbox SET payload = json_set(payload, '$.conversationId', ?)
+           WHERE json_extract(payload, '$.conversationId') = ?`,
+          [newId, oldId],
+        );
+        db.run(
+          `UPDATE outbox SET payload = json_set(payload, '$.conversation.id', ?)
+           WHERE json_extract(payload, '$.conversation.id') = ?`,
+          [newId, oldId],
+        );
+        db.run("INSERT OR REPLACE INTO conversation_alias (old_id, new_id) VALUES (?, ?)", [oldId, newId]);
+      })();
+    },
+
+    conversationAliases(): Map<string, string> {
+      return new Map(q.aliases.all().map((r) => [r.old_id, r.new_id]));
     },
 
     transaction<T>(fn: () => T): T {

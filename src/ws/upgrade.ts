@@ -104,7 +104,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
         connId: `c${++connSeq}`,
         principal,
         cred,
-        conversation: deps.chat.openConversation(parties),
+        conversation: await deps.chat.openConversation(parties, query.data.since),
         since: query.data.since,
         bucket: new TokenBucket(deps.rate.perS, deps.rate.burst),
         openedAt: Date.now(),

@@ -27,6 +27,14 @@ export const TEST_DIRECTORY = {
   ],
 };
 
+/** Limits raised out of the way, for tests and benches that send in bulk on purpose. */
+export const UNTHROTTLED: Record<string, string> = {
+  RATE_MESSAGES_PER_S: "100000",
+  RATE_MESSAGES_BURST: "100000",
+  RATE_USER_MESSAGES_PER_S: "100000",
+  RATE_USER_MESSAGES_BURST: "100000",
+};
+
 export function tempDir(prefix = "chat-test-"): { path: string; remove: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };

@@ -1,0 +1,108 @@
+import type { MongoClient } from "mongodb";
+import { ObjectId } from "mongodb";
+import type { MongoHandle } from "./ferretdb.ts";
+import { type TestService, UNTHROTTLED } from "./service.ts";
+import type { TestSocket } from "./ws-client.ts";
+
+/** Shared pieces of the MongoDB outbox tests: env, readiness, waits, and reading MongoDB back. */
+
+export const FAST_RATES = UNTHROTTLED;
+
+/** Short timeouts and backoff so outages are noticed and recovered from within a test's budget. */
+export function mongoEnv(mongo: MongoHandle, uri = mongo.uri, extra: Record<string, string> = {}) {
+  return {
+    ...FAST_RATES,
+    MONGO_URI: uri,
+    MONGO_DB: mongo.dbName,
+    MONGO_CONNECT_TIMEOUT_MS: "500",
+    MONGO_SOCKET_TIMEOUT_MS: "1500",
+    MONGO_READ_TIMEOUT_MS: "500",
+    MONGO_FLUSH_POLL_MS: "200",
+    MONGO_RETRY_MAX_MS: "400",
+    ...extra,
+  };
+}
+
+export interface Ready {
+  ready: boolean;
+  checks: {
+    outbox: { backlog: number; oldest_age_s: number };
+    mongo: {
+      ok: boolean;
+      configured: boolean;
+      flushed_messages?: number;
+      flush_errors?: number;
+      last_flush_at?: string | null;
+    };
+  };
+}
+
+export async function readyz(svc: Pick<TestService, "get">): Promise<{ status: number; body: Ready }> {
+  const res = await svc.get("/readyz");
+  return { status: res.status, body: (await res.json()) as Ready };
+}
+
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ""}`);
+    await Bun.sleep(50);
+  }
+}
+
+export const drained = (svc: Pick<TestService, "get">, timeoutMs = 20_000) =>
+  waitFor(
+    "the outbox to drain into MongoDB",
+    async () => {
+      const r = await readyz(svc);
+      return r.body.checks.outbox.backlog === 0 && r.body.checks.mongo.ok ? r.body : undefined;
+    },
+    timeoutMs,
+  );
+
+/** Ids in MongoDB for a conversation, one entry per stored document (so duplicates show). */
+export async function storedIds(client: MongoClient, db: string, conversationId: string): Promise<string[]> {
+  const docs = await client
+    .db(db)
+    .collection("messages")
+    .find({ conversation_id: new ObjectId(conversationId) }, { projection: { _id: 1 } })
+    .toArray();
+  return docs.map((d) => (d._id as ObjectId).toHexString());
+}
+
+/** Sends `n` messages with client ids `${prefix}${i}` and collects the acked ids. */
+export async function sendMany(sock: TestSocket, n: number, prefix: string, timeoutMs = 15_000) {
+  for (let i = 0; i < n; i++)
+    sock.send({ type: "message", text: `${prefix} ${i}`, client_id: `${prefix}${i}` });
+  const acked: string[] = [];
+  for (let i = 0; i < n; i++) acked.push(String((await sock.next("ack", timeoutMs)).id));
+  return acked;
+}
+
+/** Every message of a conversation through REST, paging backwards. */
+export async function restHistory(svc: Pick<TestService, "get">, userId: number, conversationId: string) {
+  const all: Array<{ id: string; viewed_by?: number }> = [];
+  let before = "";
+  for (;;) {
+    const res = await svc.get(
+      `/messages?conversation_id=${conversationId}&limit=200${before ? `&before=${before}` : ""}`,
+      userId,
+    );
+    if (res.status !== 200) throw new Error(`GET /messages: ${res.status} ${await res.text()}`);
+    const page = (await res.json()) as Array<{ id: string; viewed_by?: number }>;
+    if (page.length === 0) return all;
+    all.unshift(...page);
+    before = page[0]!.id;
+  }
+}
