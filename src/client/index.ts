@@ -1,6 +1,6 @@
 /**
  * The chat client for browsers and Bun: `WebSocket` and `fetch` only, no dependencies.
- * See docs/client.md.
+ * See the README, section "Client".
  */
 export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.ts";
 export { ChatClient, type ChatClientOptions, type ChatEvents, type ConnectionState } from "./chat-client.ts";
