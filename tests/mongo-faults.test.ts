@@ -1,8 +1,15 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { MongoClient } from "mongodb";
 import { type MongoHandle, startMongo } from "./helpers/ferretdb.ts";
-import { drained, mongoEnv, readyz, sendMany, storedIds, waitFor } from "./helpers/outbox.ts";
-import { checkQueue } from "./helpers/queue-checker.ts";
+import {
+  drained,
+  expectExactlyOnce,
+  mongoEnv,
+  readyz,
+  sendMany,
+  storedIds,
+  waitFor,
+} from "./helpers/outbox.ts";
 import { spawnService, startTestService, tempDir } from "./helpers/service.ts";
 import { startProxy, type TcpProxy } from "./helpers/tcp-proxy.ts";
 
@@ -61,12 +68,7 @@ describe("MongoDB behind a misbehaving network", () => {
     p.setMode("pass");
     await drained(svc, 25_000);
     const stored = await storedIds(client, dbName, conversationId);
-    const result = checkQueue({ sent: acked, acked, stored });
-    expect({ lost: result.lost, duplicated: result.duplicated, unexpected: result.unexpected }).toEqual({
-      lost: [],
-      duplicated: [],
-      unexpected: [],
-    });
+    const result = expectExactlyOnce(acked, stored);
     expect(result.counts.storedDistinct).toBe(150);
     m.close();
   }, 45_000);
@@ -101,12 +103,7 @@ describe("MongoDB behind a misbehaving network", () => {
     cleanups.push(() => second.stop());
     await drained(second, 25_000);
     const stored = await storedIds(client, dbName, conversationId);
-    const result = checkQueue({ sent: acked, acked, stored });
-    expect({ lost: result.lost, duplicated: result.duplicated, unexpected: result.unexpected }).toEqual({
-      lost: [],
-      duplicated: [],
-      unexpected: [],
-    });
+    const result = expectExactlyOnce(acked, stored);
     expect(result.counts.storedDistinct).toBe(400);
     m.close();
   }, 45_000);
@@ -137,7 +134,7 @@ describe("MongoDB behind a misbehaving network", () => {
     p.setMode("delay", { delayMs: 50 });
     expect(await second.kill("SIGTERM")).toBe(0);
     const stored = await storedIds(client, dbName, conversationId);
-    expect(checkQueue({ sent: acked, acked, stored }).ok).toBe(true);
+    expectExactlyOnce(acked, stored);
     expect(stored.length).toBe(40);
   }, 45_000);
 });

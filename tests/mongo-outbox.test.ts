@@ -2,8 +2,16 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type MongoClient, ObjectId } from "mongodb";
 import { conversationIdFor } from "../src/ids.ts";
 import { type MongoHandle, startMongo } from "./helpers/ferretdb.ts";
-import { drained, mongoEnv, readyz, restHistory, sendMany, storedIds, waitFor } from "./helpers/outbox.ts";
-import { checkQueue } from "./helpers/queue-checker.ts";
+import {
+  drained,
+  expectExactlyOnce,
+  mongoEnv,
+  readyz,
+  restHistory,
+  sendMany,
+  storedIds,
+  waitFor,
+} from "./helpers/outbox.ts";
 import { startTestService, type TestService, tempDir } from "./helpers/service.ts";
 
 /** The outbox flusher against a real MongoDB-wire server (FerretDB), with the service in-process. */
@@ -53,12 +61,7 @@ describe("MongoDB as the system of record", () => {
     expect(ready.checks.mongo.flushed_messages).toBe(350);
 
     const stored = await storedIds(client, mongo.dbName, conversationId);
-    const result = checkQueue({ sent: acked, acked, stored });
-    expect({ lost: result.lost, duplicated: result.duplicated, unexpected: result.unexpected }).toEqual({
-      lost: [],
-      duplicated: [],
-      unexpected: [],
-    });
+    const result = expectExactlyOnce(acked, stored);
     expect(result.counts.storedDistinct).toBe(350);
 
     const conv = await db()
@@ -127,12 +130,7 @@ describe("MongoDB as the system of record", () => {
     await mongo.start();
     await drained(svc, 25_000);
     const stored = await storedIds(client, mongo.dbName, conversationId);
-    const result = checkQueue({ sent: acked, acked, stored });
-    expect({ lost: result.lost, duplicated: result.duplicated, unexpected: result.unexpected }).toEqual({
-      lost: [],
-      duplicated: [],
-      unexpected: [],
-    });
+    expectExactlyOnce(acked, stored);
     expect(
       await db()
         .collection("messages")
@@ -202,8 +200,7 @@ describe("MongoDB as the system of record", () => {
     expect(((await old.json()) as { id: string }).id).toBe(legacy.toHexString());
 
     const stored = await storedIds(client, dbName, legacy.toHexString());
-    const result = checkQueue({ sent: acked, acked, stored });
-    expect(result.ok).toBe(true);
+    const result = expectExactlyOnce(acked, stored);
     expect(result.counts.storedDistinct).toBe(30);
     expect(await client.db(dbName).collection("conversations").countDocuments()).toBe(1);
     expect(await client.db(dbName).collection("messages").countDocuments({ viewed_by: 15 })).toBe(10);
@@ -224,7 +221,7 @@ describe("MongoDB as the system of record", () => {
     await drained(a);
     await drained(b);
     const stored = await storedIds(client, dbName, idA);
-    expect(checkQueue({ sent: acked, acked, stored }).ok).toBe(true);
+    expectExactlyOnce(acked, stored);
     expect(stored.length).toBe(80);
     expect(await client.db(dbName).collection("conversations").countDocuments()).toBe(1);
     // Each instance's history includes the other's messages, read through from MongoDB.

@@ -1,6 +1,8 @@
+import { expect } from "bun:test";
 import type { MongoClient } from "mongodb";
 import { ObjectId } from "mongodb";
 import type { MongoHandle } from "./ferretdb.ts";
+import { checkQueue, type QueueCheckResult } from "./queue-checker.ts";
 import { type TestService, UNTHROTTLED } from "./service.ts";
 import type { TestSocket } from "./ws-client.ts";
 
@@ -105,4 +107,18 @@ export async function restHistory(svc: Pick<TestService, "get">, userId: number,
     all.unshift(...page);
     before = page[0]!.id;
   }
+}
+
+/**
+ * The Jepsen-style verdict every outbox test asserts: nothing acked is missing from MongoDB,
+ * nothing is there twice, nothing is there that was never sent. Shows the three lists on failure.
+ */
+export function expectExactlyOnce(acked: string[], stored: string[]): QueueCheckResult {
+  const result = checkQueue({ sent: acked, acked, stored });
+  expect({ lost: result.lost, duplicated: result.duplicated, unexpected: result.unexpected }).toEqual({
+    lost: [],
+    duplicated: [],
+    unexpected: [],
+  });
+  return result;
 }
