@@ -71,8 +71,10 @@ export function openMongo(opts: MongoOptions) {
       messages: db.collection<MessageDoc>("messages"),
     };
   };
-  let up = false;
+  // Unknown until the first contact: reads may try MongoDB (bounded) before that, not after a failure.
+  let up: boolean | undefined;
   let connected = false;
+  let connecting: Promise<void> | undefined;
   let indexesReady = false;
   let m = build();
 
@@ -82,22 +84,29 @@ export function openMongo(opts: MongoOptions) {
    */
   const connect = async () => {
     if (connected) return;
-    try {
-      await m.client.connect();
-      connected = true;
-      up = true;
-    } catch (err) {
-      up = false;
-      const dead = m.client;
-      m = build();
-      await dead.close(true).catch(() => {});
-      throw err;
-    }
+    // Concurrent callers share one attempt, so a failure rebuilds the client once.
+    connecting ??= (async () => {
+      try {
+        await m.client.connect();
+        connected = true;
+        up = true;
+      } catch (err) {
+        up = false;
+        const dead = m.client;
+        m = build();
+        await dead.close(true).catch(() => {});
+        throw err;
+      } finally {
+        connecting = undefined;
+      }
+    })();
+    return connecting;
   };
 
   /** Runs an operation and records whether MongoDB answered. */
   const track = async <T>(op: () => Promise<T>): Promise<T> => {
     try {
+      await connect();
       const out = await op();
       up = true;
       return out;
@@ -110,7 +119,11 @@ export function openMongo(opts: MongoOptions) {
   return {
     /** Whether the last contact with MongoDB (ours or the driver's monitor) succeeded. */
     get connected(): boolean {
-      return up;
+      return up === true;
+    },
+    /** Not known to be down: worth a bounded try (true before the first contact, too). */
+    get mayAnswer(): boolean {
+      return up !== false;
     },
     get indexesReady(): boolean {
       return indexesReady;

@@ -33,7 +33,7 @@ export function createReadThrough(opts: ReadThroughOptions) {
 
   /** Undefined when MongoDB is down, slow or failing: the caller falls back to SQLite. */
   const ask = async <T>(what: string, op: () => Promise<T>): Promise<T | undefined> => {
-    if (!mongo.connected) return undefined;
+    if (!mongo.mayAnswer) return undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       return await Promise.race([
