@@ -1,9 +1,11 @@
 import type { Server } from "bun";
 import { createLocalBus } from "./bus/local.ts";
-import type { Bus } from "./bus/types.ts";
+import { createRedisBus } from "./bus/redis.ts";
+import { createRelayAccept } from "./bus/relay.ts";
+import type { Bus, Deliver } from "./bus/types.ts";
 import type { Config } from "./config.ts";
 import { createChat } from "./domain/chat.ts";
-import { PresenceTracker } from "./domain/presence.ts";
+import { createLocalPresence, type Presence, PresenceTracker } from "./domain/presence.ts";
 import { KeyedBuckets } from "./domain/rate.ts";
 import { createHttpApp, type Readiness } from "./http/app.ts";
 import { compileOrigins } from "./http/origin.ts";
@@ -11,9 +13,12 @@ import { createIdentity } from "./identity/index.ts";
 import type { Identity } from "./identity/types.ts";
 import { createObjectIdGenerator } from "./ids.ts";
 import type { Logger } from "./log.ts";
-import { createMetrics } from "./metrics.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { createRedisLink } from "./redis/link.ts";
+import { createRedisPresence } from "./redis/presence.ts";
 import { createGroupCommitter } from "./store/group-commit.ts";
-import { openStore } from "./store/sqlite.ts";
+import { createReplica } from "./store/replica.ts";
+import { type ChatStore, openStore } from "./store/sqlite.ts";
 import { type ChatSocket, createSessionHandlers, type SessionData } from "./ws/session.ts";
 import { createUpgradeHandler } from "./ws/upgrade.ts";
 
@@ -56,14 +61,14 @@ export async function startService(
     : createIdentity(config, logger);
   for (const note of notes) logger.warn(note);
 
-  const presence = new PresenceTracker();
   const sockets = new Set<ChatSocket>();
   let draining = false;
   let server: Server<SessionData> | undefined;
 
-  const bus: Bus = createLocalBus((topic, frame) => {
+  const deliver: Deliver = (topic, frame) => {
     server?.publish(topic, frame);
-  });
+  };
+  const { bus, presence } = await createFanout(config, { deliver, store, committer, metrics, logger, now });
   const chat = createChat({
     store,
     committer,
@@ -81,7 +86,12 @@ export async function startService(
     const checks: Readiness["checks"] = {
       sqlite: { ok: sqlite },
       identity: { ok: identity.healthy(), backend: identity.kind },
-      bus: { ok: bus.healthy(), kind: config.REDIS_URL ? "redis" : "local" },
+      // Down Redis degrades the bus, not readiness: each instance still serves its own sockets.
+      bus: {
+        ok: bus.healthy(),
+        kind: config.REDIS_URL ? "redis" : "local",
+        state: bus.healthy() ? "up" : "degraded",
+      },
       outbox: {
         ok: true,
         backlog: outbox.backlog,
@@ -96,7 +106,7 @@ export async function startService(
   metrics.registry.gauge(
     "chat_users_online",
     "Users with at least one connection here",
-    () => presence.onlineUsers,
+    () => presence.localUsers,
   );
   metrics.registry.gauge(
     "chat_outbox_backlog",
@@ -116,7 +126,7 @@ export async function startService(
   const app = createHttpApp({
     store,
     identity,
-    isOnline: (u) => presence.isOnline(u),
+    presence: (u) => presence.status(u),
     restBuckets: new KeyedBuckets(config.RATE_REST_PER_MIN / 60, config.RATE_REST_PER_MIN),
     originAllowed,
     metrics,
@@ -128,6 +138,8 @@ export async function startService(
     identity,
     chat,
     presence,
+    watch: (id) => bus.watch(id),
+    unwatch: (id) => bus.unwatch(id),
     originAllowed,
     metrics,
     logger,
@@ -140,6 +152,7 @@ export async function startService(
     store,
     identity,
     presence,
+    unwatch: (id) => bus.unwatch(id),
     userBuckets: new KeyedBuckets(config.RATE_USER_MESSAGES_PER_S, config.RATE_USER_MESSAGES_PER_S * 2),
     metrics,
     logger,
@@ -176,6 +189,7 @@ export async function startService(
       await new Promise((r) => setImmediate(r));
       for (const ws of sockets) ws.close(1001, "server restarting; reconnect with since=<last id>");
       await server?.stop(true);
+      await presence.close();
       await bus.close();
       committer.flushNow();
       store.close();
@@ -187,4 +201,60 @@ export async function startService(
   const port = server.port ?? config.PORT;
   logger.info("listening", { port, identity: identity.kind, sqlite: config.SQLITE_PATH });
   return { server, url: `http://127.0.0.1:${port}`, port, shutdown };
+}
+
+/**
+ * The bus and the presence view: in-process without REDIS_URL; otherwise shared through Redis,
+ * with frames relayed from other instances kept in this instance's store before delivery.
+ */
+async function createFanout(
+  config: Config,
+  deps: {
+    deliver: Deliver;
+    store: ChatStore;
+    committer: ReturnType<typeof createGroupCommitter>;
+    metrics: Metrics;
+    logger: Logger;
+    now: () => number;
+  },
+): Promise<{ bus: Bus; presence: Presence }> {
+  const tracker = new PresenceTracker();
+  if (!config.REDIS_URL) {
+    return {
+      bus: createLocalBus(deps.deliver),
+      presence: createLocalPresence(tracker, deps.store, deps.now),
+    };
+  }
+  const instanceId = config.INSTANCE_ID ?? `i-${crypto.randomUUID().slice(0, 8)}`;
+  let bus: ReturnType<typeof createRedisBus> | undefined;
+  const link = await createRedisLink({
+    url: config.REDIS_URL,
+    logger: deps.logger,
+    onMessage: (channel, message) => bus?.receive(channel, message),
+  });
+  bus = createRedisBus({
+    link,
+    prefix: config.REDIS_PREFIX,
+    instanceId,
+    deliver: deps.deliver,
+    accept: createRelayAccept({
+      store: deps.store,
+      replica: createReplica(deps.store.db),
+      committer: deps.committer,
+    }),
+    logger: deps.logger,
+    registry: deps.metrics.registry,
+  });
+  const presence = createRedisPresence({
+    link,
+    prefix: config.REDIS_PREFIX,
+    instanceId,
+    tracker,
+    store: deps.store,
+    ttlS: config.PRESENCE_TTL_S,
+    logger: deps.logger,
+    now: deps.now,
+  });
+  deps.logger.info("redis fan-out", { instance: instanceId, prefix: config.REDIS_PREFIX, up: link.up });
+  return { bus, presence };
 }
