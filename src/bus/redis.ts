@@ -72,6 +72,7 @@ export function createRedisBus(opts: RedisBusOptions): RedisBus {
   const channelPrefix = `${prefix}c:`;
   const controlChannel = `${prefix}ctl`;
   const channelOf = (conversationId: string) => `${channelPrefix}${conversationId}`;
+  const ownEnvelopeStart = `${JSON.stringify({ o: instanceId }).slice(0, -1)},`;
 
   const watchers = new Map<string, number>();
   /** Recent durable envelopes, oldest first, for replays. */
@@ -204,6 +205,9 @@ export function createRedisBus(opts: RedisBusOptions): RedisBus {
         return;
       }
       if (!channel.startsWith(channelPrefix)) return;
+      // Our own envelopes come back too (we subscribe to the channels we publish on): skip
+      // them before paying for a parse. JSON.stringify keeps `o` first.
+      if (raw.startsWith(ownEnvelopeStart)) return;
       const parsed = envelopeSchema.safeParse(safeJson(raw));
       if (!parsed.success) {
         relayed.inc({ outcome: "malformed" });
