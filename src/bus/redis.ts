@@ -96,11 +96,16 @@ export function createRedisBus(opts: RedisBusOptions): RedisBus {
   );
   opts.registry.gauge("chat_bus_reconnects", "Times the Redis link was restored", () => link.reconnects);
 
+  /** Index of the oldest live entry in `recent`; dropped entries are compacted in bulk. */
+  let head = 0;
   const remember = (channel: string, env: Envelope) => {
     const at = now();
     recent.push({ at, channel, env });
-    while (recent.length > replayLimit || (recent.length > 0 && recent[0]!.at < at - replayMaxAgeMs)) {
-      recent.shift();
+    while (recent.length - head > replayLimit || recent[head]!.at < at - replayMaxAgeMs) head++;
+    // Array.shift per publish would move the whole window each time.
+    if (head > 1024 && head * 2 > recent.length) {
+      recent.splice(0, head);
+      head = 0;
     }
   };
 
@@ -119,7 +124,8 @@ export function createRedisBus(opts: RedisBusOptions): RedisBus {
   const replay = (windowMs: number, why: string) => {
     const from = now() - windowMs - replayMarginMs;
     let n = 0;
-    for (const { at, channel, env } of recent) {
+    for (let i = head; i < recent.length; i++) {
+      const { at, channel, env } = recent[i]!;
       if (at < from) continue;
       send(channel, { ...env, r: 1 }, false);
       n++;
