@@ -22,7 +22,13 @@ function fakeLink() {
     onDown: () => {},
     close: async () => {},
   };
-  return { link, sent, restore: () => up.forEach((h) => h()) };
+  return {
+    link,
+    sent,
+    restore: () => {
+      for (const h of up) h();
+    },
+  };
 }
 
 function setup(accept: Parameters<typeof createRedisBus>[0]["accept"] = () => true) {
