@@ -65,6 +65,20 @@ export const envSchema = z
     JWT_CLOCK_TOLERANCE_S: intIn(0, 300).default(5),
     DIRECTORY_FILE: z.string().trim().min(1).optional(),
     REDIS_URL: optionalUrl(["redis://", "rediss://"]),
+    // Every key and channel starts with it, so several deployments (or test runs) share one Redis.
+    REDIS_PREFIX: z
+      .string()
+      .trim()
+      .regex(/^[\w.:-]{1,64}$/, "expected 1-64 letters, digits or _ . : -")
+      .default("chat:"),
+    // Names this instance in bus envelopes and presence keys; unset means a random one per start.
+    INSTANCE_ID: z
+      .string()
+      .trim()
+      .regex(/^[\w.-]{1,64}$/, "expected 1-64 letters, digits or _ . -")
+      .optional(),
+    // A crashed instance's users stop counting as online this long after its last heartbeat.
+    PRESENCE_TTL_S: intIn(3, 3600).default(15),
     ALLOWED_ORIGINS: csv,
     MAX_MESSAGE_CHARS: intIn(1, 100_000).default(4000),
     // A frame carries at most MAX_MESSAGE_CHARS characters of up to 4 UTF-8 bytes each,

@@ -1,9 +1,16 @@
 import type { Server } from "bun";
 import { createLocalBus } from "./bus/local.ts";
-import type { Bus } from "./bus/types.ts";
+import { createRedisBus } from "./bus/redis.ts";
+import { createRelayAccept } from "./bus/relay.ts";
+import type { Bus, Deliver } from "./bus/types.ts";
 import type { Config } from "./config.ts";
 import { createChat } from "./domain/chat.ts";
-import { PresenceTracker } from "./domain/presence.ts";
+import {
+  createLocalPresence,
+  type LastSeenStore,
+  type Presence,
+  PresenceTracker,
+} from "./domain/presence.ts";
 import { KeyedBuckets } from "./domain/rate.ts";
 import { createHttpApp, type Readiness } from "./http/app.ts";
 import { createFailedAuthGuard } from "./http/failed-auth.ts";
@@ -13,11 +20,14 @@ import type { Identity } from "./identity/types.ts";
 import { createObjectIdGenerator } from "./ids.ts";
 import { createFlusher } from "./jobs/flusher.ts";
 import type { Logger } from "./log.ts";
-import { createMetrics } from "./metrics.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { createRedisLink } from "./redis/link.ts";
+import { createRedisPresence } from "./redis/presence.ts";
 import { createGroupCommitter } from "./store/group-commit.ts";
 import { openMongo } from "./store/mongo.ts";
 import { createReadThrough } from "./store/read-through.ts";
-import { openStore } from "./store/sqlite.ts";
+import { createReplica } from "./store/replica.ts";
+import { type ChatStore, openStore } from "./store/sqlite.ts";
 import { type ChatSocket, createSessionHandlers, type SessionData } from "./ws/session.ts";
 import { createUpgradeHandler } from "./ws/upgrade.ts";
 
@@ -96,13 +106,13 @@ export async function startService(
     : createIdentity(config, logger);
   for (const note of notes) logger.warn(note);
 
-  const presence = new PresenceTracker();
   let draining = false;
   let server: Server<SessionData> | undefined;
 
-  const bus: Bus = createLocalBus((topic, frame) => {
+  const deliver: Deliver = (topic, frame) => {
     server?.publish(topic, frame);
-  });
+  };
+  const { bus, presence } = await createFanout(config, { deliver, store, committer, metrics, logger, now });
   const chat = createChat({
     store,
     committer,
@@ -123,7 +133,12 @@ export async function startService(
     const checks: Readiness["checks"] = {
       sqlite: { ok: sqlite },
       identity: { ok: identity.healthy(), backend: identity.kind },
-      bus: { ok: bus.healthy(), kind: config.REDIS_URL ? "redis" : "local" },
+      // Down Redis degrades the bus, not readiness: each instance still serves its own sockets.
+      bus: {
+        ok: bus.healthy(),
+        kind: config.REDIS_URL ? "redis" : "local",
+        state: bus.healthy() ? "up" : "degraded",
+      },
       outbox: {
         ok: true,
         backlog: outbox.backlog,
@@ -141,7 +156,7 @@ export async function startService(
   metrics.registry.gauge(
     "chat_users_online",
     "Users with at least one connection here",
-    () => presence.onlineUsers,
+    () => presence.localUsers,
   );
   metrics.registry.gauge(
     "chat_outbox_backlog",
@@ -176,7 +191,7 @@ export async function startService(
   const app = createHttpApp({
     store,
     identity,
-    isOnline: (u) => presence.isOnline(u),
+    presence: (u) => presence.status(u),
     restBuckets: new KeyedBuckets(config.RATE_REST_PER_MIN / 60, config.RATE_REST_PER_MIN),
     originAllowed,
     metrics,
@@ -192,6 +207,8 @@ export async function startService(
     identity,
     chat,
     presence,
+    watch: (id) => bus.watch(id),
+    unwatch: (id) => bus.unwatch(id),
     originAllowed,
     metrics,
     logger,
@@ -206,6 +223,7 @@ export async function startService(
     store,
     identity,
     presence,
+    unwatch: (id) => bus.unwatch(id),
     userBuckets: new KeyedBuckets(config.RATE_USER_MESSAGES_PER_S, config.RATE_USER_MESSAGES_BURST),
     metrics,
     logger,
@@ -245,6 +263,7 @@ export async function startService(
       await new Promise((r) => setImmediate(r));
       for (const ws of sockets) ws.close(1001, "server restarting; reconnect with since=<last id>");
       await server?.stop(true);
+      await presence.close();
       await bus.close();
       committer.flushNow();
       // A last flush, bounded; whatever is left stays in the SQLite outbox for the next start.
@@ -259,4 +278,72 @@ export async function startService(
   const port = server.port ?? config.PORT;
   logger.info("listening", { port, identity: identity.kind, sqlite: config.SQLITE_PATH });
   return { server, app, url: `http://127.0.0.1:${port}`, port, shutdown };
+}
+
+/**
+ * The bus and the presence view: in-process without REDIS_URL; otherwise shared through Redis,
+ * with frames relayed from other instances kept in this instance's store before delivery.
+ */
+async function createFanout(
+  config: Config,
+  deps: {
+    deliver: Deliver;
+    store: ChatStore;
+    committer: ReturnType<typeof createGroupCommitter>;
+    metrics: Metrics;
+    logger: Logger;
+    now: () => number;
+  },
+): Promise<{ bus: Bus; presence: Presence }> {
+  const tracker = new PresenceTracker();
+  // last_seen rides along with the next group commit: an fsync per connect would make a
+  // reconnect storm crawl.
+  const lastSeen: LastSeenStore = {
+    touchPresence: (userId, at) => {
+      deps.committer
+        .submit(() => deps.store.touchPresence(userId, at))
+        .catch(() => {
+          // Advisory only; the store may be closing at shutdown.
+        });
+    },
+    lastSeen: (userId) => deps.store.lastSeen(userId),
+  };
+  if (!config.REDIS_URL) {
+    return {
+      bus: createLocalBus(deps.deliver),
+      presence: createLocalPresence(tracker, lastSeen, deps.now),
+    };
+  }
+  const instanceId = config.INSTANCE_ID ?? `i-${crypto.randomUUID().slice(0, 8)}`;
+  let bus: ReturnType<typeof createRedisBus> | undefined;
+  const link = await createRedisLink({
+    url: config.REDIS_URL,
+    logger: deps.logger,
+    onMessage: (channel, message) => bus?.receive(channel, message),
+  });
+  bus = createRedisBus({
+    link,
+    prefix: config.REDIS_PREFIX,
+    instanceId,
+    deliver: deps.deliver,
+    accept: createRelayAccept({
+      store: deps.store,
+      replica: createReplica(deps.store.db),
+      committer: deps.committer,
+    }),
+    logger: deps.logger,
+    registry: deps.metrics.registry,
+  });
+  const presence = createRedisPresence({
+    link,
+    prefix: config.REDIS_PREFIX,
+    instanceId,
+    tracker,
+    store: lastSeen,
+    ttlS: config.PRESENCE_TTL_S,
+    logger: deps.logger,
+    now: deps.now,
+  });
+  deps.logger.info("redis fan-out", { instance: instanceId, prefix: config.REDIS_PREFIX, up: link.up });
+  return { bus, presence };
 }

@@ -1,9 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { join } from "node:path";
 import type { z } from "zod";
-import { loadConfig } from "../src/config.ts";
-import { KeyedBuckets } from "../src/domain/rate.ts";
-import { createHttpApp } from "../src/http/app.ts";
 import {
   conversationResponseSchema,
   errorResponseSchema,
@@ -12,9 +8,6 @@ import {
   presenceResponseSchema,
   readinessResponseSchema,
 } from "../src/http/openapi.ts";
-import { createIdentity } from "../src/identity/index.ts";
-import { silentLogger } from "../src/log.ts";
-import { createMetrics } from "../src/metrics.ts";
 import { messageSchema } from "../src/protocol/frames.ts";
 import {
   connectQuerySchema,
@@ -22,8 +15,7 @@ import {
   messagesQuerySchema,
   presenceQuerySchema,
 } from "../src/protocol/params.ts";
-import { openStore } from "../src/store/sqlite.ts";
-import { startTestService, type TestService, tempDir, testEnv } from "./helpers/service.ts";
+import { startTestService, type TestService } from "./helpers/service.ts";
 
 /** /openapi.json covers every route the Hono app registers, with the parameters it validates. */
 
@@ -45,33 +37,23 @@ const QUERY_SCHEMAS: Record<string, z.ZodObject> = {
   "/ws": connectQuerySchema,
 };
 
-function appRoutes() {
-  const dir = tempDir();
+/** The routes of the app the real service answers with; middleware registers as ALL on "*". */
+async function appRoutes() {
+  const svc = await startTestService();
   try {
-    const config = loadConfig(testEnv(dir.path));
-    const store = openStore({ path: join(dir.path, "chat.db"), synchronous: "FULL", outbox: false });
-    const app = createHttpApp({
-      store,
-      identity: createIdentity(config, silentLogger).identity,
-      isOnline: () => false,
-      restBuckets: new KeyedBuckets(1, 1),
-      originAllowed: () => true,
-      metrics: createMetrics(),
-      logger: silentLogger,
-      readiness: () => ({ ready: true, checks: {} }),
-    });
-    store.close();
-    // Middleware registers as ALL on "*"; those are not endpoints.
-    return app.routes
+    return svc.app.routes
       .filter((r) => r.method !== "ALL")
       .map((r) => ({ method: r.method.toLowerCase(), path: r.path.replace(/:(\w+)/g, "{$1}") }));
   } finally {
-    dir.remove();
+    await svc.stop();
   }
 }
 
 describe("the OpenAPI document", () => {
-  const routes = appRoutes();
+  let routes: Array<{ method: string; path: string }> = [];
+  beforeAll(async () => {
+    routes = await appRoutes();
+  });
 
   test("is OpenAPI 3.1 and every $ref resolves", () => {
     expect(doc.openapi).toBe("3.1.0");

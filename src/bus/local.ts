@@ -5,6 +5,8 @@ export function createLocalBus(deliver: Deliver): Bus {
     publish(conversationId, frame, toUserId) {
       deliver(topicOf(conversationId, toUserId), frame);
     },
+    watch: async () => {},
+    unwatch: () => {},
     healthy: () => true,
     close: async () => {},
   };

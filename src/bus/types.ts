@@ -6,6 +6,12 @@
 export interface Bus {
   /** To everyone in the conversation, or to one participant of it when `toUserId` is given. */
   publish(conversationId: string, frame: string, toUserId?: number): void;
+  /**
+   * A socket of this instance joined the conversation: from when this resolves, frames
+   * published for it on any instance reach this one. Counted; pair each with `unwatch`.
+   */
+  watch(conversationId: string): Promise<void>;
+  unwatch(conversationId: string): void;
   healthy(): boolean;
   close(): Promise<void>;
 }

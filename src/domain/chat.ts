@@ -116,15 +116,6 @@ export function createChat(deps: ChatDeps) {
       metrics.messagesOut.inc({ type: "typing" });
     },
 
-    /** Remembers when a user was last connected; batched with the next commit, never awaited. */
-    recordSeen(userId: number, at: number): void {
-      committer
-        .submit(() => store.touchPresence(userId, at))
-        .catch(() => {
-          // last_seen is advisory; a failed write (store closing at shutdown) loses nothing acked.
-        });
-    },
-
     announcePresence(conversation: Conversation, userId: number, online: boolean, lastSeen?: number): void {
       bus.publish(
         conversation.id,

@@ -30,7 +30,7 @@ export interface Readiness {
 export interface HttpDeps {
   store: ChatStore;
   identity: Identity;
-  isOnline: (userId: number) => boolean;
+  presence: (userId: number) => Promise<{ online: boolean; lastSeen: number | null }>;
   restBuckets: KeyedBuckets;
   originAllowed: OriginCheck;
   metrics: Metrics;
@@ -194,14 +194,13 @@ export function createHttpApp(deps: HttpDeps) {
     return c.json(page.map(toWireMessage));
   });
 
-  app.get("/presence", authenticate, validate("query", presenceQuerySchema), (c) => {
+  app.get("/presence", authenticate, validate("query", presenceQuerySchema), async (c) => {
     const me = c.get("principal");
     const { user_id } = c.req.valid("query");
     if (!store.shareConversation(me.userId, user_id)) {
       throw forbidden("you share no conversation with this user");
     }
-    const online = deps.isOnline(user_id);
-    const lastSeen = online ? Date.now() : store.lastSeen(user_id);
+    const { online, lastSeen } = await deps.presence(user_id);
     return c.json({ online, ...(lastSeen !== null ? { last_seen: new Date(lastSeen).toISOString() } : {}) });
   });
 

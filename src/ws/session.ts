@@ -3,7 +3,7 @@ import { conversationTopic, participantTopic } from "../bus/types.ts";
 import { otherParty } from "../domain/access.ts";
 import type { Chat } from "../domain/chat.ts";
 import { AppError } from "../domain/errors.ts";
-import type { PresenceTracker } from "../domain/presence.ts";
+import type { Presence } from "../domain/presence.ts";
 import type { KeyedBuckets, TokenBucket } from "../domain/rate.ts";
 import type { Credentials, Identity, Principal } from "../identity/types.ts";
 import type { Logger } from "../log.ts";
@@ -35,7 +35,9 @@ export interface SessionDeps {
   chat: Chat;
   store: ChatStore;
   identity: Identity;
-  presence: PresenceTracker;
+  presence: Presence;
+  /** Releases the bus subscription the upgrade took for this socket's conversation. */
+  unwatch: (conversationId: string) => void;
   userBuckets: KeyedBuckets;
   metrics: Metrics;
   logger: Logger;
@@ -213,17 +215,22 @@ export function createSessionHandlers(deps: SessionDeps) {
         student_id: conversation.studentId,
       });
       const other = otherParty(conversation, principal.userId);
-      const lastSeen = store.lastSeen(other);
-      send(ws, {
-        type: "presence",
-        user_id: other,
-        online: presence.isOnline(other),
-        ...(lastSeen !== null ? { last_seen: new Date(lastSeen).toISOString() } : {}),
-      });
-      presence.connected(principal.userId);
-      chat.recordSeen(principal.userId, deps.now());
+      presence.connected(principal.userId, deps.now());
       chat.announcePresence(conversation, principal.userId, true);
       if (since !== undefined) resume(ws, since);
+      // The shared presence view may live in Redis: the snapshot follows the backlog.
+      presence.status(other).then(
+        ({ online, lastSeen }) => {
+          if (!deps.sockets.has(ws)) return;
+          send(ws, {
+            type: "presence",
+            user_id: other,
+            online,
+            ...(lastSeen !== null ? { last_seen: new Date(lastSeen).toISOString() } : {}),
+          });
+        },
+        (err) => logger.warn("presence snapshot failed", { error: err }),
+      );
       logger.debug("connection open", {
         connId: ws.data.connId,
         userId: principal.userId,
@@ -242,10 +249,14 @@ export function createSessionHandlers(deps: SessionDeps) {
     close(ws: ChatSocket, code: number) {
       const { conversation, principal } = ws.data;
       deps.sockets.delete(ws);
-      const { wentOffline } = presence.disconnected(principal.userId);
+      deps.unwatch(conversation.id);
       const at = deps.now();
-      chat.recordSeen(principal.userId, at);
-      if (wentOffline) chat.announcePresence(conversation, principal.userId, false, at);
+      presence.disconnected(principal.userId, at).then(
+        ({ wentOffline }) => {
+          if (wentOffline) chat.announcePresence(conversation, principal.userId, false, at);
+        },
+        (err) => logger.warn("presence update failed", { error: err }),
+      );
       logger.debug("connection closed", { connId: ws.data.connId, code });
     },
   };

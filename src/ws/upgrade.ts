@@ -2,7 +2,7 @@ import type { Server } from "bun";
 import { resolveParties } from "../domain/access.ts";
 import type { Chat } from "../domain/chat.ts";
 import { AppError, unauthorized } from "../domain/errors.ts";
-import type { PresenceTracker } from "../domain/presence.ts";
+import type { Presence } from "../domain/presence.ts";
 import { TokenBucket } from "../domain/rate.ts";
 import {
   BEARER_SUBPROTOCOL,
@@ -22,7 +22,10 @@ import type { SessionData } from "./session.ts";
 export interface UpgradeDeps {
   identity: Identity;
   chat: Chat;
-  presence: PresenceTracker;
+  presence: Presence;
+  /** Takes the bus subscription for a conversation before its socket opens (see Bus.watch). */
+  watch: (conversationId: string) => Promise<void>;
+  unwatch: (conversationId: string) => void;
   originAllowed: OriginCheck;
   metrics: Metrics;
   logger: Logger;
@@ -111,7 +114,11 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       };
       // A browser that offered the bearer subprotocol only completes the handshake if we pick it.
       const headers = protocolToken ? { "Sec-WebSocket-Protocol": BEARER_SUBPROTOCOL } : undefined;
+      // Listen on the bus first, so nothing sent on another instance falls between the socket's
+      // backlog read and its live traffic.
+      await deps.watch(data.conversation.id);
       if (server.upgrade(req, { data, headers })) return undefined;
+      deps.unwatch(data.conversation.id);
       return refuse(new AppError(400, "bad_request", "WebSocket upgrade failed"));
     } catch (err) {
       if (err instanceof AppError) return refuse(err);

@@ -1,0 +1,173 @@
+/**
+ * Cross-instance delivery: how fast and how late a message sent on instance A reaches its
+ * recipient on instance B through Redis, beside the same load on one instance (local bus, and
+ * Redis configured with both sides on A). Each instance is a child process with its own
+ * SQLite file; the load generator is this process, so send and receive times share one clock.
+ *
+ *   bun bench/cross-instance.ts [--pairs 40] [--messages 150] [--window 8]
+ *
+ * Env: BENCH_REDIS_URL (default redis://127.0.0.1:6379), SQLITE_SYNCHRONOUS (default FULL).
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { removePrefix } from "../tests/helpers/redis.ts";
+import { type ChildService, spawnService, tempDir } from "../tests/helpers/service.ts";
+import type { TestSocket } from "../tests/helpers/ws-client.ts";
+
+const { values } = parseArgs({
+  options: {
+    pairs: { type: "string", default: "40" },
+    messages: { type: "string", default: "150" },
+    window: { type: "string", default: "8" },
+  },
+});
+const PAIRS = Number(values.pairs);
+const MESSAGES = Number(values.messages);
+const WINDOW = Number(values.window);
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
+const MENTOR = 1000;
+const LESSON = 100;
+const students = Array.from({ length: PAIRS }, (_, i) => 2000 + i);
+
+function directory(dir: string): string {
+  const file = join(dir, "bench-directory.json");
+  writeFileSync(
+    file,
+    JSON.stringify({
+      users: [{ id: MENTOR, is_mentor: true }, ...students.map((id) => ({ id, is_mentor: false }))],
+      lessons: [{ id: LESSON, course_id: 1, teacher_id: MENTOR, student_ids: students }],
+    }),
+  );
+  return file;
+}
+
+const baseEnv = (dir: string) => ({
+  DIRECTORY_FILE: directory(dir),
+  LOG_LEVEL: "info", // spawnService reads the port from the "listening" line
+  RATE_MESSAGES_PER_S: "100000",
+  RATE_MESSAGES_BURST: "100000",
+  RATE_USER_MESSAGES_PER_S: "100000",
+  MAX_CONNECTIONS_PER_USER: "10000",
+  SQLITE_SYNCHRONOUS: process.env.SQLITE_SYNCHRONOUS ?? "FULL",
+});
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+interface Result {
+  scenario: string;
+  delivered: number;
+  seconds: number;
+  rate: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** Each pair: the mentor socket sends MESSAGES with at most WINDOW unacked; the student receives. */
+async function run(scenario: string, senderSide: ChildService, receiverSide: ChildService): Promise<Result> {
+  const pairs: Array<{ mentor: TestSocket; student: TestSocket }> = [];
+  for (const s of students) {
+    const student = await receiverSide.connect(s, { lesson_id: LESSON });
+    await student.next("ready");
+    const mentor = await senderSide.connect(MENTOR, { lesson_id: LESSON, student_id: s });
+    await mentor.next("ready");
+    pairs.push({ mentor, student });
+  }
+  await Bun.sleep(300);
+  const latencies: number[] = [];
+  // client_ids are idempotency keys: a rerun on the same instance must not repeat them.
+  const runTag = crypto.randomUUID().slice(0, 8);
+  const started = performance.now();
+  await Promise.all(
+    pairs.map(async ({ mentor, student }, p) => {
+      let received = 0;
+      const done = new Promise<void>((resolve) => {
+        student.ws.addEventListener("message", (e) => {
+          const f = JSON.parse(String(e.data)) as { type: string; text?: string };
+          if (f.type !== "message" || !f.text?.startsWith("t=")) return;
+          latencies.push(performance.now() - Number(f.text.slice(2)));
+          if (++received === MESSAGES) resolve();
+        });
+      });
+      let acked = 0;
+      let sent = 0;
+      const pump = () => {
+        while (sent < MESSAGES && sent - acked < WINDOW) {
+          mentor.send({
+            type: "message",
+            text: `t=${performance.now()}`,
+            client_id: `${runTag}-${p}-${sent++}`,
+          });
+        }
+      };
+      mentor.ws.addEventListener("message", (e) => {
+        if ((JSON.parse(String(e.data)) as { type: string }).type === "ack") {
+          acked++;
+          pump();
+        }
+      });
+      pump();
+      const timeout = Bun.sleep(120_000).then(() => {
+        throw new Error(`${scenario}: pair ${p} got ${received}/${MESSAGES} within 120 s`);
+      });
+      await Promise.race([done, timeout]);
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  for (const { mentor, student } of pairs) {
+    mentor.close();
+    student.close();
+  }
+  latencies.sort((x, y) => x - y);
+  return {
+    scenario,
+    delivered: latencies.length,
+    seconds,
+    rate: latencies.length / seconds,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    max: latencies[latencies.length - 1] ?? Number.NaN,
+  };
+}
+
+const prefix = `bench:${crypto.randomUUID().slice(0, 8)}:`;
+const dirs = [tempDir("bench-a-"), tempDir("bench-b-"), tempDir("bench-l-")];
+const children: ChildService[] = [];
+const results: Result[] = [];
+try {
+  const local = await spawnService({ dir: dirs[2]!.path, env: baseEnv(dirs[2]!.path) });
+  children.push(local);
+  results.push(await run("one instance, local bus", local, local));
+  await local.stop();
+
+  const redisEnv = (dir: string, id: string) => ({
+    ...baseEnv(dir),
+    REDIS_URL,
+    REDIS_PREFIX: prefix,
+    INSTANCE_ID: id,
+  });
+  const a = await spawnService({ dir: dirs[0]!.path, env: redisEnv(dirs[0]!.path, "A") });
+  const b = await spawnService({ dir: dirs[1]!.path, env: redisEnv(dirs[1]!.path, "B") });
+  children.push(a, b);
+  results.push(await run("Redis bus, both sides on A", a, a));
+  results.push(await run("Redis bus, sender on A, recipient on B", a, b));
+} finally {
+  for (const c of children) if (c.proc.exitCode === null) await c.stop();
+  for (const d of dirs) d.remove();
+  await removePrefix(prefix, REDIS_URL).catch(() => undefined);
+}
+
+console.log(
+  `\n${PAIRS} conversations x ${MESSAGES} messages, window ${WINDOW} unacked per sender, SQLITE_SYNCHRONOUS=${process.env.SQLITE_SYNCHRONOUS ?? "FULL"}\n`,
+);
+console.log("| scenario | delivered | seconds | msg/s | p50 ms | p99 ms | max ms |");
+console.log("|---|---:|---:|---:|---:|---:|---:|");
+for (const r of results) {
+  console.log(
+    `| ${r.scenario} | ${r.delivered} | ${r.seconds.toFixed(2)} | ${Math.round(r.rate)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} |`,
+  );
+}

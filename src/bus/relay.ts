@@ -1,0 +1,68 @@
+import { z } from "zod";
+import { otherParty } from "../domain/access.ts";
+import { messageSchema } from "../protocol/frames.ts";
+import type { GroupCommitter } from "../store/group-commit.ts";
+import type { Replica } from "../store/replica.ts";
+import type { ChatStore } from "../store/sqlite.ts";
+import type { Accept } from "./redis.ts";
+
+/**
+ * What this instance keeps of frames relayed from others: a message frame carries the whole
+ * message, so it is stored here (through the group committer, without an outbox row) before
+ * it is delivered; a read mark is applied the same way. Then history, resume and client_id
+ * retries on this instance include what was said on the others while it was listening.
+ * Typing and presence frames are delivered as they come.
+ */
+
+const relayedMessage = messageSchema.extend({ type: z.literal("message") });
+const relayedViewed = z.object({
+  type: z.literal("viewed"),
+  message_id: z.string(),
+  viewer_id: z.number().int(),
+  viewed_at: z.string(),
+});
+
+export function createRelayAccept(deps: {
+  store: ChatStore;
+  replica: Replica;
+  committer: GroupCommitter;
+}): Accept {
+  const { store, replica, committer } = deps;
+  return (conversationId, frame, replay) => {
+    if (frame.startsWith('{"type":"message"')) {
+      const m = relayedMessage.safeParse(JSON.parse(frame));
+      if (!m.success || m.data.conversation_id !== conversationId) return false;
+      const msg = m.data;
+      // Deliver only what was new here: a replay of something already relayed is dropped.
+      return committer.submit(() =>
+        replica.insertMessage({
+          id: msg.id,
+          conversationId,
+          senderId: msg.sender_id,
+          text: msg.text,
+          createdAt: Date.parse(msg.created_at),
+          clientId: msg.client_id ?? null,
+        }),
+      );
+    }
+    if (frame.startsWith('{"type":"viewed"')) {
+      const v = relayedViewed.safeParse(JSON.parse(frame));
+      const conversation = store.conversation(conversationId);
+      if (!v.success || !conversation) return !replay;
+      const viewedAt = Date.parse(v.data.viewed_at);
+      const viewerId = v.data.viewer_id;
+      return committer
+        .submit(() =>
+          replica.markViewed({
+            conversationId,
+            senderId: otherParty(conversation, viewerId),
+            viewerId,
+            upToId: v.data.message_id,
+            viewedAt,
+          }),
+        )
+        .then((changed) => changed > 0 || !replay);
+    }
+    return !replay;
+  };
+}

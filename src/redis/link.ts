@@ -1,0 +1,218 @@
+import { RedisClient } from "bun";
+import type { Logger } from "../log.ts";
+
+/**
+ * Two connections to one Redis: one for commands (publish, presence) and one in subscriber
+ * mode. Bun's client notices a dead server late (its `connected` stays true and `onclose`
+ * may never run) and, after a restart, reconnects without its subscriptions, so this link
+ * owns recovery itself: it pings both connections on a timer, and on any failure drops both
+ * and dials fresh ones, resubscribing every channel it was asked for. Callers see `up` and
+ * get `onUp` after each (re)connect to repair what a restarted Redis forgot.
+ */
+
+export interface RedisLink {
+  readonly up: boolean;
+  /** The command connection; throws while the link is down so callers fall back at once. */
+  command(name: string, args: string[]): Promise<unknown>;
+  publish(channel: string, message: string): Promise<void>;
+  /** Adds a channel; resolves once Redis confirmed it, or at once while the link is down. */
+  subscribe(channel: string): Promise<void>;
+  unsubscribe(channel: string): void;
+  onUp(hook: () => void): void;
+  onDown(hook: () => void): void;
+  close(): Promise<void>;
+  /** Reconnections since start (for /metrics). */
+  readonly reconnects: number;
+}
+
+export interface LinkOptions {
+  url: string;
+  logger: Logger;
+  onMessage: (channel: string, message: string) => void;
+  /** How often to ping, and to retry while down. */
+  checkEveryMs?: number;
+  /** A ping or dial slower than this counts as a failure. */
+  timeoutMs?: number;
+}
+
+class Timeout extends Error {}
+
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Timeout(`redis ${what} took longer than ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export async function createRedisLink(opts: LinkOptions): Promise<RedisLink> {
+  const checkEveryMs = opts.checkEveryMs ?? 1000;
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  const channels = new Set<string>();
+  const upHooks: Array<() => void> = [];
+  const downHooks: Array<() => void> = [];
+  let cmd: RedisClient | null = null;
+  let sub: RedisClient | null = null;
+  let up = false;
+  let everUp = false;
+  let reconnects = 0;
+  let closed = false;
+  let dialing: Promise<void> | null = null;
+  const listener = (message: string, channel: string) => opts.onMessage(channel, message);
+
+  const newClient = () =>
+    new RedisClient(opts.url, {
+      // Recovery is ours (see above); queued commands would hide an outage from callers.
+      autoReconnect: false,
+      enableOfflineQueue: false,
+      connectionTimeout: timeoutMs,
+    });
+
+  const drop = () => {
+    for (const c of [cmd, sub]) {
+      try {
+        c?.close();
+      } catch {
+        // already closed
+      }
+    }
+    cmd = null;
+    sub = null;
+  };
+
+  const markDown = (reason: unknown) => {
+    if (!up) return;
+    up = false;
+    drop();
+    opts.logger.warn("redis link down; delivering locally only until it returns", {
+      error: reason instanceof Error ? reason.message : String(reason),
+    });
+    for (const h of downHooks) h();
+  };
+
+  const dial = async () => {
+    const c = newClient();
+    const s = newClient();
+    const wanted = [...channels];
+    try {
+      await within(Promise.all([c.connect(), s.connect()]), timeoutMs, "connect");
+      if (wanted.length > 0) await within(s.subscribe(wanted, listener), timeoutMs, "subscribe");
+    } catch (err) {
+      c.close();
+      s.close();
+      throw err;
+    }
+    if (closed) {
+      c.close();
+      s.close();
+      return;
+    }
+    cmd = c;
+    sub = s;
+    up = true;
+    // Channels asked for while this dial was in flight.
+    const late = [...channels].filter((ch) => !wanted.includes(ch));
+    if (late.length > 0) s.subscribe(late, listener).catch((err) => markDown(err));
+    if (everUp) {
+      reconnects++;
+      opts.logger.info("redis link restored", { channels: channels.size });
+    }
+    everUp = true;
+    for (const h of upHooks) {
+      try {
+        h();
+      } catch (err) {
+        opts.logger.error("redis onUp hook failed", { error: err });
+      }
+    }
+  };
+
+  const check = async () => {
+    if (closed) return;
+    if (!up) {
+      dialing ??= dial()
+        .catch(() => {
+          // Still down; the next tick tries again.
+        })
+        .finally(() => {
+          dialing = null;
+        });
+      return dialing;
+    }
+    try {
+      await within(Promise.all([cmd!.send("PING", []), sub!.ping()]), timeoutMs, "ping");
+    } catch (err) {
+      markDown(err);
+    }
+  };
+
+  const timer = setInterval(check, checkEveryMs);
+  // A first dial that fails is not fatal: the service starts degraded and keeps trying.
+  try {
+    await dial();
+  } catch (err) {
+    opts.logger.warn("redis not reachable at start; retrying in the background", {
+      error: err instanceof Error ? err.message : String(err),
+    });
+  }
+
+  return {
+    get up() {
+      return up;
+    },
+    get reconnects() {
+      return reconnects;
+    },
+    async command(name, args) {
+      if (!up || !cmd) throw new Error("redis link is down");
+      try {
+        return await within(cmd.send(name, args), timeoutMs, name);
+      } catch (err) {
+        // A server error (bad script, wrong type) is not an outage.
+        if (err instanceof Timeout || (err as { code?: string }).code === "ERR_REDIS_CONNECTION_CLOSED")
+          markDown(err);
+        throw err;
+      }
+    },
+    async publish(channel, message) {
+      if (!up || !cmd) throw new Error("redis link is down");
+      try {
+        await within(cmd.publish(channel, message), timeoutMs, "publish");
+      } catch (err) {
+        markDown(err);
+        throw err;
+      }
+    },
+    async subscribe(channel) {
+      if (channels.has(channel)) return;
+      channels.add(channel);
+      if (!up || !sub) return;
+      try {
+        await within(sub.subscribe(channel, listener), timeoutMs, "subscribe");
+      } catch (err) {
+        // The channel stays wanted; the reconnect subscribes it.
+        markDown(err);
+      }
+    },
+    unsubscribe(channel) {
+      if (!channels.delete(channel)) return;
+      if (!up || !sub) return;
+      sub.unsubscribe(channel).catch((err) => markDown(err));
+    },
+    onUp(hook) {
+      upHooks.push(hook);
+    },
+    onDown(hook) {
+      downHooks.push(hook);
+    },
+    async close() {
+      closed = true;
+      clearInterval(timer);
+      await dialing;
+      up = false;
+      drop();
+    },
+  };
+}

@@ -1,0 +1,109 @@
+import { createServer } from "node:net";
+import { RedisClient } from "bun";
+
+/**
+ * Redis for tests: the shared server at 127.0.0.1:6379 with a key prefix of the test's own
+ * (removed afterwards; never FLUSHALL), or a private redis-server on a free port that a test
+ * may kill and restart.
+ */
+
+export const SHARED_REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+
+export function testPrefix(): string {
+  return `test:${crypto.randomUUID().slice(0, 8)}:`;
+}
+
+/** Fails with the reason when the shared Redis is not there: a missing server is an error. */
+export async function requireRedis(url = SHARED_REDIS_URL): Promise<void> {
+  const c = new RedisClient(url, { autoReconnect: false, connectionTimeout: 2000 });
+  try {
+    await c.connect();
+    await c.send("PING", []);
+  } catch (err) {
+    throw new Error(`Redis is not reachable at ${url} (run scripts/setup.sh): ${String(err)}`);
+  } finally {
+    c.close();
+  }
+}
+
+export async function removePrefix(prefix: string, url = SHARED_REDIS_URL): Promise<void> {
+  const c = new RedisClient(url, { autoReconnect: false, connectionTimeout: 2000 });
+  try {
+    await c.connect();
+    let cursor = "0";
+    do {
+      const [next, keys] = (await c.send("SCAN", [cursor, "MATCH", `${prefix}*`, "COUNT", "500"])) as [
+        string,
+        string[],
+      ];
+      cursor = next;
+      if (keys.length > 0) await c.send("DEL", keys);
+    } while (cursor !== "0");
+  } finally {
+    c.close();
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface OwnRedis {
+  url: string;
+  port: number;
+  start(): Promise<void>;
+  kill(): Promise<void>;
+}
+
+/** A private, non-persistent redis-server; `kill` is SIGKILL, as a crash would be. */
+export async function ownRedis(): Promise<OwnRedis> {
+  const port = await freePort();
+  const url = `redis://127.0.0.1:${port}`;
+  let proc: Bun.Subprocess | undefined;
+  const self: OwnRedis = {
+    url,
+    port,
+    async start() {
+      proc = Bun.spawn(
+        ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        { stdout: "ignore", stderr: "pipe" },
+      );
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        try {
+          await requireRedis(url);
+          return;
+        } catch (err) {
+          if (Date.now() > deadline || proc.exitCode !== null) {
+            throw new Error(`redis-server on port ${port} did not start: ${String(err)}`);
+          }
+          await Bun.sleep(50);
+        }
+      }
+    },
+    async kill() {
+      proc?.kill(9);
+      await proc?.exited;
+      proc = undefined;
+    },
+  };
+  await self.start();
+  return self;
+}
+
+/** Polls `check` until it is true; fails with `what` after the deadline. */
+export async function eventually(what: string, check: () => Promise<boolean> | boolean, ms = 15_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await Bun.sleep(100);
+  }
+}
