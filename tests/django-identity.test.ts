@@ -366,6 +366,12 @@ for (const mode of ["local", "remote"] as const) {
           503,
           /identity backend is unavailable/,
         );
+        // Degraded, not unready: open chats still work.
+        const ready = await fetch(`${svc.url}/readyz`);
+        expect(ready.status).toBe(200);
+        expect(((await ready.json()) as { checks: { identity: { ok: boolean } } }).checks.identity.ok).toBe(
+          false,
+        );
         await chatRoundTrip(s, m, `during the outage ${mode}`);
         await chatRoundTrip(m, s, `reply during the outage ${mode}`);
         s.send({ type: "auth", token: newToken });
