@@ -59,6 +59,9 @@ export class ChatRest {
     try {
       res = await this.fetchFn(`${this.base}${path}${qs ? `?${qs}` : ""}`, {
         headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+        // Against the platform's Django, the service needs the site's device_id cookie; a browser
+        // only sends cookies on a cross-origin fetch when asked to.
+        credentials: "include",
       });
     } catch (err) {
       throw new ChatError("network", `request to ${path} failed: ${(err as Error).message}`);

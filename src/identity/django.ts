@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { type AppError, unauthorized, unavailable } from "../domain/errors.ts";
+import { AppError, forbidden, unauthorized, unavailable } from "../domain/errors.ts";
 import type { Logger } from "../log.ts";
 import { SingleFlightCache } from "./cache.ts";
 import { type TokenVerifier, unverifiedClaims } from "./token.ts";
@@ -19,6 +19,9 @@ const lessonSchema = z.object({
 });
 const accessSchema = z.object({ allowed: z.boolean() });
 
+/** Users whose current device we remember; beyond this the oldest are forgotten (and re-proven). */
+const MAX_DEVICES = 100_000;
+
 export interface DjangoOptions {
   baseUrl: string;
   forwardCookies: string[];
@@ -29,22 +32,32 @@ export interface DjangoOptions {
   fetch?: typeof fetch;
 }
 
+/** A refusal that is about the caller's credentials, not about the lesson asked for. */
+const isCallerRefusal = (err: unknown) =>
+  err instanceof AppError && (err.status === 401 || err.status === 403);
+
 export function createDjangoIdentity(opts: DjangoOptions): Identity {
   const base = `${opts.baseUrl.replace(/\/+$/, "")}/api/content/chat-service`;
   const doFetch = opts.fetch ?? fetch;
   const users = new SingleFlightCache<Principal>(opts.cacheTtlMs);
   const lessons = new SingleFlightCache<LessonInfo | null>(opts.cacheTtlMs);
   const access = new SingleFlightCache<boolean>(opts.cacheTtlMs);
+  /** userId → the forwarded cookies that last proved that user. */
+  const devices = new Map<number, string>();
   let lastCallOk = true;
+
+  const cookieNames = opts.forwardCookies.join(", ");
+  const staleCredentials = () =>
+    unauthorized(
+      `the platform refused this token or ${cookieNames} cookie: it may have expired or been revoked, ` +
+        "or a newer login on another device replaced this one; log in again",
+    );
 
   const cookieHeader = (cred: Credentials) =>
     opts.forwardCookies
       .filter((name) => cred.cookies[name] !== undefined)
       .map((name) => `${name}=${cred.cookies[name]}`)
       .join("; ");
-
-  /** The cache key must include the forwarded cookies: the site's answer depends on them. */
-  const credKey = (cred: Credentials) => `${cred.token}|${cookieHeader(cred)}`;
 
   async function call(path: string, cred: Credentials): Promise<{ status: number; body: unknown }> {
     const headers: Record<string, string> = {
@@ -53,42 +66,55 @@ export function createDjangoIdentity(opts: DjangoOptions): Identity {
     };
     const cookie = cookieHeader(cred);
     if (cookie) headers.Cookie = cookie;
-    let res: Response;
+    const what = path.split("?")[0]?.replace(/\d+/g, ":id");
     try {
-      res = await doFetch(`${base}/${path}`, {
-        headers,
-        signal: AbortSignal.timeout(opts.timeoutMs),
-        redirect: "manual",
-      });
+      // One deadline for the answer and its body: a backend that stalls mid-body must not hang us.
+      const signal = AbortSignal.timeout(opts.timeoutMs);
+      const res = await doFetch(`${base}/${path}`, { headers, signal, redirect: "manual" });
+      if (res.status >= 500) {
+        await res.body?.cancel().catch(() => {});
+        lastCallOk = false;
+        opts.logger.warn("identity backend failed", { path: what, status: res.status });
+        throw unavailable("the identity backend is unavailable; try again shortly");
+      }
+      const body =
+        res.status === 200 || res.status === 403 ? await res.json().catch(() => undefined) : undefined;
+      if (body === undefined) await res.body?.cancel().catch(() => {});
+      lastCallOk = true;
+      return { status: res.status, body };
     } catch (err) {
+      if (err instanceof AppError) throw err;
       lastCallOk = false;
-      opts.logger.warn("identity backend unreachable", { path: path.split("?")[0], error: err });
+      opts.logger.warn("identity backend unreachable", { path: what, error: err });
       throw unavailable("the identity backend is unavailable; try again shortly");
     }
-    if (res.status >= 500) {
-      lastCallOk = false;
-      opts.logger.warn("identity backend failed", { path: path.split("?")[0], status: res.status });
-      throw unavailable("the identity backend is unavailable; try again shortly");
-    }
-    lastCallOk = true;
-    const body = await res.json().catch(() => undefined);
-    return { status: res.status, body };
   }
 
-  function refused(status: number): AppError {
-    if (status === 401 || status === 403) return unauthorized("the identity backend refused the token");
-    opts.logger.warn("identity backend gave an unexpected answer", { status });
-    return unavailable("the identity backend gave an unexpected answer");
+  /** Our own words for a refusal: the backend's `detail` text never reaches a client. */
+  function refused(status: number, what: string): AppError {
+    if (status === 401) return staleCredentials();
+    if (status === 403) return forbidden(`the platform refused access to ${what}`);
+    opts.logger.warn("identity backend gave an unexpected answer", { status, what });
+    return unavailable("the identity backend gave an unexpected answer; try again shortly");
   }
 
   function requireCookies(cred: Credentials): void {
     for (const name of opts.forwardCookies) {
       if (cred.cookies[name] === undefined) {
         throw unauthorized(
-          `the ${name} cookie is missing: the platform's login sets it, and it must be sent to this host`,
+          `the ${name} cookie is missing: the platform's login sets it, and the browser must send it to this host`,
         );
       }
     }
+  }
+
+  function rememberDevice(userId: number, cookies: string): void {
+    devices.delete(userId);
+    if (devices.size >= MAX_DEVICES) {
+      const oldest = devices.keys().next().value;
+      if (oldest !== undefined) devices.delete(oldest);
+    }
+    devices.set(userId, cookies);
   }
 
   return {
@@ -97,38 +123,57 @@ export function createDjangoIdentity(opts: DjangoOptions): Identity {
       // A local check first, when we hold the key: forged or expired tokens never reach Django.
       const token = opts.verifier ? await opts.verifier.verify(cred.token) : unverifiedClaims(cred.token);
       requireCookies(cred);
-      return users.get(credKey(cred), async () => {
+      const cookies = cookieHeader(cred);
+      // The site's answer depends on the cookies too, so they are part of the key.
+      const key = `${cred.token}|${cookies}`;
+      const prove = async (): Promise<Principal> => {
         const { status, body } = await call(`users/${token.userId}/`, cred);
-        if (status === 404) throw unauthorized("the token's user does not exist");
-        if (status !== 200) throw refused(status);
+        if (status === 404) throw unauthorized("the token's user does not exist on the platform");
+        if (status !== 200) throw refused(status, "the chat service for this account");
         const user = userSchema.safeParse(body);
-        if (!user.success || user.data.id !== token.userId) throw refused(502);
+        if (!user.success || user.data.id !== token.userId) throw refused(502, "users");
+        rememberDevice(token.userId, cookies);
         return { userId: token.userId, isMentor: user.data.is_mentor, expiresAt: token.expiresAt };
-      });
+      };
+      const principal = await users.get(key, prove);
+      // The site allows one device per user: once other cookies proved this user, an answer
+      // cached for these is stale, so ask again (the site then refuses the old device).
+      if (devices.get(principal.userId) === cookies) return principal;
+      users.delete(key);
+      return users.get(key, prove);
     },
     async lesson(lessonId, cred) {
-      return lessons.get(String(lessonId), async () => {
-        const { status, body } = await call(`lesson/${lessonId}/detail/`, cred);
-        if (status === 404) return null;
-        if (status !== 200) throw refused(status);
-        const lesson = lessonSchema.safeParse(body);
-        if (!lesson.success) throw refused(502);
-        return { id: lesson.data.id, teacherId: lesson.data.teacher_id, courseId: lesson.data.course_id };
-      });
+      return lessons.get(
+        String(lessonId),
+        async () => {
+          const { status, body } = await call(`lesson/${lessonId}/detail/`, cred);
+          if (status === 404) return null;
+          if (status !== 200) throw refused(status, `lesson ${lessonId}`);
+          const lesson = lessonSchema.safeParse(body);
+          if (!lesson.success) throw refused(502, "lesson");
+          return { id: lesson.data.id, teacherId: lesson.data.teacher_id, courseId: lesson.data.course_id };
+        },
+        isCallerRefusal,
+      );
     },
     async studentAllowed(lessonId, studentId, cred) {
-      return access.get(`${lessonId}:${studentId}`, async () => {
-        const { status, body } = await call(
-          `check-access/?lesson_id=${lessonId}&student_id=${studentId}`,
-          cred,
-        );
-        if (status === 404) return false;
-        if (status === 403 && accessSchema.safeParse(body).success) return false;
-        if (status !== 200) throw refused(status);
-        const answer = accessSchema.safeParse(body);
-        if (!answer.success) throw refused(502);
-        return answer.data.allowed;
-      });
+      return access.get(
+        `${lessonId}:${studentId}`,
+        async () => {
+          const { status, body } = await call(
+            `check-access/?lesson_id=${lessonId}&student_id=${studentId}`,
+            cred,
+          );
+          if (status === 404) return false;
+          // The site's "no" is a 403 with `allowed: false`; a 403 without it is about the caller.
+          if (status === 403 && accessSchema.safeParse(body).success) return false;
+          if (status !== 200) throw refused(status, `lesson ${lessonId}`);
+          const answer = accessSchema.safeParse(body);
+          if (!answer.success) throw refused(502, "check-access");
+          return answer.data.allowed;
+        },
+        isCallerRefusal,
+      );
     },
     healthy: () => lastCallOk,
   };
