@@ -26,7 +26,6 @@ import { createRedisPresence } from "./redis/presence.ts";
 import { createGroupCommitter } from "./store/group-commit.ts";
 import { openMongo } from "./store/mongo.ts";
 import { createReadThrough } from "./store/read-through.ts";
-import { createReplica } from "./store/replica.ts";
 import { type ChatStore, openStore } from "./store/sqlite.ts";
 import { type ChatSocket, createSessionHandlers, type SessionData } from "./ws/session.ts";
 import { createUpgradeHandler } from "./ws/upgrade.ts";
@@ -328,7 +327,6 @@ async function createFanout(
     deliver: deps.deliver,
     accept: createRelayAccept({
       store: deps.store,
-      replica: createReplica(deps.store.db),
       committer: deps.committer,
     }),
     logger: deps.logger,

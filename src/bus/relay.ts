@@ -2,7 +2,6 @@ import { z } from "zod";
 import { otherParty } from "../domain/access.ts";
 import { messageSchema } from "../protocol/frames.ts";
 import type { GroupCommitter } from "../store/group-commit.ts";
-import type { Replica } from "../store/replica.ts";
 import type { ChatStore } from "../store/sqlite.ts";
 import type { Accept } from "./redis.ts";
 
@@ -22,12 +21,8 @@ const relayedViewed = z.object({
   viewed_at: z.string(),
 });
 
-export function createRelayAccept(deps: {
-  store: ChatStore;
-  replica: Replica;
-  committer: GroupCommitter;
-}): Accept {
-  const { store, replica, committer } = deps;
+export function createRelayAccept(deps: { store: ChatStore; committer: GroupCommitter }): Accept {
+  const { store, committer } = deps;
   return (conversationId, frame, replay) => {
     if (frame.startsWith('{"type":"message"')) {
       const m = relayedMessage.safeParse(JSON.parse(frame));
@@ -35,13 +30,13 @@ export function createRelayAccept(deps: {
       const msg = m.data;
       // Deliver only what was new here: a replay of something already relayed is dropped.
       return committer.submit(() =>
-        replica.insertMessage({
+        store.keepRelayedMessage({
           id: msg.id,
           conversationId,
           senderId: msg.sender_id,
           text: msg.text,
           createdAt: Date.parse(msg.created_at),
-          clientId: msg.client_id ?? null,
+          clientId: msg.client_id,
         }),
       );
     }
@@ -53,13 +48,14 @@ export function createRelayAccept(deps: {
       const viewerId = v.data.viewer_id;
       return committer
         .submit(() =>
-          replica.markViewed({
+          store.markViewed(
             conversationId,
-            senderId: otherParty(conversation, viewerId),
+            otherParty(conversation, viewerId),
             viewerId,
-            upToId: v.data.message_id,
+            v.data.message_id,
             viewedAt,
-          }),
+            "relayed",
+          ),
         )
         .then((changed) => changed > 0 || !replay);
     }

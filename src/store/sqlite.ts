@@ -329,18 +329,33 @@ export function openStore(opts: OpenOptions) {
       return row ? toMessage(row) : null;
     },
 
-    /** Read-up-to: marks `upToId` and every earlier message from `senderId`. Returns rows changed. */
+    /**
+     * Read-up-to: marks `upToId` and every earlier message from `senderId`. Returns rows changed.
+     * A mark relayed from another instance is that instance's to flush, so it gets no outbox row.
+     */
     markViewed(
       conversationId: string,
       senderId: number,
       viewerId: number,
       upToId: string,
       at: number,
+      origin: "here" | "relayed" = "here",
     ): number {
       const { changes } = q.markViewed.run(viewerId, at, conversationId, senderId, upToId);
-      if (changes > 0)
+      if (changes > 0 && origin === "here")
         enqueue({ kind: "viewed", conversationId, senderId, viewerId, upToId, viewedAt: at }, at);
       return changes;
+    },
+
+    /**
+     * Keeps a message another instance accepted and relayed, so history, resume and client_id
+     * retries here see it. No outbox row: its own instance flushes it. True when it was new here.
+     */
+    keepRelayedMessage(m: NewMessage): boolean {
+      return (
+        q.insertMessage.get(m.conversationId, m.id, m.senderId, m.text, m.createdAt, m.clientId ?? null) !==
+        null
+      );
     },
 
     page(conversationId: string, opts: { before?: string; after?: string; limit: number }): StoredMessage[] {
