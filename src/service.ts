@@ -244,6 +244,7 @@ export async function startService(
       backpressureLimit: config.SEND_BUFFER_LIMIT_BYTES,
       closeOnBackpressureLimit: true,
       open: session.open,
+      drain: session.drain,
       message: session.message,
       close: session.close,
     },

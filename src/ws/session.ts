@@ -25,6 +25,8 @@ export interface SessionData {
   cred: Credentials;
   conversation: Conversation;
   since?: string;
+  /** While a resume is being written: the last message id sent. Live traffic waits until it ends. */
+  resumeAfter?: string;
   bucket: TokenBucket;
   openedAt: number;
 }
@@ -46,7 +48,7 @@ export interface SessionDeps {
   sockets: Set<ChatSocket>;
 }
 
-const RESUME_PAGE = 500;
+const RESUME_PAGE = 200;
 
 function send(ws: ChatSocket, frame: OutboundFrame): void {
   ws.send(encode(frame));
@@ -80,13 +82,29 @@ function describeFrameIssue(
 export function createSessionHandlers(deps: SessionDeps) {
   const { chat, store, presence, metrics, logger } = deps;
 
-  function resume(ws: ChatSocket, since: string): void {
-    let after = since;
+  /**
+   * Writes the backlog after `ws.data.resumeAfter` page by page, pausing when the socket pushes
+   * back and going on from `drain`, so a long absence cannot overflow the send buffer (which
+   * closes the socket). The live topic is joined in the same turn as the read that finds
+   * nothing more: commits and publishes run on this thread, so nothing falls between the two
+   * and nothing is sent twice.
+   */
+  function pumpResume(ws: ChatSocket): void {
+    const conversationId = ws.data.conversation.id;
     for (;;) {
-      const page = store.page(ws.data.conversation.id, { after, limit: RESUME_PAGE });
-      for (const m of page) send(ws, { type: "message", ...toWireMessage(m) });
-      if (page.length < RESUME_PAGE) break;
-      after = page[page.length - 1]!.id;
+      const after = ws.data.resumeAfter;
+      if (after === undefined) return;
+      const page = store.page(conversationId, { after, limit: RESUME_PAGE });
+      for (const m of page) {
+        ws.data.resumeAfter = m.id;
+        // -1: queued, but the socket is pushing back; `drain` resumes from here.
+        if (ws.send(encode({ type: "message", ...toWireMessage(m) })) === -1) return;
+      }
+      if (page.length < RESUME_PAGE) {
+        ws.data.resumeAfter = undefined;
+        ws.subscribe(conversationTopic(conversationId));
+        return;
+      }
     }
   }
 
@@ -202,9 +220,7 @@ export function createSessionHandlers(deps: SessionDeps) {
       const { conversation, principal, since } = ws.data;
       deps.sockets.add(ws);
       metrics.connectionsOpened.inc();
-      // Subscribe before reading the backlog: anything committed after the read arrives live,
-      // anything before is in the read, and both happen on this one thread.
-      ws.subscribe(conversationTopic(conversation.id));
+      // Typing and presence for this participant are not part of the ordered history.
       ws.subscribe(participantTopic(conversation.id, principal.userId));
       send(ws, {
         type: "ready",
@@ -217,7 +233,12 @@ export function createSessionHandlers(deps: SessionDeps) {
       const other = otherParty(conversation, principal.userId);
       presence.connected(principal.userId, deps.now());
       chat.announcePresence(conversation, principal.userId, true);
-      if (since !== undefined) resume(ws, since);
+      if (since === undefined) {
+        ws.subscribe(conversationTopic(conversation.id));
+      } else {
+        ws.data.resumeAfter = since;
+        pumpResume(ws);
+      }
       // The shared presence view may live in Redis: the snapshot follows the backlog.
       presence.status(other).then(
         ({ online, lastSeen }) => {
@@ -236,6 +257,10 @@ export function createSessionHandlers(deps: SessionDeps) {
         userId: principal.userId,
         conversation: conversation.id,
       });
+    },
+
+    drain(ws: ChatSocket) {
+      pumpResume(ws);
     },
 
     message(ws: ChatSocket, raw: string | Buffer) {
