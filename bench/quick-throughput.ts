@@ -77,7 +77,8 @@ running = false;
 const elapsed = (performance.now() - started) / 1000;
 await Bun.sleep(300);
 latencies.sort((a, b) => a - b);
-const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!.toFixed(2);
+const pct = (p: number) =>
+  latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!.toFixed(2);
 const result = {
   seconds: Number(elapsed.toFixed(1)),
   synchronous: values.sync,
@@ -85,7 +86,9 @@ const result = {
   acked_per_s: Math.round(acked / elapsed),
   delivered_per_s: Math.round(received / elapsed),
   ack_latency_ms: { p50: pct(50), p99: pct(99), max: pct(100) },
-  client_cpu_s: Number(((process.cpuUsage(cpuBefore).user + process.cpuUsage(cpuBefore).system) / 1e6).toFixed(2)),
+  client_cpu_s: Number(
+    ((process.cpuUsage(cpuBefore).user + process.cpuUsage(cpuBefore).system) / 1e6).toFixed(2),
+  ),
 };
 console.log(JSON.stringify(result));
 sender.close();
