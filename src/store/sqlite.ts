@@ -207,11 +207,13 @@ export function openStore(opts: OpenOptions) {
       `UPDATE messages SET viewed_by = ?, viewed_at = ?
        WHERE conversation_id = ? AND sender_id = ? AND id <= ? AND viewed_by IS NULL`,
     ),
+    // Newest first straight off the primary key; page() reverses in JS, which is cheaper than
+    // the temp B-tree an outer ORDER BY would build.
     latest: db.query<MessageRow, [string, number]>(
-      "SELECT * FROM (SELECT * FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+      "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT ?",
     ),
     before: db.query<MessageRow, [string, string, number]>(
-      "SELECT * FROM (SELECT * FROM messages WHERE conversation_id = ? AND id < ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+      "SELECT * FROM messages WHERE conversation_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
     ),
     after: db.query<MessageRow, [string, string, number]>(
       "SELECT * FROM messages WHERE conversation_id = ? AND id > ? ORDER BY id LIMIT ?",
@@ -319,8 +321,8 @@ export function openStore(opts: OpenOptions) {
       if (after !== undefined && before !== undefined)
         rows = q.between.all(conversationId, after, before, limit);
       else if (after !== undefined) rows = q.after.all(conversationId, after, limit);
-      else if (before !== undefined) rows = q.before.all(conversationId, before, limit);
-      else rows = q.latest.all(conversationId, limit);
+      else if (before !== undefined) rows = q.before.all(conversationId, before, limit).reverse();
+      else rows = q.latest.all(conversationId, limit).reverse();
       return rows.map(toMessage);
     },
 
