@@ -138,6 +138,7 @@ export async function startService(
   const session = createSessionHandlers({
     chat,
     store,
+    committer,
     identity,
     presence,
     userBuckets: new KeyedBuckets(config.RATE_USER_MESSAGES_PER_S, config.RATE_USER_MESSAGES_PER_S * 2),

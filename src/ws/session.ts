@@ -11,10 +11,12 @@ import type { Metrics } from "../metrics.ts";
 import {
   type ErrorCode,
   encode,
+  fastMessageFrame,
   INBOUND_TYPES,
   inboundFrameSchema,
   type OutboundFrame,
 } from "../protocol/frames.ts";
+import type { GroupCommitter } from "../store/group-commit.ts";
 import type { ChatStore, Conversation } from "../store/sqlite.ts";
 import { toWireMessage } from "../store/sqlite.ts";
 
@@ -34,6 +36,8 @@ export type ChatSocket = ServerWebSocket<SessionData>;
 export interface SessionDeps {
   chat: Chat;
   store: ChatStore;
+  /** Presence writes ride along with the next group commit instead of an fsync of their own. */
+  committer: GroupCommitter;
   identity: Identity;
   presence: PresenceTracker;
   userBuckets: KeyedBuckets;
@@ -78,6 +82,11 @@ function describeFrameIssue(
 export function createSessionHandlers(deps: SessionDeps) {
   const { chat, store, presence, metrics, logger } = deps;
 
+  // Last-seen is best effort: a lost write (store closed during shutdown) only ages it.
+  const touchPresence = (userId: number, at: number) => {
+    deps.committer.submit(() => store.touchPresence(userId, at)).catch(() => {});
+  };
+
   function resume(ws: ChatSocket, since: string): void {
     let after = since;
     for (;;) {
@@ -95,11 +104,17 @@ export function createSessionHandlers(deps: SessionDeps) {
     } catch {
       return sendError(ws, deps, "bad_json", "frame is not valid JSON");
     }
-    const ref = refOf(json);
     if (!ws.data.bucket.take()) {
-      return sendError(ws, deps, "rate_limited", "too many frames on this connection; slow down", ref);
+      return sendError(
+        ws,
+        deps,
+        "rate_limited",
+        "too many frames on this connection; slow down",
+        refOf(json),
+      );
     }
-    const parsed = inboundFrameSchema.safeParse(json);
+    const fast = fastMessageFrame(json);
+    const parsed = fast ? { success: true as const, data: fast } : inboundFrameSchema.safeParse(json);
     if (!parsed.success) {
       const type = (json as { type?: unknown } | null)?.type;
       if (typeof type !== "string" || !INBOUND_TYPES.includes(type as never)) {
@@ -111,7 +126,7 @@ export function createSessionHandlers(deps: SessionDeps) {
           typeof type === "string" ? type.slice(0, 64) : undefined,
         );
       }
-      return sendError(ws, deps, "bad_frame", describeFrameIssue(parsed.error.issues), ref);
+      return sendError(ws, deps, "bad_frame", describeFrameIssue(parsed.error.issues), refOf(json));
     }
     const frame = parsed.data;
     const { conversation, principal } = ws.data;
@@ -221,7 +236,7 @@ export function createSessionHandlers(deps: SessionDeps) {
         ...(lastSeen !== null ? { last_seen: new Date(lastSeen).toISOString() } : {}),
       });
       presence.connected(principal.userId);
-      store.touchPresence(principal.userId, deps.now());
+      touchPresence(principal.userId, deps.now());
       chat.announcePresence(conversation, principal.userId, true);
       if (since !== undefined) resume(ws, since);
       logger.debug("connection open", {
@@ -244,11 +259,7 @@ export function createSessionHandlers(deps: SessionDeps) {
       deps.sockets.delete(ws);
       const { wentOffline } = presence.disconnected(principal.userId);
       const at = deps.now();
-      try {
-        store.touchPresence(principal.userId, at);
-      } catch {
-        // The store may already be closed during shutdown; presence is best effort.
-      }
+      touchPresence(principal.userId, at);
       if (wentOffline) chat.announcePresence(conversation, principal.userId, false, at);
       logger.debug("connection closed", { connId: ws.data.connId, code });
     },
