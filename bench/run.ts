@@ -21,13 +21,16 @@ const { values } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     only: { type: "string" },
+    // Another checkout of the service, for before/after tables (e.g. an exported older commit).
+    "ours-root": { type: "string" },
   },
 });
 const quick = values.quick ?? false;
+const oursRoot = values["ours-root"];
 const only = new Set((values.only ?? "chat,idle,history,outbox").split(","));
 
 const P = quick
-  ? { runs: 1, warmupMs: 500, measureMs: 1500, rates: [10_000, 25_000, 50_000], idle: 3000, rows: 100_000 }
+  ? { runs: 1, warmupMs: 300, measureMs: 1000, rates: [10_000, 25_000, 50_000], idle: 2000, rows: 100_000 }
   : {
       runs: 3,
       warmupMs: 1000,
@@ -183,7 +186,7 @@ async function historyWorkload() {
   const t0 = performance.now();
   const { conversationId } = prefill(path, ps, P.rows, HOT);
   const prefillS = (performance.now() - t0) / 1000;
-  const server = await startOurs({ pairs: ps, sqlitePath: path, label: "ours (history)" });
+  const server = await startOurs({ pairs: ps, sqlitePath: path, label: "ours (history)", root: oursRoot });
   try {
     const p = ps[0]!;
     const tokens = [await ourToken(p.mentorId), await ourToken(p.studentId)];
@@ -243,8 +246,8 @@ const centrifugo = only.has("chat") || only.has("idle") ? centrifugoBinary() : "
 if (only.has("chat")) {
   const chat: Record<string, { figures: ChatFigures; raw: ChatPhaseResult[] }> = {};
   const starts: Array<[string, () => Promise<RunningServer>]> = [
-    ["ours_full", () => startOurs({ pairs: ps, synchronous: "FULL" })],
-    ["ours_off", () => startOurs({ pairs: ps, synchronous: "OFF" })],
+    ["ours_full", () => startOurs({ pairs: ps, synchronous: "FULL", root: oursRoot })],
+    ["ours_off", () => startOurs({ pairs: ps, synchronous: "OFF", root: oursRoot })],
     ["centrifugo", () => startCentrifugo(centrifugo)],
   ];
   for (const [name, start] of starts) {
@@ -259,7 +262,7 @@ if (only.has("chat")) {
 }
 if (only.has("idle")) {
   results.idle = {
-    ours: await idleWorkload(() => startOurs({ pairs: ps })),
+    ours: await idleWorkload(() => startOurs({ pairs: ps, root: oursRoot })),
     centrifugo: await idleWorkload(() => startCentrifugo(centrifugo)),
   };
 }
@@ -269,7 +272,7 @@ if (only.has("outbox")) results.outbox = await outboxWorkload();
 const loadAtEnd = loadAverage();
 const meta = {
   date: started.toISOString(),
-  command: `npm run bench${quick ? " -- --quick" : ""}`,
+  command: `npm run bench${quick ? " -- --quick" : ""}${oursRoot ? ` (ours from ${oursRoot})` : ""}`,
   quick,
   runs: P.runs,
   machine: `${cpus()[0]?.model ?? "unknown CPU"}, ${cpus().length} cores`,
