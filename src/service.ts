@@ -145,6 +145,9 @@ export async function startService(
     metrics,
     logger,
     now,
+    publishLocal: (topic, frame) => {
+      server?.publish(topic, frame);
+    },
     sockets,
   });
 

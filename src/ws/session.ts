@@ -44,11 +44,19 @@ export interface SessionDeps {
   metrics: Metrics;
   logger: Logger;
   now: () => number;
+  /**
+   * Publishes on this server's own topics. Acks go through a topic of their socket's own: a
+   * publish is queued and written with the socket's other frames at the end of the loop turn,
+   * where a send() from outside a socket callback costs a write of its own.
+   */
+  publishLocal: (topic: string, frame: string) => void;
   /** Sockets that are open, for shutdown to close them with 1001. */
   sockets: Set<ChatSocket>;
 }
 
 const RESUME_PAGE = 500;
+
+const ackTopic = (ws: ChatSocket) => `a:${ws.data.connId}`;
 
 function send(ws: ChatSocket, frame: OutboundFrame): void {
   ws.send(encode(frame));
@@ -149,13 +157,16 @@ export function createSessionHandlers(deps: SessionDeps) {
             frame.text,
             frame.client_id,
           );
-          send(ws, {
-            type: "ack",
-            id: message.id,
-            created_at: new Date(message.createdAt).toISOString(),
-            ...(message.clientId !== null ? { client_id: message.clientId } : {}),
-            ...(duplicate ? { duplicate: true } : {}),
-          });
+          deps.publishLocal(
+            ackTopic(ws),
+            encode({
+              type: "ack",
+              id: message.id,
+              created_at: new Date(message.createdAt).toISOString(),
+              ...(message.clientId !== null ? { client_id: message.clientId } : {}),
+              ...(duplicate ? { duplicate: true } : {}),
+            }),
+          );
           metrics.ackLatency.observe((performance.now() - started) / 1000);
         } catch (err) {
           reportFailure(ws, err, frame.client_id);
@@ -219,6 +230,7 @@ export function createSessionHandlers(deps: SessionDeps) {
       // anything before is in the read, and both happen on this one thread.
       ws.subscribe(conversationTopic(conversation.id));
       ws.subscribe(participantTopic(conversation.id, principal.userId));
+      ws.subscribe(ackTopic(ws));
       send(ws, {
         type: "ready",
         conversation_id: conversation.id,
