@@ -41,6 +41,8 @@ export interface ChatPhaseResult {
   msgs_per_s: number;
   cpu_us_per_msg: number;
   server_cpu_pct: number;
+  /** The load generator's own CPU: near 100 means the client, not the server, set the pace. */
+  client_cpu_pct: number;
   p50_ms: number;
   p99_ms: number;
   p999_ms: number;
@@ -150,11 +152,13 @@ async function chat(spec: Extract<Spec, { mode: "chat" }>): Promise<ChatPhaseRes
     }
     await Bun.sleep(phase.warmupMs);
     const cpu0 = cpuMicros(target.pid);
+    const own0 = process.cpuUsage();
     windowStart = performance.now();
     const seqAtStart = seq;
     await Bun.sleep(phase.measureMs);
     windowEnd = performance.now();
     const cpu1 = cpuMicros(target.pid);
+    const own = process.cpuUsage(own0);
     const delivered = deliveredInWindow;
     running = false;
     await ticker;
@@ -173,6 +177,7 @@ async function chat(spec: Extract<Spec, { mode: "chat" }>): Promise<ChatPhaseRes
       msgs_per_s: Math.round(delivered / seconds),
       cpu_us_per_msg: Number(((cpu1 - cpu0) / Math.max(1, delivered)).toFixed(2)),
       server_cpu_pct: Number((((cpu1 - cpu0) / 1e6 / seconds) * 100).toFixed(1)),
+      client_cpu_pct: Number((((own.user + own.system) / 1e6 / seconds) * 100).toFixed(1)),
       p50_ms: ms(hist.getValueAtPercentile(50)),
       p99_ms: ms(hist.getValueAtPercentile(99)),
       p999_ms: ms(hist.getValueAtPercentile(99.9)),
@@ -188,7 +193,13 @@ async function idle(spec: Extract<Spec, { mode: "idle" }>) {
   const { target } = spec;
   const ps = makePairs(spec.pairs);
   const noop = { delivered() {}, acked() {} };
-  await Bun.sleep(500);
+  // One-off costs (JIT of the connect path, lazily built tables) are not per connection:
+  // both servers get the same warm-up round before the baseline is read.
+  const warm = await pool(200, 50, (i) =>
+    openChatSocket(target.protocol, target.wsUrl, ps[(i >> 1) % ps.length]!, (i & 1) === 0, noop),
+  );
+  for (const s of warm) s.close();
+  await Bun.sleep(1500);
   const rssBefore = rssBytes(target.pid);
   const cpu0 = cpuMicros(target.pid);
   const t0 = performance.now();

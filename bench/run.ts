@@ -30,7 +30,7 @@ const oursRoot = values["ours-root"];
 const only = new Set((values.only ?? "chat,idle,history,outbox").split(","));
 
 const P = quick
-  ? { runs: 1, warmupMs: 300, measureMs: 1000, rates: [10_000, 25_000, 50_000], idle: 2000, rows: 100_000 }
+  ? { runs: 1, warmupMs: 700, measureMs: 1000, rates: [10_000, 25_000, 50_000], idle: 2000, rows: 100_000 }
   : {
       runs: 3,
       warmupMs: 1000,

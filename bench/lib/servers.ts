@@ -76,6 +76,8 @@ export async function startOurs(opts: {
   sqlitePath?: string;
   label?: string;
   extraArgs?: string[];
+  /** Another checkout of the service (A/B comparisons); defaults to this one. */
+  root?: string;
 }): Promise<RunningServer> {
   const dir = mkdtempSync(join(tmpdir(), "chat-bench-"));
   const directoryFile = join(dir, "directory.json");
@@ -99,7 +101,7 @@ export async function startOurs(opts: {
     HEARTBEAT_IDLE_S: "120",
   };
   const proc = Bun.spawn(pinned(SERVER_CPU, [process.execPath, ...(opts.extraArgs ?? []), "src/main.ts"]), {
-    cwd: ROOT,
+    cwd: opts.root ?? ROOT,
     env,
     stdin: "ignore",
     stdout: "pipe",

@@ -253,19 +253,37 @@ export function openStore(opts: OpenOptions) {
     if (opts.outbox) q.enqueue.run(JSON.stringify(event), at);
   };
 
+  // Conversations never change once created; every socket of one shares a single frozen object
+  // (and a connect skips the lookup). Bounded so a huge instance cannot grow it without limit.
+  const opened = new Map<string, Conversation>();
+  const remember = (c: Conversation): Conversation => {
+    if (opened.size >= 50_000) opened.clear();
+    const frozen = Object.freeze(c);
+    opened.set(c.id, frozen);
+    return frozen;
+  };
+
   const store = {
     db,
 
     /** Get-or-create; the id is decided by the caller (derived from the parties). */
     openConversation(id: string, p: Parties, now: number): Conversation {
+      const known = opened.get(id);
+      if (
+        known &&
+        known.lessonId === p.lessonId &&
+        known.mentorId === p.mentorId &&
+        known.studentId === p.studentId
+      )
+        return known;
       const existing = q.conversationByParties.get(p.lessonId, p.mentorId, p.studentId);
-      if (existing) return toConversation(existing);
+      if (existing) return remember(toConversation(existing));
       const conversation: Conversation = { id, ...p, createdAt: now };
       db.transaction(() => {
         q.insertConversation.run(id, p.lessonId, p.mentorId, p.studentId, now);
         enqueue({ kind: "conversation", conversation }, now);
       })();
-      return toConversation(q.conversationByParties.get(p.lessonId, p.mentorId, p.studentId)!);
+      return remember(toConversation(q.conversationByParties.get(p.lessonId, p.mentorId, p.studentId)!));
     },
 
     conversation(id: string): Conversation | null {

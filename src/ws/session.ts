@@ -24,7 +24,8 @@ import { toWireMessage } from "../store/sqlite.ts";
 export interface SessionData {
   connId: string;
   principal: Principal;
-  cred: Credentials;
+  /** Only the cookies: a later `auth` frame brings its own token, and a kept one is dead weight. */
+  cookies: Credentials["cookies"];
   conversation: Conversation;
   since?: string;
   bucket: TokenBucket;
@@ -202,14 +203,13 @@ export function createSessionHandlers(deps: SessionDeps) {
   /** A fresh token keeps a long chat authorised; it must name the same user. */
   async function reauthenticate(ws: ChatSocket, token: string): Promise<void> {
     try {
-      const principal = await deps.identity.authenticate({ token, cookies: ws.data.cred.cookies });
+      const principal = await deps.identity.authenticate({ token, cookies: ws.data.cookies });
       if (principal.userId !== ws.data.principal.userId) {
         sendError(ws, deps, "forbidden", "the new token names another user");
         ws.close(1008, "token user changed");
         return;
       }
       ws.data.principal = principal;
-      ws.data.cred = { token, cookies: ws.data.cred.cookies };
       send(ws, {
         type: "auth_ok",
         ...(principal.expiresAt !== undefined

@@ -84,7 +84,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       data = {
         connId: `c${++connSeq}`,
         principal,
-        cred,
+        cookies: cred.cookies,
         conversation: deps.chat.openConversation(parties),
         since: query.data.since,
         bucket: new TokenBucket(deps.rate.perS, deps.rate.burst),
