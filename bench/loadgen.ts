@@ -163,8 +163,9 @@ async function chat(spec: Extract<Spec, { mode: "chat" }>): Promise<ChatPhaseRes
     running = false;
     await ticker;
     if (phase.kind === "closed") sentInWindow = seq - seqAtStart;
-    // Let what was sent in the window arrive, then let every ack come back before the next phase.
-    const drainDeadline = performance.now() + 5000;
+    // Let what was sent in the window arrive, then let every ack come back before the next
+    // phase: an overloaded phase (50k offered) must not leave its queue to the next figure.
+    const drainDeadline = performance.now() + 30_000;
     while (performance.now() < drainDeadline && (outstanding > 0 || inflight.some((x) => x > 0))) {
       await Bun.sleep(20);
     }
