@@ -5,13 +5,24 @@
 
 type Labels = Record<string, string>;
 
-const labelKey = (labels: Labels | undefined) =>
-  labels
-    ? Object.entries(labels)
+const UNSAFE_LABEL = /["\\\n]/;
+const labelValue = (v: string) => (UNSAFE_LABEL.test(v) ? v.replace(/["\\\n]/g, "_") : v);
+
+// Counters are bumped per frame; the common single-label case skips the sort and the arrays.
+const labelKey = (labels: Labels | undefined) => {
+  if (!labels) return "";
+  let only: string | undefined;
+  for (const k in labels) {
+    if (only !== undefined) {
+      return Object.entries(labels)
         .sort(([a], [b]) => a.localeCompare(b))
-        .map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, "_")}"`)
-        .join(",")
-    : "";
+        .map(([key, v]) => `${key}="${labelValue(v)}"`)
+        .join(",");
+    }
+    only = k;
+  }
+  return only === undefined ? "" : `${only}="${labelValue(labels[only]!)}"`;
+};
 
 export class Counter {
   private readonly values = new Map<string, number>();

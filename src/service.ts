@@ -220,6 +220,7 @@ export async function startService(
   const session = createSessionHandlers({
     chat,
     store,
+    committer,
     identity,
     presence,
     unwatch: (id) => bus.unwatch(id),
@@ -227,6 +228,9 @@ export async function startService(
     metrics,
     logger,
     now,
+    publishLocal: (topic, frame) => {
+      server?.publish(topic, frame);
+    },
     sockets,
   });
 

@@ -37,6 +37,9 @@ export function claimsToToken(payload: JWTPayload): VerifiedToken {
   return { userId: userIdOf(payload), expiresAt: payload.exp };
 }
 
+const VERIFIED_TTL_MS = 60_000;
+const VERIFIED_MAX = 10_000;
+
 export function createTokenVerifier(opts: {
   secret?: string;
   jwksUrl?: string;
@@ -53,15 +56,31 @@ export function createTokenVerifier(opts: {
   } else {
     return undefined;
   }
+  // A client repeats its token on every REST call and reconnect; a signature check costs more
+  // than the request it guards. Only tokens that verified are remembered, each for at most
+  // VERIFIED_TTL_MS and never past its own expiry, keyed by the whole token (signature included).
+  const verified = new Map<string, { token: VerifiedToken; until: number }>();
   return {
     async verify(token) {
+      const now = Date.now();
+      const hit = verified.get(token);
+      if (hit) {
+        if (now < hit.until) return hit.token;
+        verified.delete(token);
+      }
       try {
         const { payload } = await jwtVerify(token, key as Uint8Array, {
           algorithms,
           clockTolerance: opts.clockToleranceS,
           requiredClaims: ["exp"],
         });
-        return claimsToToken(payload);
+        const result = claimsToToken(payload);
+        if (verified.size >= VERIFIED_MAX) verified.clear();
+        verified.set(token, {
+          token: result,
+          until: Math.min(now + VERIFIED_TTL_MS, (result.expiresAt + opts.clockToleranceS) * 1000),
+        });
+        return result;
       } catch (err) {
         if (err instanceof errors.JWTExpired) throw unauthorized("token has expired");
         if (err instanceof errors.JOSEError) throw unauthorized("token signature or format is invalid");

@@ -33,6 +33,27 @@ export const inboundFrameSchema = z.discriminatedUnion("type", [
 ]);
 
 export type InboundFrame = z.infer<typeof inboundFrameSchema>;
+export type MessageFrame = Extract<InboundFrame, { type: "message" }>;
+
+const CLIENT_ID_RE = /^[\w.:-]{1,64}$/;
+
+/**
+ * The hot path: a well-formed `message` frame, accepted without zod's allocations. It accepts
+ * exactly what the schema accepts; anything else returns undefined and goes through zod, which
+ * words the error.
+ */
+export function fastMessageFrame(json: unknown): MessageFrame | undefined {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) return undefined;
+  const f = json as { type?: unknown; text?: unknown; client_id?: unknown };
+  if (f.type !== "message" || typeof f.text !== "string") return undefined;
+  let keys = 0;
+  for (const k in f) {
+    if (k !== "type" && k !== "text" && k !== "client_id") return undefined;
+    keys++;
+  }
+  if (f.client_id === undefined) return keys === 2 ? (f as MessageFrame) : undefined;
+  return typeof f.client_id === "string" && CLIENT_ID_RE.test(f.client_id) ? (f as MessageFrame) : undefined;
+}
 export const INBOUND_TYPES = inboundFrameSchema.options.map((o) => o.shape.type.value);
 
 export const messageSchema = z.object({

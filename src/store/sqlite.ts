@@ -175,6 +175,11 @@ export function openStore(opts: OpenOptions) {
   db.run("PRAGMA busy_timeout = 5000");
   db.run("PRAGMA foreign_keys = OFF");
   db.run("PRAGMA temp_store = MEMORY");
+  // Messages land on the leaf page of their conversation, spread over the whole tree; with the
+  // default 2 MB cache those pages were evicted and read back from the WAL on every insert.
+  db.run("PRAGMA cache_size = -65536");
+  // Checkpoint less often: a page dirtied by many commits is copied back to the database once.
+  db.run("PRAGMA wal_autocheckpoint = 10000");
   db.exec(SCHEMA);
   const version = db
     .query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'schema_version'")
@@ -214,11 +219,13 @@ export function openStore(opts: OpenOptions) {
     newestMessageId: db.query<{ id: string | null }, []>(
       "SELECT max((SELECT max(m.id) FROM messages m WHERE m.conversation_id = c.id)) AS id FROM conversations c",
     ),
+    // Newest first straight off the primary key; page() reverses in JS, which is cheaper than
+    // the temp B-tree an outer ORDER BY would build.
     latest: db.query<MessageRow, [string, number]>(
-      "SELECT * FROM (SELECT * FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+      "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT ?",
     ),
     before: db.query<MessageRow, [string, string, number]>(
-      "SELECT * FROM (SELECT * FROM messages WHERE conversation_id = ? AND id < ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+      "SELECT * FROM messages WHERE conversation_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
     ),
     after: db.query<MessageRow, [string, string, number]>(
       "SELECT * FROM messages WHERE conversation_id = ? AND id > ? ORDER BY id LIMIT ?",
@@ -271,19 +278,37 @@ export function openStore(opts: OpenOptions) {
     return to ? q.conversationById.get(to.new_id) : null;
   };
 
+  // Conversations never change once created; every socket of one shares a single frozen object
+  // (and a connect skips the lookup). Bounded so a huge instance cannot grow it without limit.
+  const opened = new Map<string, Conversation>();
+  const remember = (c: Conversation): Conversation => {
+    if (opened.size >= 50_000) opened.clear();
+    const frozen = Object.freeze(c);
+    opened.set(c.id, frozen);
+    return frozen;
+  };
+
   const store = {
     db,
 
     /** Get-or-create; the id is decided by the caller (derived from the parties). */
     openConversation(id: string, p: Parties, now: number): Conversation {
+      const known = opened.get(id);
+      if (
+        known &&
+        known.lessonId === p.lessonId &&
+        known.mentorId === p.mentorId &&
+        known.studentId === p.studentId
+      )
+        return known;
       const existing = q.conversationByParties.get(p.lessonId, p.mentorId, p.studentId);
-      if (existing) return toConversation(existing);
+      if (existing) return remember(toConversation(existing));
       const conversation: Conversation = { id, ...p, createdAt: now };
       db.transaction(() => {
         q.insertConversation.run(id, p.lessonId, p.mentorId, p.studentId, now);
         enqueue({ kind: "conversation", conversation }, now);
       })();
-      return toConversation(q.conversationByParties.get(p.lessonId, p.mentorId, p.studentId)!);
+      return remember(toConversation(q.conversationByParties.get(p.lessonId, p.mentorId, p.studentId)!));
     },
 
     conversationFor(p: Parties): Conversation | null {
@@ -364,8 +389,8 @@ export function openStore(opts: OpenOptions) {
       if (after !== undefined && before !== undefined)
         rows = q.between.all(conversationId, after, before, limit);
       else if (after !== undefined) rows = q.after.all(conversationId, after, limit);
-      else if (before !== undefined) rows = q.before.all(conversationId, before, limit);
-      else rows = q.latest.all(conversationId, limit);
+      else if (before !== undefined) rows = q.before.all(conversationId, before, limit).reverse();
+      else rows = q.latest.all(conversationId, limit).reverse();
       return rows.map(toMessage);
     },
 
@@ -477,6 +502,8 @@ export function openStore(opts: OpenOptions) {
         );
         db.run("INSERT OR REPLACE INTO conversation_alias (old_id, new_id) VALUES (?, ?)", [oldId, newId]);
       })();
+      // The shared frozen object still carries the old id: the next open must read the new one.
+      opened.delete(oldId);
     },
 
     conversationAliases(): Map<string, string> {

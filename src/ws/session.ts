@@ -11,10 +11,12 @@ import type { Metrics } from "../metrics.ts";
 import {
   type ErrorCode,
   encode,
+  fastMessageFrame,
   INBOUND_TYPES,
   inboundFrameSchema,
   type OutboundFrame,
 } from "../protocol/frames.ts";
+import type { GroupCommitter } from "../store/group-commit.ts";
 import type { ChatStore, Conversation } from "../store/sqlite.ts";
 import { toWireMessage } from "../store/sqlite.ts";
 
@@ -22,7 +24,8 @@ import { toWireMessage } from "../store/sqlite.ts";
 export interface SessionData {
   connId: string;
   principal: Principal;
-  cred: Credentials;
+  /** Only the cookies: a later `auth` frame brings its own token, and a kept one is dead weight. */
+  cookies: Credentials["cookies"];
   conversation: Conversation;
   since?: string;
   /** While a resume is being written: the last message id sent. Live traffic waits until it ends. */
@@ -36,6 +39,8 @@ export type ChatSocket = ServerWebSocket<SessionData>;
 export interface SessionDeps {
   chat: Chat;
   store: ChatStore;
+  /** Presence writes ride along with the next group commit instead of an fsync of their own. */
+  committer: GroupCommitter;
   identity: Identity;
   presence: Presence;
   /** Releases the bus subscription the upgrade took for this socket's conversation. */
@@ -44,11 +49,19 @@ export interface SessionDeps {
   metrics: Metrics;
   logger: Logger;
   now: () => number;
+  /**
+   * Publishes on this server's own topics. Acks go through a topic of their socket's own: a
+   * publish is queued and written with the socket's other frames at the end of the loop turn,
+   * where a send() from outside a socket callback costs a write of its own.
+   */
+  publishLocal: (topic: string, frame: string) => void;
   /** Sockets that are open, for shutdown to close them with 1001. */
   sockets: Set<ChatSocket>;
 }
 
 const RESUME_PAGE = 200;
+
+const ackTopic = (ws: ChatSocket) => `a:${ws.data.connId}`;
 
 function send(ws: ChatSocket, frame: OutboundFrame): void {
   ws.send(encode(frame));
@@ -115,11 +128,17 @@ export function createSessionHandlers(deps: SessionDeps) {
     } catch {
       return sendError(ws, deps, "bad_json", "frame is not valid JSON");
     }
-    const ref = refOf(json);
     if (!ws.data.bucket.take()) {
-      return sendError(ws, deps, "rate_limited", "too many frames on this connection; slow down", ref);
+      return sendError(
+        ws,
+        deps,
+        "rate_limited",
+        "too many frames on this connection; slow down",
+        refOf(json),
+      );
     }
-    const parsed = inboundFrameSchema.safeParse(json);
+    const fast = fastMessageFrame(json);
+    const parsed = fast ? { success: true as const, data: fast } : inboundFrameSchema.safeParse(json);
     if (!parsed.success) {
       const type = (json as { type?: unknown } | null)?.type;
       if (typeof type !== "string" || !INBOUND_TYPES.includes(type as never)) {
@@ -131,7 +150,7 @@ export function createSessionHandlers(deps: SessionDeps) {
           typeof type === "string" ? type.slice(0, 64) : undefined,
         );
       }
-      return sendError(ws, deps, "bad_frame", describeFrameIssue(parsed.error.issues), ref);
+      return sendError(ws, deps, "bad_frame", describeFrameIssue(parsed.error.issues), refOf(json));
     }
     const frame = parsed.data;
     const { conversation, principal } = ws.data;
@@ -154,13 +173,16 @@ export function createSessionHandlers(deps: SessionDeps) {
             frame.text,
             frame.client_id,
           );
-          send(ws, {
-            type: "ack",
-            id: message.id,
-            created_at: new Date(message.createdAt).toISOString(),
-            ...(message.clientId !== null ? { client_id: message.clientId } : {}),
-            ...(duplicate ? { duplicate: true } : {}),
-          });
+          deps.publishLocal(
+            ackTopic(ws),
+            encode({
+              type: "ack",
+              id: message.id,
+              created_at: new Date(message.createdAt).toISOString(),
+              ...(message.clientId !== null ? { client_id: message.clientId } : {}),
+              ...(duplicate ? { duplicate: true } : {}),
+            }),
+          );
           metrics.ackLatency.observe((performance.now() - started) / 1000);
         } catch (err) {
           reportFailure(ws, err, frame.client_id);
@@ -196,14 +218,13 @@ export function createSessionHandlers(deps: SessionDeps) {
   /** A fresh token keeps a long chat authorised; it must name the same user. */
   async function reauthenticate(ws: ChatSocket, token: string): Promise<void> {
     try {
-      const principal = await deps.identity.authenticate({ token, cookies: ws.data.cred.cookies });
+      const principal = await deps.identity.authenticate({ token, cookies: ws.data.cookies });
       if (principal.userId !== ws.data.principal.userId) {
         sendError(ws, deps, "forbidden", "the new token names another user");
         ws.close(1008, "token user changed");
         return;
       }
       ws.data.principal = principal;
-      ws.data.cred = { token, cookies: ws.data.cred.cookies };
       send(ws, {
         type: "auth_ok",
         ...(principal.expiresAt !== undefined
@@ -222,6 +243,7 @@ export function createSessionHandlers(deps: SessionDeps) {
       metrics.connectionsOpened.inc();
       // Typing and presence for this participant are not part of the ordered history.
       ws.subscribe(participantTopic(conversation.id, principal.userId));
+      ws.subscribe(ackTopic(ws));
       send(ws, {
         type: "ready",
         conversation_id: conversation.id,

@@ -106,7 +106,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       data = {
         connId: `c${++connSeq}`,
         principal,
-        cred,
+        cookies: cred.cookies,
         conversation: await deps.chat.openConversation(parties, query.data.since),
         since: query.data.since,
         bucket: new TokenBucket(deps.rate.perS, deps.rate.burst),
