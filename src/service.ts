@@ -24,7 +24,6 @@ import { createMetrics, type Metrics } from "./metrics.ts";
 import { createRedisLink } from "./redis/link.ts";
 import { createRedisPresence } from "./redis/presence.ts";
 import { createGroupCommitter } from "./store/group-commit.ts";
-import { openMongo } from "./store/mongo.ts";
 import { createReadThrough } from "./store/read-through.ts";
 import { type ChatStore, openStore } from "./store/sqlite.ts";
 import { type ChatSocket, createSessionHandlers, type SessionData } from "./ws/session.ts";
@@ -64,8 +63,9 @@ export async function startService(
   });
   const sockets = new Set<ChatSocket>();
   // MongoDB, when configured, sits behind the outbox: nothing on the request path waits for it.
+  // The driver is loaded only when used: it costs a start without MongoDB tens of milliseconds.
   const mongo = config.MONGO_URI
-    ? openMongo({
+    ? (await import("./store/mongo.ts")).openMongo({
         uri: config.MONGO_URI,
         db: config.MONGO_DB,
         connectTimeoutMs: config.MONGO_CONNECT_TIMEOUT_MS,
