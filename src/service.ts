@@ -220,7 +220,6 @@ export async function startService(
   const session = createSessionHandlers({
     chat,
     store,
-    committer,
     identity,
     presence,
     unwatch: (id) => bus.unwatch(id),

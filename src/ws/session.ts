@@ -16,7 +16,6 @@ import {
   inboundFrameSchema,
   type OutboundFrame,
 } from "../protocol/frames.ts";
-import type { GroupCommitter } from "../store/group-commit.ts";
 import type { ChatStore, Conversation } from "../store/sqlite.ts";
 import { toWireMessage } from "../store/sqlite.ts";
 
@@ -39,8 +38,6 @@ export type ChatSocket = ServerWebSocket<SessionData>;
 export interface SessionDeps {
   chat: Chat;
   store: ChatStore;
-  /** Presence writes ride along with the next group commit instead of an fsync of their own. */
-  committer: GroupCommitter;
   identity: Identity;
   presence: Presence;
   /** Releases the bus subscription the upgrade took for this socket's conversation. */
