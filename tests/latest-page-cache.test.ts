@@ -71,7 +71,11 @@ describe("the store's latest-page cache", () => {
   test("a remapped conversation: the new id serves the moved messages, the old one none", () => {
     const old = store.latestPageJson(A, 3);
     expect(store.latestPageJson(B, 3)).toBe("[]");
+    expect(store.conversation(A)?.id).toBe(A); // now remembered by id
+    expect(store.conversation(B)).toBeNull();
     store.remapConversation(A, B);
+    expect(store.conversation(A)?.id).toBe(B);
+    expect(store.conversation(B)?.id).toBe(B);
     expect(store.latestPageJson(B, 3)).toBe(fresh(store, B, 3));
     expect(store.latestPageJson(B, 3)).not.toBe("[]");
     expect(store.latestPageJson(A, 3)).toBe("[]");

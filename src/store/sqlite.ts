@@ -280,8 +280,8 @@ export function openStore(opts: OpenOptions) {
     return to ? q.conversationById.get(to.new_id) : null;
   };
 
-  // Conversations never change once created; every socket of one shares a single frozen object
-  // (and a connect skips the lookup). Bounded so a huge instance cannot grow it without limit.
+  // Conversations never change once created (a remap drops the old id below); every socket and
+  // REST call on one shares a single frozen object (and a connect or a lookup by id skips SQL). Bounded so a huge instance cannot grow it without limit.
   const opened = new Map<string, Conversation>();
   const remember = (c: Conversation): Conversation => {
     if (opened.size >= 50_000) opened.clear();
@@ -332,9 +332,12 @@ export function openStore(opts: OpenOptions) {
       return row ? toConversation(row) : null;
     },
 
+    /** By id (or an id it was remapped from); every REST call on a conversation asks this first. */
     conversation(id: string): Conversation | null {
+      const known = opened.get(id);
+      if (known) return known;
       const row = q.conversationById.get(id) ?? aliased(id);
-      return row ? toConversation(row) : null;
+      return row ? remember(toConversation(row)) : null;
     },
 
     /**
