@@ -190,6 +190,11 @@ export function createHttpApp(deps: HttpDeps) {
     const conversation = await ownConversation(q.conversation_id, c.get("principal"));
     const window = { before: q.before, after: q.after, limit: q.limit };
     await deps.history?.syncPage(conversation.id, window);
+    if (q.before === undefined && q.after === undefined) {
+      return c.body(store.latestPageJson(conversation.id, q.limit), 200, {
+        "content-type": "application/json",
+      });
+    }
     const page = store.page(conversation.id, { before: q.before, after: q.after, limit: q.limit });
     return c.json(page.map(toWireMessage));
   });

@@ -167,6 +167,8 @@ export interface OpenOptions {
 
 export type ChatStore = ReturnType<typeof openStore>;
 
+const LATEST_PAGES_MAX_CHARS = 32 * 1024 * 1024;
+
 export function openStore(opts: OpenOptions) {
   if (opts.path !== ":memory:") mkdirSync(dirname(opts.path), { recursive: true });
   const db = new Database(opts.path, { create: true, strict: true });
@@ -278,14 +280,28 @@ export function openStore(opts: OpenOptions) {
     return to ? q.conversationById.get(to.new_id) : null;
   };
 
-  // Conversations never change once created; every socket of one shares a single frozen object
-  // (and a connect skips the lookup). Bounded so a huge instance cannot grow it without limit.
+  // Conversations never change once created (a remap drops the old id below); every socket and
+  // REST call on one shares a single frozen object (and a connect or a lookup by id skips SQL). Bounded so a huge instance cannot grow it without limit.
   const opened = new Map<string, Conversation>();
   const remember = (c: Conversation): Conversation => {
     if (opened.size >= 50_000) opened.clear();
     const frozen = Object.freeze(c);
     opened.set(c.id, frozen);
     return frozen;
+  };
+
+  // The newest page of a conversation, as the JSON a client gets: every client opens a
+  // conversation with it, and building it costs a query, ISO dates and an encode per message.
+  // Keyed by conversation, then limit. Every write to `messages` below drops its conversation's
+  // entry (or all of them), right beside the write, so no path can serve a page it changed.
+  // Bounded by characters held, so odd limits over many conversations cannot grow it unchecked.
+  const latestPages = new Map<string, Map<number, string>>();
+  let latestPagesChars = 0;
+  const forget = (conversationId: string) => {
+    const byLimit = latestPages.get(conversationId);
+    if (!byLimit) return;
+    for (const json of byLimit.values()) latestPagesChars -= json.length;
+    latestPages.delete(conversationId);
   };
 
   const store = {
@@ -316,9 +332,12 @@ export function openStore(opts: OpenOptions) {
       return row ? toConversation(row) : null;
     },
 
+    /** By id (or an id it was remapped from); every REST call on a conversation asks this first. */
     conversation(id: string): Conversation | null {
+      const known = opened.get(id);
+      if (known) return known;
       const row = q.conversationById.get(id) ?? aliased(id);
-      return row ? toConversation(row) : null;
+      return row ? remember(toConversation(row)) : null;
     },
 
     /**
@@ -326,6 +345,7 @@ export function openStore(opts: OpenOptions) {
      * then returns the stored one. Must run inside the group commit's transaction.
      */
     insertMessage(m: NewMessage): { message: StoredMessage; duplicate: boolean } {
+      forget(m.conversationId);
       const inserted = q.insertMessage.get(
         m.conversationId,
         m.id,
@@ -366,6 +386,7 @@ export function openStore(opts: OpenOptions) {
       at: number,
       origin: "here" | "relayed" = "here",
     ): number {
+      forget(conversationId);
       const { changes } = q.markViewed.run(viewerId, at, conversationId, senderId, upToId);
       if (changes > 0 && origin === "here")
         enqueue({ kind: "viewed", conversationId, senderId, viewerId, upToId, viewedAt: at }, at);
@@ -377,6 +398,7 @@ export function openStore(opts: OpenOptions) {
      * retries here see it. No outbox row: its own instance flushes it. True when it was new here.
      */
     keepRelayedMessage(m: NewMessage): boolean {
+      forget(m.conversationId);
       return (
         q.insertMessage.get(m.conversationId, m.id, m.senderId, m.text, m.createdAt, m.clientId ?? null) !==
         null
@@ -392,6 +414,26 @@ export function openStore(opts: OpenOptions) {
       else if (before !== undefined) rows = q.before.all(conversationId, before, limit).reverse();
       else rows = q.latest.all(conversationId, limit).reverse();
       return rows.map(toMessage);
+    },
+
+    /** `JSON.stringify(page(id, { limit }).map(toWireMessage))`, kept until a write touches it. */
+    latestPageJson(conversationId: string, limit: number): string {
+      let byLimit = latestPages.get(conversationId);
+      const hit = byLimit?.get(limit);
+      if (hit !== undefined) return hit;
+      const json = JSON.stringify(store.page(conversationId, { limit }).map(toWireMessage));
+      if (latestPagesChars + json.length > LATEST_PAGES_MAX_CHARS) {
+        latestPages.clear();
+        latestPagesChars = 0;
+        byLimit = undefined;
+      }
+      if (!byLimit) {
+        byLimit = new Map();
+        latestPages.set(conversationId, byLimit);
+      }
+      byLimit.set(limit, json);
+      latestPagesChars += json.length;
+      return json;
     },
 
     conversationsOf(userId: number, f: ConversationFilter): ConversationSummary[] {
@@ -456,6 +498,8 @@ export function openStore(opts: OpenOptions) {
      * already). A local read mark wins over MongoDB's; a missing one is filled in.
      */
     importHistory(conversation: Conversation | null, messages: StoredMessage[]): void {
+      if (conversation) forget(conversation.id);
+      for (const m of messages) forget(m.conversationId);
       db.transaction(() => {
         if (conversation) {
           const c = conversation;
@@ -482,6 +526,8 @@ export function openStore(opts: OpenOptions) {
      * Idempotent: run again, it only moves stragglers written under the old id since.
      */
     remapConversation(oldId: string, newId: string): void {
+      forget(oldId);
+      forget(newId);
       db.transaction(() => {
         db.run("UPDATE conversations SET id = ? WHERE id = ?", [newId, oldId]);
         db.run("UPDATE messages SET conversation_id = ? WHERE conversation_id = ?", [newId, oldId]);
