@@ -281,7 +281,8 @@ export function openStore(opts: OpenOptions) {
   };
 
   // Conversations never change once created (a remap drops the old id below); every socket and
-  // REST call on one shares a single frozen object (and a connect or a lookup by id skips SQL). Bounded so a huge instance cannot grow it without limit.
+  // REST call on one shares a single frozen object, and a connect or a lookup by id skips SQL.
+  // Bounded so a huge instance cannot grow it without limit.
   const opened = new Map<string, Conversation>();
   const remember = (c: Conversation): Conversation => {
     if (opened.size >= 50_000) opened.clear();
