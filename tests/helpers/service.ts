@@ -107,6 +107,21 @@ export interface InProcessService extends TestService {
   app: Service["app"];
 }
 
+/** Every child service still running; tests/setup.ts kills them after each file. */
+const children = new Set<Bun.Subprocess>();
+
+/**
+ * Insurance against orphans: three child services outlived failing runs once (the path was not
+ * reproduced; Bun's own cleanup covers plain failures and timeouts). The preload's afterAll calls
+ * this after every file.
+ */
+export function killChildServices(): number {
+  const n = children.size;
+  for (const proc of children) proc.kill("SIGKILL");
+  children.clear();
+  return n;
+}
+
 export interface ChildService extends TestService {
   proc: Bun.Subprocess;
   logs: () => string;
@@ -128,6 +143,8 @@ export async function spawnService(opts: {
     stderr: "pipe",
     cwd: opts.cwd ?? join(import.meta.dir, "../.."),
   });
+  children.add(proc);
+  void proc.exited.then(() => children.delete(proc));
   let out = "";
   let started = false;
   const decoder = new TextDecoder();
