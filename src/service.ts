@@ -3,7 +3,6 @@ import { createLocalBus } from "./bus/local.ts";
 import { createRedisBus } from "./bus/redis.ts";
 import { createRelayAccept } from "./bus/relay.ts";
 import type { Bus, Deliver } from "./bus/types.ts";
-import { startCheckpointer } from "./checkpoint.ts";
 import type { Config } from "./config.ts";
 import { createChat } from "./domain/chat.ts";
 import {
@@ -26,7 +25,7 @@ import { createRedisLink } from "./redis/link.ts";
 import { createRedisPresence } from "./redis/presence.ts";
 import { createGroupCommitter } from "./store/group-commit.ts";
 import { createReadThrough } from "./store/read-through.ts";
-import { AUTOCHECKPOINT_PAGES, type ChatStore, openStore } from "./store/sqlite.ts";
+import { type ChatStore, openStore } from "./store/sqlite.ts";
 import { type ChatSocket, createSessionHandlers, type SessionData } from "./ws/session.ts";
 import { createUpgradeHandler } from "./ws/upgrade.ts";
 
@@ -62,17 +61,6 @@ export async function startService(
     synchronous: config.SQLITE_SYNCHRONOUS,
     outbox: Boolean(config.MONGO_URI),
   });
-  // Checkpoints off the main thread: inside a commit they stopped the event loop for milliseconds.
-  const checkpointer =
-    config.SQLITE_PATH === ":memory:"
-      ? undefined
-      : startCheckpointer({
-          path: config.SQLITE_PATH,
-          logger,
-          setAutocheckpoint: store.setAutocheckpoint,
-          fallbackPages: AUTOCHECKPOINT_PAGES,
-          synchronous: config.SQLITE_SYNCHRONOUS,
-        });
   const sockets = new Set<ChatSocket>();
   // MongoDB, when configured, sits behind the outbox: nothing on the request path waits for it.
   // The driver is loaded only when used: it costs a start without MongoDB tens of milliseconds.
@@ -283,7 +271,6 @@ export async function startService(
       committer.flushNow();
       // A last flush, bounded; whatever is left stays in the SQLite outbox for the next start.
       await flusher?.stop(config.MONGO_SHUTDOWN_FLUSH_MS);
-      await checkpointer?.stop();
       store.close();
       logger.info("stopped");
     })();

@@ -167,8 +167,6 @@ export interface OpenOptions {
 
 export type ChatStore = ReturnType<typeof openStore>;
 
-export const AUTOCHECKPOINT_PAGES = 10000;
-
 const LATEST_PAGES_MAX_CHARS = 32 * 1024 * 1024;
 
 export function openStore(opts: OpenOptions) {
@@ -183,7 +181,7 @@ export function openStore(opts: OpenOptions) {
   // default 2 MB cache those pages were evicted and read back from the WAL on every insert.
   db.run("PRAGMA cache_size = -65536");
   // Checkpoint less often: a page dirtied by many commits is copied back to the database once.
-  db.run(`PRAGMA wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
+  db.run("PRAGMA wal_autocheckpoint = 10000");
   db.exec(SCHEMA);
   const version = db
     .query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'schema_version'")
@@ -570,11 +568,6 @@ export function openStore(opts: OpenOptions) {
       } catch {
         return false;
       }
-    },
-
-    /** 0 while a checkpoint worker does the work; see checkpoint.ts. */
-    setAutocheckpoint(pages: number): void {
-      db.run(`PRAGMA wal_autocheckpoint = ${Math.max(0, Math.trunc(pages))}`);
     },
 
     close(): void {
