@@ -182,6 +182,9 @@ export function openStore(opts: OpenOptions) {
   db.run("PRAGMA cache_size = -65536");
   // Checkpoint less often: a page dirtied by many commits is copied back to the database once.
   db.run("PRAGMA wal_autocheckpoint = 10000");
+  // When the writer wraps back to the start of the WAL after a checkpoint, cut the file to
+  // 64 MiB so a burst does not leave a large file behind for good.
+  db.run("PRAGMA journal_size_limit = 67108864");
   db.exec(SCHEMA);
   const version = db
     .query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'schema_version'")
