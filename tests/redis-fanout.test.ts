@@ -1,7 +1,15 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { eventually, removePrefix, requireRedis, SHARED_REDIS_URL, testPrefix } from "./helpers/redis.ts";
+import {
+  eventually,
+  isMessage,
+  removePrefix,
+  requireRedis,
+  SHARED_REDIS_URL,
+  socketPool,
+  testPrefix,
+} from "./helpers/redis.ts";
 import { startTestService, type TestService } from "./helpers/service.ts";
-import type { Frame, TestSocket } from "./helpers/ws-client.ts";
+import type { Frame } from "./helpers/ws-client.ts";
 
 /**
  * Two instances, each with its own SQLite file, sharing the Redis at 127.0.0.1:6379 under a
@@ -11,7 +19,8 @@ import type { Frame, TestSocket } from "./helpers/ws-client.ts";
 const prefix = testPrefix();
 let a: TestService;
 let b: TestService;
-const open: TestSocket[] = [];
+const pool = socketPool();
+const connect = pool.connect;
 
 const env = (id: string) => ({
   REDIS_URL: SHARED_REDIS_URL,
@@ -21,14 +30,6 @@ const env = (id: string) => ({
   RATE_USER_MESSAGES_PER_S: "500",
 });
 
-async function connect(svc: TestService, userId: number, query: Record<string, string | number>) {
-  const sock = await svc.connect(userId, query);
-  open.push(sock);
-  await sock.next("ready");
-  return sock;
-}
-
-const isMessage = (id: string) => (f: Frame) => f.type === "message" && f.id === id;
 const presenceOf = (userId: number, online: boolean) => (f: Frame) =>
   f.type === "presence" && f.user_id === userId && f.online === online;
 
@@ -45,7 +46,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const s of open) s.close();
+  pool.closeAll();
   await a?.stop();
   await b?.stop();
   await removePrefix(prefix);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { eventually, type OwnRedis, ownRedis } from "./helpers/redis.ts";
+import { eventually, isMessage, type OwnRedis, ownRedis, socketPool } from "./helpers/redis.ts";
 import { startTestService, type TestService } from "./helpers/service.ts";
-import type { Frame, TestSocket } from "./helpers/ws-client.ts";
+import type { Frame } from "./helpers/ws-client.ts";
 
 /**
  * Redis dies mid-chat (SIGKILL, no persistence) and comes back empty. A private redis-server
@@ -11,7 +11,8 @@ import type { Frame, TestSocket } from "./helpers/ws-client.ts";
 let redis: OwnRedis;
 let a: TestService;
 let b: TestService;
-const open: TestSocket[] = [];
+const pool = socketPool();
+const connect = pool.connect;
 
 const env = (id: string) => ({
   REDIS_URL: redis.url,
@@ -20,19 +21,10 @@ const env = (id: string) => ({
   PRESENCE_TTL_S: "3",
 });
 
-async function connect(svc: TestService, userId: number, query: Record<string, string | number>) {
-  const sock = await svc.connect(userId, query);
-  open.push(sock);
-  await sock.next("ready");
-  return sock;
-}
-
 async function busState(svc: TestService): Promise<{ ok: boolean; state: string }> {
   const r = (await (await svc.get("/readyz")).json()) as { checks: { bus: { ok: boolean; state: string } } };
   return r.checks.bus;
 }
-
-const isMessage = (id: unknown) => (f: Frame) => f.type === "message" && f.id === id;
 
 beforeAll(async () => {
   redis = await ownRedis();
@@ -41,7 +33,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const s of open) s.close();
+  pool.closeAll();
   await a?.stop();
   await b?.stop();
   await redis?.kill();

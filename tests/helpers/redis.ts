@@ -1,5 +1,7 @@
 import { createServer } from "node:net";
 import { RedisClient } from "bun";
+import type { TestService } from "./service.ts";
+import type { Frame, TestSocket } from "./ws-client.ts";
 
 /**
  * Redis for tests: the shared server at 127.0.0.1:6379 with a key prefix of the test's own
@@ -107,3 +109,21 @@ export async function eventually(what: string, check: () => Promise<boolean> | b
     await Bun.sleep(100);
   }
 }
+
+/** Sockets that have had their `ready` frame, all closed together when a file ends. */
+export function socketPool() {
+  const open: TestSocket[] = [];
+  return {
+    async connect(svc: TestService, userId: number, query: Record<string, string | number>) {
+      const sock = await svc.connect(userId, query);
+      open.push(sock);
+      await sock.next("ready");
+      return sock;
+    },
+    closeAll() {
+      for (const s of open.splice(0)) s.close();
+    },
+  };
+}
+
+export const isMessage = (id: unknown) => (f: Frame) => f.type === "message" && f.id === id;
