@@ -18,7 +18,7 @@ import { createOutboxWorker, register } from "./jobs/outbox-worker.ts";
 import type { Logger } from "./log.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createReadiness, registerGauges } from "./readiness.ts";
-import { createShutdown, serve } from "./server.ts";
+import { createShutdown, serve, type Teardown } from "./server.ts";
 import { createGroupCommitter, type GroupCommitter } from "./store/group-commit.ts";
 import { createReadThrough } from "./store/read-through.ts";
 import { type ChatStore, openStore } from "./store/sqlite/index.ts";
@@ -115,6 +115,13 @@ function lastSeenVia(store: ChatStore, committer: GroupCommitter): LastSeenStore
   };
 }
 
+/** Sockets hold the old id (and its topic): make them reconnect onto the adopted one. */
+const reconnectRemapped = (sockets: Set<ChatSocket>) => (oldId: string) => {
+  for (const ws of sockets) {
+    if (ws.data.conversation.id === oldId) ws.close(1012, "conversation id changed; reconnect");
+  }
+};
+
 type Storage = Awaited<ReturnType<typeof openStorage>>;
 
 interface Core {
@@ -195,6 +202,19 @@ async function createTransports(
   return { app, upgrade, session };
 }
 
+/** What stops after the sockets, in the order createShutdown calls it. */
+function teardownOf(storage: Storage, fanout: { presence: Presence; bus: Core["bus"] }): Teardown {
+  return {
+    flushCommits: () => storage.committer.flushNow(),
+    closeFanout: async () => {
+      await fanout.presence.close();
+      await fanout.bus.close();
+    },
+    stopWorker: async (budgetMs) => storage.worker?.stop(budgetMs),
+    closeStore: () => storage.store.close(),
+  };
+}
+
 function probesOf(core: Core) {
   const { storage, bus, presence } = core;
   return {
@@ -226,13 +246,7 @@ export async function startService(
   const deliver: Deliver = (topic, frame) => {
     server?.publish(topic, frame);
   };
-  // Sockets hold the old id (and its topic): make them reconnect onto the adopted one.
-  const onRemap = (oldId: string) => {
-    for (const ws of sockets) {
-      if (ws.data.conversation.id === oldId) ws.close(1012, "conversation id changed; reconnect");
-    }
-  };
-  const storage = await openStorage(config, { logger, metrics, now, onRemap });
+  const storage = await openStorage(config, { logger, metrics, now, onRemap: reconnectRemapped(sockets) });
   const { store, committer } = storage;
   const { identity, notes } = overrides.identity
     ? { identity: overrides.identity, notes: [] }
@@ -286,15 +300,7 @@ export async function startService(
     setDraining: () => {
       draining = true;
     },
-    teardown: {
-      flushCommits: () => committer.flushNow(),
-      closeFanout: async () => {
-        await fanout.presence.close();
-        await fanout.bus.close();
-      },
-      stopWorker: async (budgetMs) => storage.worker?.stop(budgetMs),
-      closeStore: () => store.close(),
-    },
+    teardown: teardownOf(storage, fanout),
   });
   storage.worker?.start();
   const port = server.port ?? config.PORT;
