@@ -1,19 +1,18 @@
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.ts";
 import { newClientId } from "./client-id.ts";
 import { Emitter } from "./emitter.ts";
-import type { ChatClientOptions, ChatEvents, ConnectionState, Pending } from "./options.ts";
+import {
+  type ChatClientOptions,
+  type ChatEvents,
+  type ConnectionState,
+  type Pending,
+  RETRYABLE,
+  socketUrl,
+  ZERO_ID,
+} from "./options.ts";
 import { ChatRest } from "./rest.ts";
 import { SeenIds } from "./seen.ts";
-import type {
-  Ack,
-  ErrorCode,
-  ErrorFrame,
-  Message,
-  OutboundFrame,
-  Page,
-  Ready,
-  TokenSource,
-} from "./types.ts";
+import type { Ack, ErrorFrame, Message, OutboundFrame, Page, Ready, TokenSource } from "./types.ts";
 import { ChatError } from "./types.ts";
 
 export type { ChatClientOptions, ChatEvents, ConnectionState } from "./options.ts";
@@ -23,11 +22,6 @@ export type { ChatClientOptions, ChatEvents, ConnectionState } from "./options.t
  * backoff, resumes with `since=<last id>`, drops duplicates by message id, and keeps unacked
  * messages to resend with the same client_id (the server stores each client_id once).
  */
-
-/** Resume from the very start: a valid ObjectId lower than any real one. */
-const ZERO_ID = "000000000000000000000000";
-/** Server errors worth another try with the same client_id; the rest are final. */
-const RETRYABLE: ReadonlySet<ErrorCode> = new Set(["internal", "rate_limited", "unavailable"]);
 
 export class ChatClient extends Emitter<ChatEvents> {
   readonly rest: ChatRest;
@@ -187,13 +181,8 @@ export class ChatClient extends Emitter<ChatEvents> {
     }
     // close() may have run while we awaited the token.
     if ((this.stateNow as ConnectionState) === "closed") return;
-    const url = new URL(`${this.opts.url.replace(/\/+$/, "").replace(/^http/, "ws")}/ws`);
-    url.searchParams.set("lesson_id", String(this.opts.lessonId));
-    if (this.opts.studentId !== undefined) url.searchParams.set("student_id", String(this.opts.studentId));
-    url.searchParams.set("since", this.lastId ?? ZERO_ID);
-    const byQuery = this.opts.tokenIn === "query";
-    if (byQuery) url.searchParams.set("token", token);
-    const ws = byQuery ? new this.WS(url.toString()) : new this.WS(url.toString(), ["bearer", token]);
+    const url = socketUrl(this.opts, this.lastId ?? ZERO_ID, token);
+    const ws = this.opts.tokenIn === "query" ? new this.WS(url) : new this.WS(url, ["bearer", token]);
     this.ws = ws;
     ws.onmessage = (e) => this.onFrame(ws, e.data);
     ws.onclose = (e) => this.onClose(ws, e.code, e.reason);

@@ -1,5 +1,15 @@
 import type { BackoffOptions } from "./backoff.ts";
-import type { Ack, ChatError, Message, Presence, Ready, TokenSource, Typing, Viewed } from "./types.ts";
+import type {
+  Ack,
+  ChatError,
+  ErrorCode,
+  Message,
+  Presence,
+  Ready,
+  TokenSource,
+  Typing,
+  Viewed,
+} from "./types.ts";
 
 /** What a ChatClient is given and what it tells its listeners. */
 
@@ -45,4 +55,20 @@ export interface Pending {
   reject: (err: ChatError) => void;
   retries: number;
   timer?: ReturnType<typeof setTimeout>;
+}
+
+/** Resume from the very start: a valid ObjectId lower than any real one. */
+export const ZERO_ID = "000000000000000000000000";
+
+/** Server errors worth another try with the same client_id; the rest are final. */
+export const RETRYABLE: ReadonlySet<ErrorCode> = new Set(["internal", "rate_limited", "unavailable"]);
+
+/** The `/ws` URL for these options; the token rides in the query only when asked to. */
+export function socketUrl(opts: ChatClientOptions, since: string, token: string): string {
+  const url = new URL(`${opts.url.replace(/\/+$/, "").replace(/^http/, "ws")}/ws`);
+  url.searchParams.set("lesson_id", String(opts.lessonId));
+  if (opts.studentId !== undefined) url.searchParams.set("student_id", String(opts.studentId));
+  url.searchParams.set("since", since);
+  if (opts.tokenIn === "query") url.searchParams.set("token", token);
+  return url.toString();
 }
