@@ -100,6 +100,9 @@ export const envSchema = z
     SHUTDOWN_DRAIN_DELAY_MS: intIn(0, 600_000).default(0),
     METRICS_TOKEN: z.string().min(8).optional(),
     DEMO_PAGE: boolFlag.default(false),
+    // Minting is for a browser on this machine; listening on a public interface turns it off
+    // unless asked for (see src/demo/guard.ts).
+    DEMO_MINT_PUBLIC: boolFlag.default(false),
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   })
   .superRefine((env, ctx) => {
