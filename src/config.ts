@@ -38,10 +38,22 @@ const boolFlag = z
   .enum(["1", "0", "true", "false", "yes", "no", "on", "off"], { message: "expected true or false" })
   .transform((v) => ["1", "true", "yes", "on"].includes(v));
 
+const TRIAL_HOST = "127.0.0.1";
+const SERVER_HOST = "0.0.0.0";
+
 export const envSchema = z
   .object({
     PORT: intIn(0, 65535).default(8080).describe("HTTP and WebSocket port (0 picks a free one)"),
-    HOST: z.string().trim().min(1).default("0.0.0.0").describe("listen address"),
+    // No schema default: it depends on whether a key or Django is configured (see loadConfig).
+    HOST: z
+      .string()
+      .trim()
+      .min(1)
+      .optional()
+      .meta({
+        description: "listen address",
+        shownDefault: `${TRIAL_HOST} on the embedded default (no Django, no key), else ${SERVER_HOST}`,
+      }),
     SQLITE_PATH: z
       .string()
       .trim()
@@ -158,7 +170,10 @@ export const envSchema = z
       .min(8)
       .optional()
       .describe("when set, /metrics needs Authorization: Bearer <it>"),
-    DEMO_PAGE: boolFlag.default(false).describe("serve the demo web client at /demo"),
+    DEMO_PAGE: boolFlag.optional().meta({
+      description: "serve the demo web client at /demo",
+      shownDefault: "true on the embedded default (no Django, no key), else false",
+    }),
     DEMO_MINT_PUBLIC: boolFlag
       .default(false)
       .describe(
@@ -193,7 +208,20 @@ export const envSchema = z
     }
   });
 
-export type Config = Readonly<z.infer<typeof envSchema>>;
+type Parsed = z.infer<typeof envSchema>;
+
+/** The parsed environment with the defaults that depend on other variables filled in. */
+export type Config = Readonly<Omit<Parsed, "HOST" | "DEMO_PAGE"> & { HOST: string; DEMO_PAGE: boolean }>;
+
+/**
+ * No Django and no key: the service signs with a key it generated itself and knows only the
+ * sample (or a file) directory, so it is a trial on this machine, not a deployment. Such a start
+ * listens on loopback and serves the demo, so `npm start` leads straight to a chat in a browser;
+ * containers set HOST themselves, and a real key or Django turns the demo back to opt-in.
+ */
+export function isEmbeddedDefault(env: Pick<Parsed, "DJANGO_BASE_URL" | "JWT_SECRET" | "JWT_JWKS_URL">) {
+  return !env.DJANGO_BASE_URL && !env.JWT_SECRET && !env.JWT_JWKS_URL;
+}
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -223,5 +251,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       }),
     );
   }
-  return Object.freeze(parsed.data);
+  const trial = isEmbeddedDefault(parsed.data);
+  return Object.freeze({
+    ...parsed.data,
+    HOST: parsed.data.HOST ?? (trial ? TRIAL_HOST : SERVER_HOST),
+    DEMO_PAGE: parsed.data.DEMO_PAGE ?? trial,
+  });
 }
