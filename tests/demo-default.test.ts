@@ -65,8 +65,10 @@ async function bannerOf(child: ChildService): Promise<string> {
   const deadline = Date.now() + 15_000;
   while (!/open the demo: .*\n.*\n/.test(text)) {
     if (Date.now() > deadline) throw new Error(`no demo line in the banner:\n${text}`);
-    const { done, value } = await reader.read();
-    if (done) throw new Error(`stderr ended before the banner:\n${text}`);
+    // The read itself must not outlast the deadline: an old start prints no demo line and waits.
+    const timeout = Bun.sleep(deadline - Date.now()).then(() => ({ done: true, value: undefined }));
+    const { done, value } = await Promise.race([reader.read(), timeout]);
+    if (done) throw new Error(`no banner before stderr ended or 15 s passed:\n${text}`);
     text += decoder.decode(value);
   }
   reader.releaseLock();
