@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, statSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { envSchema } from "../src/config.ts";
 import { type ChildService, spawnService, tempDir } from "./helpers/service.ts";
 
 /**
@@ -61,9 +62,22 @@ describe("the compiled binary", () => {
     const help = await run([binary, "--help"], { cwd: binDir });
     expect(help.code).toBe(0);
     expect(help.out).toContain("--healthcheck");
+    for (const name of Object.keys(envSchema.shape))
+      expect(help.out).toMatch(new RegExp(`^  ${name} +default: `, "m"));
     const bad = await run([binary, "--frobnicate"], { cwd: binDir });
     expect(bad.code).toBe(2);
     expect(bad.err).toContain("unknown arguments: --frobnicate");
+  });
+
+  test("--version names the commit it was built from, with no git at hand", async () => {
+    const head = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"], { cwd: ROOT })
+      .stdout.toString()
+      .trim();
+    expect(head).toMatch(/^[0-9a-f]{7,}$/);
+    const { version } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
+    const res = await run([binary, "--version"], { cwd: binDir, env: { PATH: "/nonexistent" } });
+    expect(res.code).toBe(0);
+    expect(res.out).toBe(`lesson-chat ${version} (commit ${head})\n`);
   });
 
   test("serves chat, shuts down cleanly on SIGTERM and keeps its data across a restart", async () => {
