@@ -1,17 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { MongoClient } from "mongodb";
 import { type MongoHandle, startMongo } from "./helpers/ferretdb.ts";
-import {
-  drained,
-  expectExactlyOnce,
-  mongoEnv,
-  readyz,
-  sendMany,
-  storedIds,
-  waitFor,
-} from "./helpers/outbox.ts";
+import { drained, expectExactlyOnce, mongoEnv, readyz, sendMany, storedIds } from "./helpers/outbox.ts";
 import { spawnService, startTestService, tempDir } from "./helpers/service.ts";
 import { startProxy, type TcpProxy } from "./helpers/tcp-proxy.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 /** Network faults between the service and MongoDB, and a crash in the middle of a flush. */
 
@@ -53,14 +46,20 @@ describe("MongoDB behind a misbehaving network", () => {
     p.setMode("blackhole");
     const e0 = await errorsOf(svc);
     acked.push(...(await sendMany(m, 50, "blackhole")));
-    await waitFor("a flush to time out in blackhole mode", async () => (await errorsOf(svc)) > e0);
+    await waitUntil(async () => (await errorsOf(svc)) > e0, {
+      message: "a flush to time out in blackhole mode",
+      timeoutMs: 20_000,
+    });
     expect((await readyz(svc)).body.checks.outbox.backlog).toBeGreaterThan(0);
 
     // Reset: connections are refused at once.
     p.setMode("reset");
     const e1 = await errorsOf(svc);
     acked.push(...(await sendMany(m, 50, "reset")));
-    await waitFor("a flush to fail in reset mode", async () => (await errorsOf(svc)) > e1);
+    await waitUntil(async () => (await errorsOf(svc)) > e1, {
+      message: "a flush to fail in reset mode",
+      timeoutMs: 20_000,
+    });
     const during = await readyz(svc);
     expect(during.status).toBe(200);
     expect(during.body.checks.outbox.backlog).toBeGreaterThanOrEqual(100);
@@ -90,10 +89,13 @@ describe("MongoDB behind a misbehaving network", () => {
     const m = await first.connect(10, { lesson_id: 5, student_id: 16 });
     const conversationId = String((await m.next("ready")).conversation_id);
     const acked = await sendMany(m, 400, "k");
-    await waitFor("part of the backlog to reach MongoDB", async () => {
-      const n = (await storedIds(client, dbName, conversationId)).length;
-      return n >= 80 && n < 400;
-    });
+    await waitUntil(
+      async () => {
+        const n = (await storedIds(client, dbName, conversationId)).length;
+        return n >= 80 && n < 400;
+      },
+      { message: "part of the backlog to reach MongoDB", timeoutMs: 20_000 },
+    );
     expect(await first.kill("SIGKILL")).not.toBe(0);
     const partial = (await storedIds(client, dbName, conversationId)).length;
     expect(partial).toBeLessThan(400);

@@ -10,9 +10,9 @@ import {
   restHistory,
   sendMany,
   storedIds,
-  waitFor,
 } from "./helpers/outbox.ts";
 import { startTestService, type TestService, tempDir } from "./helpers/service.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 /** The outbox flusher against a real MongoDB-wire server (FerretDB), with the service in-process. */
 
@@ -105,10 +105,13 @@ describe("MongoDB as the system of record", () => {
 
     await mongo.stop();
     acked.push(...(await sendMany(mentor, 100, "during-a")));
-    const down = await waitFor("readiness to report MongoDB down", async () => {
-      const r = await readyz(svc);
-      return r.body.checks.mongo.ok === false ? r : undefined;
-    });
+    const down = await waitUntil(
+      async () => {
+        const r = await readyz(svc);
+        return r.body.checks.mongo.ok === false ? r : undefined;
+      },
+      { message: "readiness to report MongoDB down", timeoutMs: 20_000 },
+    );
     expect(down.status).toBe(200);
     expect(down.body.ready).toBe(true);
     const b1 = down.body.checks.outbox.backlog;

@@ -12,6 +12,7 @@ import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { MongoClient, type MongoClientOptions } from "mongodb";
+import { freePort } from "./net.ts";
 
 export const INSTALL_HINT =
   "Install FerretDB v1.24.2 with `bash scripts/install-ferretdb.sh` (builds it into $(go env GOPATH)/bin/ferretdb; " +
@@ -48,14 +49,6 @@ export interface MongoHandle {
   destroy(): Promise<void>;
   /** Last lines of the server log, for assertion messages. */
   logTail(lines?: number): string;
-}
-
-/** Picks a free loopback port by letting the kernel choose, then releasing it. */
-export async function freePort(): Promise<number> {
-  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = listener.port;
-  listener.stop(true);
-  return port;
 }
 
 export function resolveFerretdbBinary(): string {
@@ -216,7 +209,7 @@ async function spawnFerretdb(): Promise<MongoHandle> {
   await mkdir(dataDir);
   const logPath = join(dir, "ferretdb.log");
   const host = "127.0.0.1";
-  let port = await freePort();
+  let port = freePort();
   const dbName = randomDbName();
   const clients: MongoClient[] = [];
   let proc: Subprocess | null = null;
@@ -288,7 +281,7 @@ async function spawnFerretdb(): Promise<MongoHandle> {
       await rm(dir, { recursive: true, force: true });
       throw err;
     }
-    port = await freePort();
+    port = freePort();
     try {
       await launch();
     } catch (err2) {
