@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { MongoClient } from "mongodb";
-import { type MongoHandle, startMongo } from "./helpers/ferretdb.ts";
+import { describe, expect, test } from "bun:test";
+import { mongoForFile } from "./helpers/ferretdb.ts";
 import { drained, expectExactlyOnce, mongoEnv, readyz, sendMany, storedIds } from "./helpers/outbox.ts";
 import { spawnService, startTestService, tempDir } from "./helpers/service.ts";
 import { startProxy, type TcpProxy } from "./helpers/tcp-proxy.ts";
@@ -8,23 +7,11 @@ import { waitUntil } from "./helpers/wait.ts";
 
 /** Network faults between the service and MongoDB, and a crash in the middle of a flush. */
 
-let mongo: MongoHandle;
-let client: MongoClient;
-const cleanups: Array<() => Promise<void> | void> = [];
-
-beforeAll(async () => {
-  mongo = await startMongo();
-  client = await mongo.client({ serverSelectionTimeoutMS: 5_000 });
-});
-
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-  await mongo?.destroy();
-});
+const fx = mongoForFile();
 
 async function proxy(): Promise<TcpProxy> {
-  const p = await startProxy({ target: { host: mongo.host, port: mongo.port } });
-  cleanups.push(() => p.close());
+  const p = await startProxy({ target: { host: fx.mongo.host, port: fx.mongo.port } });
+  fx.defer(() => p.close());
   return p;
 }
 
@@ -34,9 +21,9 @@ const errorsOf = async (svc: Parameters<typeof readyz>[0]) =>
 describe("MongoDB behind a misbehaving network", () => {
   test("blackhole, then reset, then pass: acked messages land exactly once", async () => {
     const p = await proxy();
-    const dbName = `${mongo.dbName}_net`;
-    const svc = await startTestService({ env: mongoEnv(mongo, p.uri, { MONGO_DB: dbName }) });
-    cleanups.push(() => svc.stop());
+    const dbName = `${fx.mongo.dbName}_net`;
+    const svc = await startTestService({ env: mongoEnv(fx.mongo, p.uri, { MONGO_DB: dbName }) });
+    fx.defer(() => svc.stop());
     const m = await svc.connect(10, { lesson_id: 5, student_id: 15 });
     const conversationId = String((await m.next("ready")).conversation_id);
     const acked = await sendMany(m, 50, "pass");
@@ -66,7 +53,7 @@ describe("MongoDB behind a misbehaving network", () => {
 
     p.setMode("pass");
     await drained(svc, 25_000);
-    const stored = await storedIds(client, dbName, conversationId);
+    const stored = await storedIds(fx.client, dbName, conversationId);
     const result = expectExactlyOnce(acked, stored);
     expect(result.counts.storedDistinct).toBe(150);
     m.close();
@@ -76,35 +63,35 @@ describe("MongoDB behind a misbehaving network", () => {
     const p = await proxy();
     // Slow MongoDB and small batches, so the kill lands while a batch is on the wire.
     p.setMode("delay", { delayMs: 150 });
-    const dbName = `${mongo.dbName}_crash`;
+    const dbName = `${fx.mongo.dbName}_crash`;
     const dir = tempDir();
-    cleanups.push(() => dir.remove());
-    const env = mongoEnv(mongo, p.uri, {
+    fx.defer(() => dir.remove());
+    const env = mongoEnv(fx.mongo, p.uri, {
       MONGO_DB: dbName,
       MONGO_FLUSH_BATCH: "40",
       MONGO_SOCKET_TIMEOUT_MS: "5000",
     });
     const first = await spawnService({ dir: dir.path, env });
-    cleanups.push(() => void first.proc.kill("SIGKILL"));
+    fx.defer(() => void first.proc.kill("SIGKILL"));
     const m = await first.connect(10, { lesson_id: 5, student_id: 16 });
     const conversationId = String((await m.next("ready")).conversation_id);
     const acked = await sendMany(m, 400, "k");
     await waitUntil(
       async () => {
-        const n = (await storedIds(client, dbName, conversationId)).length;
+        const n = (await storedIds(fx.client, dbName, conversationId)).length;
         return n >= 80 && n < 400;
       },
       { message: "part of the backlog to reach MongoDB", timeoutMs: 20_000 },
     );
     expect(await first.kill("SIGKILL")).not.toBe(0);
-    const partial = (await storedIds(client, dbName, conversationId)).length;
+    const partial = (await storedIds(fx.client, dbName, conversationId)).length;
     expect(partial).toBeLessThan(400);
 
     p.setMode("pass");
     const second = await spawnService({ dir: dir.path, env });
-    cleanups.push(() => second.stop());
+    fx.defer(() => second.stop());
     await drained(second, 25_000);
-    const stored = await storedIds(client, dbName, conversationId);
+    const stored = await storedIds(fx.client, dbName, conversationId);
     const result = expectExactlyOnce(acked, stored);
     expect(result.counts.storedDistinct).toBe(400);
     m.close();
@@ -112,10 +99,10 @@ describe("MongoDB behind a misbehaving network", () => {
 
   test("SIGTERM flushes what it can within MONGO_SHUTDOWN_FLUSH_MS, and keeps the rest for the next start", async () => {
     const p = await proxy();
-    const dbName = `${mongo.dbName}_term`;
+    const dbName = `${fx.mongo.dbName}_term`;
     const dir = tempDir();
-    cleanups.push(() => dir.remove());
-    const env = mongoEnv(mongo, p.uri, { MONGO_DB: dbName, MONGO_SHUTDOWN_FLUSH_MS: "2000" });
+    fx.defer(() => dir.remove());
+    const env = mongoEnv(fx.mongo, p.uri, { MONGO_DB: dbName, MONGO_SHUTDOWN_FLUSH_MS: "2000" });
     const first = await spawnService({ dir: dir.path, env });
     const m = await first.connect(10, { lesson_id: 5, student_id: 15 });
     const conversationId = String((await m.next("ready")).conversation_id);
@@ -125,7 +112,7 @@ describe("MongoDB behind a misbehaving network", () => {
     const t0 = Date.now();
     expect(await first.kill("SIGTERM")).toBe(0);
     expect(Date.now() - t0).toBeLessThan(8_000);
-    expect(await storedIds(client, dbName, conversationId)).toEqual([]);
+    expect(await storedIds(fx.client, dbName, conversationId)).toEqual([]);
 
     p.setMode("pass");
     const second = await spawnService({ dir: dir.path, env });
@@ -135,7 +122,7 @@ describe("MongoDB behind a misbehaving network", () => {
     // This time MongoDB answers: the last flush empties the outbox before exit.
     p.setMode("delay", { delayMs: 50 });
     expect(await second.kill("SIGTERM")).toBe(0);
-    const stored = await storedIds(client, dbName, conversationId);
+    const stored = await storedIds(fx.client, dbName, conversationId);
     expectExactlyOnce(acked, stored);
     expect(stored.length).toBe(40);
   }, 45_000);

@@ -5,6 +5,8 @@
  * A server that cannot be started makes the caller throw with the reason; tests never skip, because a
  * silently skipped durability test is worse than a red one.
  */
+
+import { afterAll, beforeAll } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
@@ -317,5 +319,50 @@ async function spawnFerretdb(): Promise<MongoHandle> {
       await rm(dir, { recursive: true, force: true });
     },
     logTail: (lines = 30) => tail(logPath, lines),
+  };
+}
+
+export interface MongoForFile {
+  /** The file's server, from `beforeAll` on. */
+  readonly mongo: MongoHandle;
+  /** A connected client of it, for reading back what the service wrote. */
+  readonly client: MongoClient;
+  /** Runs `fn` in `afterAll`, newest first, before the server is destroyed (services, proxies, temp dirs). */
+  defer(fn: () => Promise<void> | void): void;
+}
+
+/**
+ * One FerretDB for a whole test file: started in `beforeAll`, destroyed in `afterAll` once every
+ * deferred clean-up has run. Call it at the top level of the file.
+ */
+export function mongoForFile(
+  clientOptions: MongoClientOptions = { serverSelectionTimeoutMS: 5_000 },
+): MongoForFile {
+  let mongo: MongoHandle | undefined;
+  let client: MongoClient | undefined;
+  const cleanups: Array<() => Promise<void> | void> = [];
+  const notYet = (what: string): never => {
+    throw new Error(
+      `mongoForFile(): ${what} is only there from beforeAll on (call mongoForFile() at the top level)`,
+    );
+  };
+  beforeAll(async () => {
+    mongo = await startMongo();
+    client = await mongo.client(clientOptions);
+  });
+  afterAll(async () => {
+    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await mongo?.destroy();
+  });
+  return {
+    get mongo() {
+      return mongo ?? notYet("mongo");
+    },
+    get client() {
+      return client ?? notYet("client");
+    },
+    defer(fn) {
+      cleanups.push(fn);
+    },
   };
 }
