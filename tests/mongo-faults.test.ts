@@ -2,18 +2,16 @@ import { describe, expect, test } from "bun:test";
 import { mongoForFile } from "./helpers/ferretdb.ts";
 import { drained, expectExactlyOnce, mongoEnv, readyz, sendMany, storedIds } from "./helpers/outbox.ts";
 import { spawnService, startTestService, tempDir } from "./helpers/service.ts";
-import { startProxy, type TcpProxy } from "./helpers/tcp-proxy.ts";
+import { type ToxiProxy, toxiproxyForFile } from "./helpers/toxiproxy.ts";
 import { waitUntil } from "./helpers/wait.ts";
 
 /** Network faults between the service and MongoDB, and a crash in the middle of a flush. */
 
 const fx = mongoForFile();
+const toxiproxy = toxiproxyForFile();
 
-async function proxy(): Promise<TcpProxy> {
-  const p = await startProxy({ target: { host: fx.mongo.host, port: fx.mongo.port } });
-  fx.defer(() => p.close());
-  return p;
-}
+/** A fresh Toxiproxy proxy in front of the file's FerretDB (they all go with the server in afterAll). */
+const proxy = (): Promise<ToxiProxy> => toxiproxy.proxy({ host: fx.mongo.host, port: fx.mongo.port });
 
 const errorsOf = async (svc: Parameters<typeof readyz>[0]) =>
   (await readyz(svc)).body.checks.mongo.flush_errors ?? 0;
@@ -30,7 +28,7 @@ describe("MongoDB behind a misbehaving network", () => {
     await drained(svc);
 
     // Blackhole: bytes vanish, nothing answers; only the driver's timeouts notice.
-    p.setMode("blackhole");
+    await p.blackhole();
     const e0 = await errorsOf(svc);
     acked.push(...(await sendMany(m, 50, "blackhole")));
     await waitUntil(async () => (await errorsOf(svc)) > e0, {
@@ -39,8 +37,8 @@ describe("MongoDB behind a misbehaving network", () => {
     });
     expect((await readyz(svc)).body.checks.outbox.backlog).toBeGreaterThan(0);
 
-    // Reset: connections are refused at once.
-    p.setMode("reset");
+    // Reset: every connection is reset (RST) on its next bytes, new ones on their first.
+    await p.resetPeer();
     const e1 = await errorsOf(svc);
     acked.push(...(await sendMany(m, 50, "reset")));
     await waitUntil(async () => (await errorsOf(svc)) > e1, {
@@ -51,7 +49,7 @@ describe("MongoDB behind a misbehaving network", () => {
     expect(during.status).toBe(200);
     expect(during.body.checks.outbox.backlog).toBeGreaterThanOrEqual(100);
 
-    p.setMode("pass");
+    await p.pass();
     await drained(svc, 25_000);
     const stored = await storedIds(fx.client, dbName, conversationId);
     const result = expectExactlyOnce(acked, stored);
@@ -62,7 +60,7 @@ describe("MongoDB behind a misbehaving network", () => {
   test("the service killed (SIGKILL) in the middle of a flush and restarted: everything acked arrives once", async () => {
     const p = await proxy();
     // Slow MongoDB and small batches, so the kill lands while a batch is on the wire.
-    p.setMode("delay", { delayMs: 150 });
+    await p.latency(150);
     const dbName = `${fx.mongo.dbName}_crash`;
     const dir = tempDir();
     fx.defer(() => dir.remove());
@@ -87,7 +85,7 @@ describe("MongoDB behind a misbehaving network", () => {
     const partial = (await storedIds(fx.client, dbName, conversationId)).length;
     expect(partial).toBeLessThan(400);
 
-    p.setMode("pass");
+    await p.pass();
     const second = await spawnService({ dir: dir.path, env });
     fx.defer(() => second.stop());
     await drained(second, 25_000);
@@ -106,7 +104,7 @@ describe("MongoDB behind a misbehaving network", () => {
     const first = await spawnService({ dir: dir.path, env });
     const m = await first.connect(10, { lesson_id: 5, student_id: 15 });
     const conversationId = String((await m.next("ready")).conversation_id);
-    p.setMode("reset");
+    await p.resetPeer();
     const acked = await sendMany(m, 30, "t");
     // MongoDB unreachable at shutdown: the stop stays bounded and exits cleanly.
     const t0 = Date.now();
@@ -114,13 +112,13 @@ describe("MongoDB behind a misbehaving network", () => {
     expect(Date.now() - t0).toBeLessThan(8_000);
     expect(await storedIds(fx.client, dbName, conversationId)).toEqual([]);
 
-    p.setMode("pass");
+    await p.pass();
     const second = await spawnService({ dir: dir.path, env });
     const m2 = await second.connect(10, { lesson_id: 5, student_id: 15 });
     await m2.next("ready");
     acked.push(...(await sendMany(m2, 10, "u")));
     // This time MongoDB answers: the last flush empties the outbox before exit.
-    p.setMode("delay", { delayMs: 50 });
+    await p.latency(50);
     expect(await second.kill("SIGTERM")).toBe(0);
     const stored = await storedIds(fx.client, dbName, conversationId);
     expectExactlyOnce(acked, stored);
