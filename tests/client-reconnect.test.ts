@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { type Ack, ChatClient, type ChatClientOptions, type Message } from "../src/client/index.ts";
 import { startTestService, type TestService, tempDir } from "./helpers/service.ts";
 import { mintToken } from "./helpers/tokens.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 /**
  * Reconnect, resume, the offline queue and idempotent resend, against the real service that is
@@ -67,14 +68,6 @@ function client(userId: number, opts: Partial<ChatClientOptions> = {}) {
   return { c, messages };
 }
 
-async function until(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await Bun.sleep(20);
-  }
-}
-
 const texts = (ms: Message[]) => ms.map((m) => m.text);
 const unique = (ms: Message[]) => new Set(ms.map((m) => m.id)).size === ms.length;
 
@@ -86,12 +79,18 @@ describe("ChatClient across server restarts", () => {
     const student = client(15, { token: studentGate.token, studentId: undefined });
     await Promise.all([mentor.c.connect(), student.c.connect()]);
     await student.c.send("before the restart");
-    await until("mentor got the first message", () => mentor.messages.length === 1);
+    await waitUntil(() => mentor.messages.length === 1, {
+      message: "mentor got the first message",
+      intervalMs: 20,
+    });
 
     mentorGate.hold();
     studentGate.hold();
     await stop(); // closes every socket with 1001
-    await until("both clients noticed", () => mentor.c.state !== "open" && student.c.state !== "open");
+    await waitUntil(() => mentor.c.state !== "open" && student.c.state !== "open", {
+      message: "both clients noticed",
+      intervalMs: 20,
+    });
 
     const queued: Promise<Ack>[] = [student.c.send("offline one"), student.c.send("offline two")];
     expect(student.c.unacked).toBe(2);
@@ -109,8 +108,11 @@ describe("ChatClient across server restarts", () => {
     expect(acks.every((a) => !a.duplicate)).toBe(true);
 
     const all = ["before the restart", "while you were away", "offline one", "offline two"];
-    await until("mentor has everything", () => mentor.messages.length >= 4);
-    await until("student has everything", () => student.messages.length >= 4);
+    await waitUntil(() => mentor.messages.length >= 4, { message: "mentor has everything", intervalMs: 20 });
+    await waitUntil(() => student.messages.length >= 4, {
+      message: "student has everything",
+      intervalMs: 20,
+    });
     await Bun.sleep(200); // room for a duplicate to show up, if there were one
     expect(texts(mentor.messages)).toEqual(all);
     expect(texts(student.messages)).toEqual(all);
@@ -125,11 +127,14 @@ describe("ChatClient across server restarts", () => {
     const student = client(16, { studentId: undefined, lessonId: 5 });
     const ready = student.c.connect();
     const ack = student.c.send("queued before the first connect");
-    await until("client is retrying", () => student.c.state === "reconnecting");
+    await waitUntil(() => student.c.state === "reconnecting", {
+      message: "client is retrying",
+      intervalMs: 20,
+    });
     await start();
     await ready;
     const a = await ack;
-    await until("own message echoed", () => student.messages.length === 1);
+    await waitUntil(() => student.messages.length === 1, { message: "own message echoed", intervalMs: 20 });
     expect(student.messages[0]).toMatchObject({ id: a.id, text: "queued before the first connect" });
   });
 
@@ -179,8 +184,14 @@ describe("ChatClient across server restarts", () => {
     expect(ack.duplicate).toBe(true);
     expect(ack.client_id).toBe("lossy-1");
 
-    await until("student got its message by resume", () => student.messages.some((m) => m.id === ack.id));
-    await until("mentor got it", () => mentor.messages.some((m) => m.id === ack.id));
+    await waitUntil(() => student.messages.some((m) => m.id === ack.id), {
+      message: "student got its message by resume",
+      intervalMs: 20,
+    });
+    await waitUntil(() => mentor.messages.some((m) => m.id === ack.id), {
+      message: "mentor got it",
+      intervalMs: 20,
+    });
     await Bun.sleep(200);
     expect(student.messages.filter((m) => m.client_id === "lossy-1")).toHaveLength(1);
     expect(mentor.messages.filter((m) => m.client_id === "lossy-1")).toHaveLength(1);
@@ -195,9 +206,9 @@ describe("ChatClient across server restarts", () => {
     mentor.c.on("state", (s) => states.push({ state: s.state, code: s.code }));
     await mentor.c.connect();
     await stop();
-    await until("reconnecting", () => mentor.c.state === "reconnecting");
+    await waitUntil(() => mentor.c.state === "reconnecting", { message: "reconnecting", intervalMs: 20 });
     await start();
-    await until("open again", () => mentor.c.state === "open", 15_000);
+    await waitUntil(() => mentor.c.state === "open", { message: "open again", intervalMs: 20 });
     expect(states.find((s) => s.state === "reconnecting" && s.code !== undefined)?.code).toBe(1001);
   });
 });

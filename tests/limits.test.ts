@@ -4,6 +4,7 @@ import { conversationIdFor } from "../src/ids.ts";
 import { rawUpgrade } from "./helpers/hostile.ts";
 import { createLogger, type InProcessService, startTestService } from "./helpers/service.ts";
 import { mintToken } from "./helpers/tokens.ts";
+import { waitUntil } from "./helpers/wait.ts";
 import type { TestSocket } from "./helpers/ws-client.ts";
 
 /** Every limit of the service, each set low through its variable and then pushed past. */
@@ -60,7 +61,7 @@ describe("RATE_MESSAGES_PER_S / RATE_MESSAGES_BURST (per connection)", () => {
     const N = 30;
     for (let i = 0; i < N; i++) sock.send({ type: "ping" });
     const answered = () => sock.all("pong").length + sock.all("error").length;
-    for (let i = 0; i < 100 && answered() < N; i++) await Bun.sleep(20);
+    await waitUntil(() => answered() >= N, { message: `an answer to each of ${N} pings`, intervalMs: 20 });
     const pongs = sock.all("pong").length;
     const limited = sock.all("error").filter((e) => e.code === "rate_limited");
     expect(answered()).toBe(N);
@@ -84,7 +85,10 @@ describe("RATE_USER_MESSAGES_PER_S / RATE_USER_MESSAGES_BURST (per user, all con
     }
     const answers = (s: TestSocket) =>
       s.frames.filter((f) => f.type === "ack" || (f.type === "error" && f.code === "rate_limited"));
-    for (let i = 0; i < 100 && answers(a).length + answers(b).length < 12; i++) await Bun.sleep(20);
+    await waitUntil(() => answers(a).length + answers(b).length >= 12, {
+      message: "an ack or rate_limited for each of 12 messages",
+      intervalMs: 20,
+    });
     const acks = [...a.all("ack"), ...b.all("ack")];
     const refused = [...a.all("error"), ...b.all("error")];
     expect(acks.length + refused.length).toBe(12);
@@ -113,12 +117,13 @@ describe("MAX_CONNECTIONS_PER_USER", () => {
     await (await s.connect(10, { lesson_id: 5, student_id: 15 })).next("ready");
     // Closing one frees its slot.
     open[0]!.close();
-    let status = 0;
-    for (let i = 0; i < 50 && status !== 101; i++) {
-      await Bun.sleep(20);
-      status = (await rawUpgrade(portOf(s), `/ws?lesson_id=5&token=${token}`)).status;
-    }
-    expect(status).toBe(101);
+    await waitUntil(
+      async () => (await rawUpgrade(portOf(s), `/ws?lesson_id=5&token=${token}`)).status === 101,
+      {
+        message: "an upgrade to succeed (101) once a slot was freed",
+        intervalMs: 20,
+      },
+    );
   });
 });
 
@@ -192,7 +197,7 @@ describe("SEND_BUFFER_LIMIT_BYTES (backpressure)", () => {
       `GET /ws?lesson_id=5&student_id=15&token=${token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n` +
         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
     );
-    for (let i = 0; i < 100 && received === 0; i++) await Bun.sleep(20);
+    await waitUntil(() => received > 0, { message: "the slow reader's upgrade answer", intervalMs: 20 });
     expect(received).toBeGreaterThan(0);
     slow.pause();
 
@@ -205,11 +210,11 @@ describe("SEND_BUFFER_LIMIT_BYTES (backpressure)", () => {
     while (!dropped() && sent < 60_000) {
       for (let i = 0; i < 200; i++) sender.send({ type: "message", text });
       sent += 200;
-      const deadline = Date.now() + 20_000;
-      while (sender.all("ack").length < sent) {
-        if (Date.now() > deadline) throw new Error(`only ${sender.all("ack").length} of ${sent} acked`);
-        await Bun.sleep(5);
-      }
+      await waitUntil(() => sender.all("ack").length >= sent, {
+        message: `acks for all ${sent} messages sent`,
+        timeoutMs: 20_000,
+        intervalMs: 5,
+      });
     }
     expect(dropped()).toBe(true);
     const publishedBytes = sent * 1000;
@@ -217,7 +222,11 @@ describe("SEND_BUFFER_LIMIT_BYTES (backpressure)", () => {
     // server holding whatever the kernel could not take. Reading again shows the drop: the
     // socket ends without a close frame (the client sees 1006).
     slow.resume();
-    for (let i = 0; i < 250 && !sawClose; i++) await Bun.sleep(20);
+    await waitUntil(() => sawClose, {
+      message: "the slow reader's socket to close",
+      timeoutMs: 5_000,
+      intervalMs: 20,
+    });
     expect(sawClose).toBe(true);
     // The sender is unaffected and every one of its messages was acked.
     expect(sender.closed).toBeNull();

@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { type MongoClient, ObjectId } from "mongodb";
+import { describe, expect, test } from "bun:test";
+import { ObjectId } from "mongodb";
 import { conversationIdFor } from "../src/ids.ts";
-import { type MongoHandle, startMongo } from "./helpers/ferretdb.ts";
+import { mongoForFile } from "./helpers/ferretdb.ts";
 import {
   drained,
   expectExactlyOnce,
@@ -10,33 +10,21 @@ import {
   restHistory,
   sendMany,
   storedIds,
-  waitFor,
 } from "./helpers/outbox.ts";
 import { startTestService, type TestService, tempDir } from "./helpers/service.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 /** The outbox flusher against a real MongoDB-wire server (FerretDB), with the service in-process. */
 
-let mongo: MongoHandle;
-let client: MongoClient;
-const cleanups: Array<() => Promise<void> | void> = [];
-
-beforeAll(async () => {
-  mongo = await startMongo();
-  client = await mongo.client({ serverSelectionTimeoutMS: 5_000 });
-});
-
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-  await mongo?.destroy();
-});
+const fx = mongoForFile();
 
 async function service(extra: Record<string, string> = {}, dir?: string): Promise<TestService> {
-  const svc = await startTestService({ env: mongoEnv(mongo, mongo.uri, extra), dir });
-  cleanups.push(() => svc.stop());
+  const svc = await startTestService({ env: mongoEnv(fx.mongo, fx.mongo.uri, extra), dir });
+  fx.defer(() => svc.stop());
   return svc;
 }
 
-const db = () => client.db(mongo.dbName);
+const db = () => fx.client.db(fx.mongo.dbName);
 
 describe("MongoDB as the system of record", () => {
   test("messages, read marks and the conversation arrive in MongoDB exactly once", async () => {
@@ -60,7 +48,7 @@ describe("MongoDB as the system of record", () => {
     const ready = await drained(svc);
     expect(ready.checks.mongo.flushed_messages).toBe(350);
 
-    const stored = await storedIds(client, mongo.dbName, conversationId);
+    const stored = await storedIds(fx.client, fx.mongo.dbName, conversationId);
     const result = expectExactlyOnce(acked, stored);
     expect(result.counts.storedDistinct).toBe(350);
 
@@ -103,12 +91,15 @@ describe("MongoDB as the system of record", () => {
     const acked = await sendMany(mentor, 50, "before");
     await drained(svc);
 
-    await mongo.stop();
+    await fx.mongo.stop();
     acked.push(...(await sendMany(mentor, 100, "during-a")));
-    const down = await waitFor("readiness to report MongoDB down", async () => {
-      const r = await readyz(svc);
-      return r.body.checks.mongo.ok === false ? r : undefined;
-    });
+    const down = await waitUntil(
+      async () => {
+        const r = await readyz(svc);
+        return r.body.checks.mongo.ok === false ? r : undefined;
+      },
+      { message: "readiness to report MongoDB down", timeoutMs: 20_000 },
+    );
     expect(down.status).toBe(200);
     expect(down.body.ready).toBe(true);
     const b1 = down.body.checks.outbox.backlog;
@@ -127,9 +118,9 @@ describe("MongoDB as the system of record", () => {
     expect(metricsDown).toContain("chat_mongo_connected 0");
     expect(metricsDown).toMatch(/chat_outbox_flush_errors_total [1-9]/);
 
-    await mongo.start();
+    await fx.mongo.start();
     await drained(svc, 25_000);
-    const stored = await storedIds(client, mongo.dbName, conversationId);
+    const stored = await storedIds(fx.client, fx.mongo.dbName, conversationId);
     expectExactlyOnce(acked, stored);
     expect(
       await db()
@@ -163,7 +154,7 @@ describe("MongoDB as the system of record", () => {
     const history = await restHistory(svc, 17, legacy.toHexString());
     expect(history.map((m) => m.id)).toEqual([oldMessage.toHexString(), ...acked]);
     await drained(svc);
-    expect((await storedIds(client, mongo.dbName, legacy.toHexString())).sort()).toEqual(
+    expect((await storedIds(fx.client, fx.mongo.dbName, legacy.toHexString())).sort()).toEqual(
       [oldMessage.toHexString(), ...acked].sort(),
     );
     expect(await db().collection("conversations").countDocuments({ lesson_id: 6 })).toBe(1);
@@ -171,13 +162,13 @@ describe("MongoDB as the system of record", () => {
   }, 30_000);
 
   test("made locally during an outage, then reconciled on the unique index: the local id moves to MongoDB's", async () => {
-    const dbName = `${mongo.dbName}_remap`;
+    const dbName = `${fx.mongo.dbName}_remap`;
     const legacy = new ObjectId();
-    await client
+    await fx.client
       .db(dbName)
       .collection("conversations")
       .insertOne({ _id: legacy, lesson_id: 5, mentor_id: 10, student_id: 15, created_at: new Date() });
-    await mongo.stop();
+    await fx.mongo.stop();
     const svc = await service({ MONGO_DB: dbName });
     const mentor = await svc.connect(10, { lesson_id: 5, student_id: 15 });
     const localId = String((await mentor.next("ready")).conversation_id);
@@ -188,7 +179,7 @@ describe("MongoDB as the system of record", () => {
     student.send({ type: "viewed", message_id: acked[9] });
     await student.next("viewed");
 
-    await mongo.start();
+    await fx.mongo.start();
     // Sockets on the old id are told to reconnect; they come back on MongoDB's id.
     expect((await mentor.closedWith(20_000)).code).toBe(1012);
     await drained(svc);
@@ -199,17 +190,17 @@ describe("MongoDB as the system of record", () => {
     const old = await svc.get(`/conversations/${localId}`, 10);
     expect(((await old.json()) as { id: string }).id).toBe(legacy.toHexString());
 
-    const stored = await storedIds(client, dbName, legacy.toHexString());
+    const stored = await storedIds(fx.client, dbName, legacy.toHexString());
     const result = expectExactlyOnce(acked, stored);
     expect(result.counts.storedDistinct).toBe(30);
-    expect(await client.db(dbName).collection("conversations").countDocuments()).toBe(1);
-    expect(await client.db(dbName).collection("messages").countDocuments({ viewed_by: 15 })).toBe(10);
+    expect(await fx.client.db(dbName).collection("conversations").countDocuments()).toBe(1);
+    expect(await fx.client.db(dbName).collection("messages").countDocuments({ viewed_by: 15 })).toBe(10);
     again.close();
     student.close();
   }, 45_000);
 
   test("two instances (two SQLite files) share one MongoDB: one conversation, every message under it", async () => {
-    const dbName = `${mongo.dbName}_pair`;
+    const dbName = `${fx.mongo.dbName}_pair`;
     const a = await service({ MONGO_DB: dbName });
     const b = await service({ MONGO_DB: dbName });
     const onA = await a.connect(10, { lesson_id: 5, student_id: 16 });
@@ -220,10 +211,10 @@ describe("MongoDB as the system of record", () => {
     const acked = [...(await sendMany(onA, 40, "a")), ...(await sendMany(onB, 40, "b"))];
     await drained(a);
     await drained(b);
-    const stored = await storedIds(client, dbName, idA);
+    const stored = await storedIds(fx.client, dbName, idA);
     expectExactlyOnce(acked, stored);
     expect(stored.length).toBe(80);
-    expect(await client.db(dbName).collection("conversations").countDocuments()).toBe(1);
+    expect(await fx.client.db(dbName).collection("conversations").countDocuments()).toBe(1);
     // Each instance's history includes the other's messages, read through from MongoDB.
     expect((await restHistory(a, 10, idA)).length).toBe(80);
     expect((await restHistory(b, 16, idA)).length).toBe(80);
@@ -232,7 +223,7 @@ describe("MongoDB as the system of record", () => {
   }, 30_000);
 
   test("a fresh instance (new SQLite) serves a conversation that only MongoDB has", async () => {
-    const dbName = `${mongo.dbName}_fresh`;
+    const dbName = `${fx.mongo.dbName}_fresh`;
     const first = await service({ MONGO_DB: dbName });
     const m = await first.connect(10, { lesson_id: 5, student_id: 15 });
     const id = String((await m.next("ready")).conversation_id);
@@ -241,7 +232,7 @@ describe("MongoDB as the system of record", () => {
     m.close();
 
     const dir = tempDir();
-    cleanups.push(() => dir.remove());
+    fx.defer(() => dir.remove());
     const fresh = await service({ MONGO_DB: dbName }, dir.path);
     const list = (await (await fresh.get("/conversations", 15)).json()) as Array<{ id: string }>;
     expect(list.map((c) => c.id)).toEqual([id]);

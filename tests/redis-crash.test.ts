@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { eventually, removePrefix, requireRedis, SHARED_REDIS_URL, testPrefix } from "./helpers/redis.ts";
+import { removePrefix, requireRedis, SHARED_REDIS_URL, testPrefix } from "./helpers/redis.ts";
 import {
   type ChildService,
   spawnService,
@@ -7,6 +7,7 @@ import {
   type TestService,
   tempDir,
 } from "./helpers/service.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 /**
  * An instance killed with SIGKILL cannot say its users left: their presence must expire with
@@ -45,21 +46,23 @@ test("a crashed instance's users go offline when its heartbeat expires", async (
   const student = await child!.connect(15, { lesson_id: 5 });
   await student.next("ready");
   await mentor.next((f) => f.type === "presence" && f.user_id === 15 && f.online === true, 5000);
-  await eventually("A sees the student online", async () => {
-    const res = await a.get("/presence?user_id=15", 10);
-    return ((await res.json()) as { online: boolean }).online;
-  });
+  await waitUntil(
+    async () => {
+      const res = await a.get("/presence?user_id=15", 10);
+      return ((await res.json()) as { online: boolean }).online;
+    },
+    { message: "A sees the student online" },
+  );
 
   await child!.kill(9);
   const killedAt = Date.now();
-  await eventually(
-    "the student drops offline",
+  await waitUntil(
     async () => {
       const res = await a.get("/presence?user_id=15", 10);
       const body = (await res.json()) as { online: boolean; last_seen?: string };
       return !body.online && typeof body.last_seen === "string";
     },
-    20_000,
+    { message: "the student drops offline", timeoutMs: 20_000 },
   );
   // Not before the heartbeat could have expired (3 s TTL, refreshed every second).
   expect(Date.now() - killedAt).toBeGreaterThan(1000);

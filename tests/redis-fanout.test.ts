@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import {
-  eventually,
   isMessage,
   removePrefix,
   requireRedis,
@@ -9,6 +8,7 @@ import {
   testPrefix,
 } from "./helpers/redis.ts";
 import { startTestService, type TestService } from "./helpers/service.ts";
+import { waitUntil } from "./helpers/wait.ts";
 import type { Frame } from "./helpers/ws-client.ts";
 
 /**
@@ -83,11 +83,14 @@ describe("two instances over Redis", () => {
     expect(await mentor.next("viewed", 5000)).toMatchObject({ message_id: ack.id, viewer_id: 15 });
 
     // B kept a copy of A's message, read mark included: its own history shows both.
-    await eventually("B's history has the read mark", async () => {
-      const res = await b.get(`/messages?conversation_id=${got.conversation_id}`, 15);
-      const list = (await res.json()) as Array<{ id: string; viewed_by?: number }>;
-      return list.length === 2 && list.find((m) => m.id === ack.id)?.viewed_by === 15;
-    });
+    await waitUntil(
+      async () => {
+        const res = await b.get(`/messages?conversation_id=${got.conversation_id}`, 15);
+        const list = (await res.json()) as Array<{ id: string; viewed_by?: number }>;
+        return list.length === 2 && list.find((m) => m.id === ack.id)?.viewed_by === 15;
+      },
+      { message: "B's history has the read mark" },
+    );
 
     // Each frame arrived once.
     await Bun.sleep(300);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { eventually, isMessage, type OwnRedis, ownRedis, socketPool } from "./helpers/redis.ts";
+import { isMessage, type OwnRedis, ownRedis, socketPool } from "./helpers/redis.ts";
 import { startTestService, type TestService } from "./helpers/service.ts";
+import { waitUntil } from "./helpers/wait.ts";
 import type { Frame } from "./helpers/ws-client.ts";
 
 /**
@@ -58,14 +59,18 @@ test("Redis restarted mid-chat: nothing acked is lost and the bus recovers", asy
   }
   for (const ack of during) await studentOnA.next(isMessage(ack.id), 5000);
 
-  await eventually("A reports the bus degraded", async () => (await busState(a)).state === "degraded");
+  await waitUntil(async () => (await busState(a)).state === "degraded", {
+    message: "A reports the bus degraded",
+  });
   const metrics = await (await a.get("/metrics")).text();
   expect(metrics).toMatch(/chat_up\{component="bus"[^}]*\} 0/);
   // Readiness stays: the instance still serves its own sockets.
   expect((await a.get("/readyz")).status).toBe(200);
 
   await redis.start();
-  await eventually("both instances reconnect", async () => (await busState(a)).ok && (await busState(b)).ok);
+  await waitUntil(async () => (await busState(a)).ok && (await busState(b)).ok, {
+    message: "both instances reconnect",
+  });
 
   // What B missed live arrives as a replay once both links are back, each message once.
   for (const ack of during) await student.next(isMessage(ack.id), 15_000);
@@ -81,10 +86,13 @@ test("Redis restarted mid-chat: nothing acked is lost and the bus recovers", asy
   await mentor.next(isMessage(back.id), 5000);
 
   // Presence was rewritten into the empty Redis: B sees the mentor online on A.
-  await eventually("B sees the mentor online", async () => {
-    const res = await b.get("/presence?user_id=10", 15);
-    return ((await res.json()) as { online: boolean }).online;
-  });
+  await waitUntil(
+    async () => {
+      const res = await b.get("/presence?user_id=10", 15);
+      return ((await res.json()) as { online: boolean }).online;
+    },
+    { message: "B sees the mentor online" },
+  );
 
   // B's own history holds everything A acked, the outage included.
   const conversationId = student.frames.find(isMessage(before.id))!.conversation_id;
