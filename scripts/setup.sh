@@ -19,7 +19,7 @@ fi
 
 # A plain `go install` of v1.24.2 panics at start; the script builds the same source correctly.
 bash scripts/install-ferretdb.sh
-# The TCP fault proxy of tests/mongo-faults.test.ts (tests/helpers/toxiproxy.ts starts it).
+# The TCP fault proxy of tests/durability/mongo-faults.test.ts (tests/helpers/toxiproxy.ts starts it).
 bash scripts/install-toxiproxy.sh
 
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then

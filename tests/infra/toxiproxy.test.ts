@@ -6,7 +6,7 @@ import { waitUntil } from "../helpers/wait.ts";
 
 /**
  * Pins the fault shapes of tests/helpers/toxiproxy.ts as a MongoDB client sees them, the ones
- * tests/mongo-faults.test.ts relies on: blackhole ends in the driver's socket timeout and nothing
+ * tests/durability/mongo-faults.test.ts relies on: blackhole ends in the driver's socket timeout and nothing
  * reaches the server; a reset fails an in-flight operation at once; latency costs a delay each way;
  * bandwidth slows a large write; down refuses connections; pass recovers the same client.
  */
