@@ -6,6 +6,7 @@ import { createFanout } from "./bus/fanout.ts";
 import type { Config } from "./config.ts";
 import type { Deliver } from "./domain/bus.ts";
 import { type Chat, createChat } from "./domain/chat.ts";
+import { createDeletionHook, createEdits, type DeletionHook, type Edits } from "./domain/edits.ts";
 import type { LastSeenStore, Presence } from "./domain/presence.ts";
 import { KeyedBuckets } from "./domain/rate.ts";
 import { createRelayAccept } from "./domain/relay.ts";
@@ -38,6 +39,11 @@ export interface ServiceOverrides {
 
 export interface Service {
   server: Server<SessionData>;
+  /**
+   * Told after every message deletion is durable here (made here or relayed): where code that
+   * keeps things beside a message (attachments) subscribes.
+   */
+  deletions: DeletionHook;
   /** The REST routes (tests enumerate `app.routes` so none escapes the authorisation matrix). */
   app: ReturnType<typeof createHttpApp>;
   url: string;
@@ -132,6 +138,7 @@ interface Core {
   storage: Storage;
   identity: Identity;
   chat: Chat;
+  edits: Edits;
   presence: Presence;
   bus: Awaited<ReturnType<typeof createFanout>>["bus"];
   sockets: Set<ChatSocket>;
@@ -188,6 +195,7 @@ async function createTransports(
   });
   const session = createSessionHandlers({
     chat,
+    edits: core.edits,
     store,
     identity,
     presence,
@@ -252,7 +260,8 @@ export async function startService(
     ? { identity: overrides.identity, notes: [] }
     : createIdentity(config, logger);
   for (const note of notes) logger.warn(note);
-  const accept = createRelayAccept({ store, committer });
+  const deletions = createDeletionHook((error) => logger.error("a deletion listener failed", { error }));
+  const accept = createRelayAccept({ store, committer, deletions });
   const lastSeen = lastSeenVia(store, committer);
   const fanout = await createFanout(config, {
     deliver,
@@ -272,6 +281,16 @@ export async function startService(
     maxMessageChars: config.MAX_MESSAGE_CHARS,
     history: storage.history,
   });
+  const edits = createEdits({
+    store,
+    committer,
+    bus: fanout.bus,
+    now,
+    metrics,
+    maxMessageChars: config.MAX_MESSAGE_CHARS,
+    editWindowMs: config.EDIT_WINDOW_S * 1000,
+    deletions,
+  });
   const clientIp = (req: Request) => server?.requestIP(req)?.address ?? "unknown";
   const core: Core = {
     config,
@@ -281,6 +300,7 @@ export async function startService(
     storage,
     identity,
     chat,
+    edits,
     ...fanout,
     sockets,
     deliver,
@@ -305,5 +325,5 @@ export async function startService(
   storage.worker?.start();
   const port = server.port ?? config.PORT;
   logger.info("listening", { port, identity: identity.kind, sqlite: config.SQLITE_PATH });
-  return { server, app, url: `http://127.0.0.1:${port}`, port, shutdown };
+  return { server, app, deletions, url: `http://127.0.0.1:${port}`, port, shutdown };
 }

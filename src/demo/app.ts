@@ -188,7 +188,7 @@ function render(scrollToEnd = false): void {
     const mine = m.sender_id === me;
     const state = mine ? (id <= peerViewedUpTo ? "viewed" : "sent") : "received";
     const at = new Date(m.created_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    items.push(bubble(m.text, mine, state, at, id));
+    items.push(bubble(m.text ?? "", mine, state, at, id));
   }
   for (const [clientId, o] of outbox) {
     const li = bubble(o.text, true, o.failed ? "failed" : "pending", o.failed ?? "sending…");

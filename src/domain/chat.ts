@@ -62,12 +62,25 @@ export function createChat(deps: ChatDeps) {
       senderId: number,
       rawText: string,
       clientId: string | undefined,
+      replyTo?: string,
     ): Promise<{ message: StoredMessage; duplicate: boolean }> {
       const text = validateText(rawText, deps.maxMessageChars);
+      // Messages are never removed (a delete keeps the tombstone), so the check holds at commit.
+      if (replyTo !== undefined && !store.message(conversation.id, replyTo)) {
+        throw notFound("reply_to: no such message in this conversation");
+      }
       const id = deps.newId();
       const createdAt = deps.now();
       const result = await committer.submit(() =>
-        store.insertMessage({ id, conversationId: conversation.id, senderId, text, createdAt, clientId }),
+        store.insertMessage({
+          id,
+          conversationId: conversation.id,
+          senderId,
+          text,
+          createdAt,
+          clientId,
+          replyTo,
+        }),
       );
       if (!result.duplicate) {
         metrics.messagesIn.inc();

@@ -25,6 +25,11 @@ export interface StoredMessage {
   clientId: string | null;
   viewedBy: number | null;
   viewedAt: number | null;
+  /** The message this one answers, in the same conversation. */
+  replyTo: string | null;
+  editedAt: number | null;
+  /** Set on a tombstone: its text is erased (""), the rest is kept. */
+  deletedAt: number | null;
 }
 
 export interface NewMessage {
@@ -34,7 +39,13 @@ export interface NewMessage {
   text: string;
   createdAt: number;
   clientId?: string;
+  replyTo?: string;
 }
+
+/** A change to a message already sent: what the change feed, the bus and catch-up carry. */
+export type MessageChange =
+  | { kind: "edited"; conversationId: string; messageId: string; text: string; at: number }
+  | { kind: "deleted"; conversationId: string; messageId: string; at: number };
 
 /** A read mark: `viewerId` read every message of `senderId` up to and including `upToId`. */
 export interface ViewedMark {
@@ -55,4 +66,10 @@ export interface ConversationFilter {
   mentorId?: number;
   studentId?: number;
   lessonId?: number;
+}
+
+/** A position in the change feed: the changes after (time of change, message id). */
+export interface ChangePosition {
+  at: number;
+  messageId: string;
 }

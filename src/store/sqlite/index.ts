@@ -1,5 +1,7 @@
 import type { Conversation, StoredMessage } from "../../model/types.ts";
+import { createChangeFeed } from "./change-feed.ts";
 import { createConversations } from "./conversations.ts";
+import { createEdits } from "./edits.ts";
 import { createLatestPages } from "./latest-pages.ts";
 import { createMessages } from "./messages.ts";
 import { openDatabase, type Synchronous } from "./open.ts";
@@ -26,10 +28,13 @@ export function openStore(opts: OpenOptions) {
   const outbox = createOutbox(db, opts.outbox);
   const pages = createLatestPages();
   const conversations = createConversations(db, outbox, pages);
-  const messages = createMessages(db, outbox, pages);
+  const feed = createChangeFeed(db);
+  const messages = createMessages(db, outbox, pages, feed);
   return {
     ...conversations,
     ...messages,
+    ...createEdits(db, outbox, pages, feed),
+    changesAfter: feed.changesAfter,
     ...createPresenceTable(db),
     outboxBatch: outbox.outboxBatch,
     outboxConfirm: outbox.outboxConfirm,

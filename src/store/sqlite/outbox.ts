@@ -15,6 +15,11 @@ export function createOutbox(db: Database, enabled: boolean) {
      WHERE json_extract(payload, '$.kind') IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`,
   );
   const remove = db.query<null, [string]>("DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))");
+  // A full scan, paid only by a delete, and short unless MongoDB has been down a while.
+  const scrub = db.query<null, [string]>(
+    `UPDATE outbox SET payload = json_set(payload, '$.message.text', '')
+     WHERE json_extract(payload, '$.message.id') = ? AND json_extract(payload, '$.message.text') <> ''`,
+  );
   const stats = db.query<{ n: number; oldest: number | null }, []>(
     "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox",
   );
@@ -37,6 +42,11 @@ export function createOutbox(db: Database, enabled: boolean) {
     /** Forget entries their sink confirmed. */
     outboxConfirm(entries: readonly { seq: number }[]): void {
       if (entries.length > 0) remove.run(JSON.stringify(entries.map((e) => e.seq)));
+    },
+
+    /** A deleted message's text leaves the queued entries too (they would carry it to MongoDB). */
+    scrubText(messageId: string): void {
+      if (enabled) scrub.run(messageId);
     },
 
     outboxStats(): { backlog: number; oldestAt: number | null } {

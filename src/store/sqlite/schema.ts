@@ -1,8 +1,9 @@
 import type { Database } from "bun:sqlite";
 
-/** The tables, and the version check that refuses a file written by a newer release. */
-
-const SCHEMA_VERSION = 1;
+/**
+ * The tables, the numbered migration steps that bring an older file up to date, and the version
+ * check that refuses a file written by a newer release.
+ */
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -42,14 +43,46 @@ CREATE TABLE IF NOT EXISTS presence (user_id INTEGER PRIMARY KEY, last_seen INTE
 CREATE TABLE IF NOT EXISTS conversation_alias (old_id TEXT PRIMARY KEY, new_id TEXT NOT NULL) WITHOUT ROWID;
 `;
 
+/**
+ * Step N brings schema N-1 to N, in one transaction with the version bump. A step's meaning never
+ * changes once released; a new change is a new step. SCHEMA above stays at version 1, so a new
+ * file and an old one take the same path.
+ */
+const STEPS: ReadonlyArray<{ version: number; sql: string }> = [
+  {
+    // Edit, delete, reply (#16). The change feed is its own table: one row per changed message,
+    // ordered by the change's time, so catch-up reads only what changed.
+    version: 2,
+    sql: `
+ALTER TABLE messages ADD COLUMN reply_to TEXT;
+ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+ALTER TABLE messages ADD COLUMN deleted_at INTEGER;
+CREATE TABLE message_changes (
+  conversation_id TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  changed_at INTEGER NOT NULL,
+  PRIMARY KEY (conversation_id, message_id)
+) WITHOUT ROWID;
+CREATE INDEX message_changes_by_time ON message_changes (conversation_id, changed_at, message_id);
+`,
+  },
+];
+
+export const SCHEMA_VERSION = STEPS.at(-1)?.version ?? 1;
+
 export function migrate(db: Database, path: string): void {
   db.exec(SCHEMA);
-  const version = db
-    .query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'schema_version'")
-    .get();
-  if (!version) {
-    db.run("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", [String(SCHEMA_VERSION)]);
-  } else if (Number(version.value) > SCHEMA_VERSION) {
-    throw new Error(`SQLITE_PATH: ${path} was written by a newer version (schema ${version.value})`);
+  const row = db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'schema_version'").get();
+  if (!row) db.run("INSERT INTO meta (key, value) VALUES ('schema_version', '1')");
+  const version = row ? Number(row.value) : 1;
+  if (version > SCHEMA_VERSION) {
+    throw new Error(`SQLITE_PATH: ${path} was written by a newer version (schema ${version})`);
+  }
+  for (const step of STEPS) {
+    if (step.version <= version) continue;
+    db.transaction(() => {
+      db.exec(step.sql);
+      db.run("UPDATE meta SET value = ? WHERE key = 'schema_version'", [String(step.version)]);
+    })();
   }
 }
