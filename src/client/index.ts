@@ -9,6 +9,8 @@ export { ChatRest, type RestOptions } from "./rest.ts";
 export type {
   Ack,
   Conversation,
+  Deleted,
+  Edited,
   ErrorCode,
   ErrorFrame,
   Message,
