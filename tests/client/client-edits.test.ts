@@ -112,7 +112,7 @@ describe("SDK edit, delete, reply", () => {
     await caughtUp;
     await Bun.sleep(100);
     const mine = [...view2.values()].filter((m) => [...ids, fresh].includes(m.id));
-    expect(mine.map((m) => [m.id, m.text ?? null, m.deleted ?? false])).toEqual([
+    expect(mine.map((m) => [m.id, m.text ?? null, m.deleted ?? false] as unknown[])).toEqual([
       [ids[0], "one, fixed", false],
       [ids[1], null, true],
       [ids[2], "three", false],
