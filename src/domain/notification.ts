@@ -1,3 +1,4 @@
+import type { Conversation, StoredMessage } from "../store/sqlite.ts";
 import type { Parties } from "./access.ts";
 
 /**
@@ -137,4 +138,14 @@ export function decideFire(
   if (!open || open.notificationId !== notificationId) return "cancelled";
   if (firstMessageRead) return "read";
   return "send";
+}
+
+/** What the chat tells the notifier; the first two run inside the write's own transaction. */
+export interface NotifyHooks {
+  /** A message accepted on this instance (not one relayed from another). */
+  accepted(conversation: Conversation, message: StoredMessage): void;
+  /** A read mark by `viewerId` up to `upToId`, made here or relayed from another instance. */
+  viewed(conversationId: string, viewerId: number, upToId: string): void;
+  /** After a read mark made here is committed: tell the other instances' notifiers. */
+  viewedHere(conversationId: string, viewerId: number, upToId: string): void;
 }
