@@ -91,7 +91,10 @@ describe("offline notifications", () => {
     expect(arrivedAfter).toBeGreaterThanOrEqual(DELAY_MS - 50);
     await eventually(
       "the stream entry",
-      async () => (await reader.read(200), reader.received.length > 0),
+      async () => {
+        await reader.read(200);
+        return reader.received.length > 0;
+      },
       5000,
     );
     await Bun.sleep(SETTLE_MS);
