@@ -88,3 +88,15 @@ export const localClaims: NotifyClaims = {
   claim: async () => "ours",
   read: async () => {},
 };
+
+/** The claims after the fan-out closed at shutdown: due notifications wait for the next start. */
+export class ClaimsClosed extends Error {
+  override name = "ClaimsClosed";
+}
+
+export const closedClaims: NotifyClaims = {
+  claim: async () => {
+    throw new ClaimsClosed("shutting down: the notification waits for the next start");
+  },
+  read: async () => {},
+};

@@ -1,5 +1,5 @@
-import type { Conversation, StoredMessage } from "../store/sqlite.ts";
-import type { Parties } from "./access.ts";
+import type { NotifyCycle, PlatformNotification } from "../model/notification.ts";
+import type { Conversation, Parties, StoredMessage } from "../model/types.ts";
 
 /**
  * Offline notifications, as rules without I/O: what the platform's notification service is sent,
@@ -11,24 +11,6 @@ import type { Parties } from "./access.ts";
  * message ends it, whether the notification is still pending (it is dropped) or was sent (the next
  * unread message opens a new cycle).
  */
-
-/** The platform service's notification, field for field (it parses `id`/`user_id` as int64). */
-export interface PlatformNotification {
-  id: number;
-  user_id: number;
-  type: "chat_message";
-  title: string;
-  message: string;
-  metadata: {
-    conversation_id: string;
-    lesson_id: number;
-    sender_id: number;
-    message_id: string;
-    unread_count: number;
-  };
-  action_url: string;
-  created_at: string;
-}
 
 export interface NotificationInput {
   id: number;
@@ -100,18 +82,8 @@ export function buildNotification(input: NotificationInput, opts: PayloadOptions
   };
 }
 
-/** One open cycle, as the store keeps it. */
-export interface NotifyCycle {
-  conversationId: string;
-  recipientId: number;
-  notificationId: number;
-  firstMessageId: string;
-  /** When it was sent (or found already sent by another instance); null while pending. */
-  sentAt: number | null;
-}
-
 /** A message accepted here opens a cycle only when its recipient has none open. */
-export function opensCycle(open: NotifyCycle | null): boolean {
+export function opensCycle(open: Pick<NotifyCycle, "notificationId"> | null): boolean {
   return open === null;
 }
 
@@ -132,7 +104,7 @@ export type FireDecision = "send" | "cancelled" | "read";
  */
 export function decideFire(
   notificationId: number,
-  open: NotifyCycle | null,
+  open: Pick<NotifyCycle, "notificationId"> | null,
   firstMessageRead: boolean,
 ): FireDecision {
   if (!open || open.notificationId !== notificationId) return "cancelled";

@@ -1,4 +1,5 @@
-import type { NotifyClaims } from "../bus/notify-claims.ts";
+import { ClaimsClosed, type NotifyClaims } from "../bus/notify-claims.ts";
+import type { Config } from "../config.ts";
 import {
   buildNotification,
   decideFire,
@@ -9,9 +10,12 @@ import {
 import { notificationIdFor } from "../ids.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import type { NotifyCycles, StoredCycle } from "../store/notify-cycles.ts";
-import type { Conversation } from "../store/sqlite.ts";
-import type { NotifySink } from "./notify-sinks.ts";
+import type { NotifyCycle, NotifyPayload } from "../model/notification.ts";
+import type { OutboxEntry } from "../model/outbox.ts";
+import type { Conversation } from "../model/types.ts";
+import type { NotifyCycles } from "../store/sqlite/notify.ts";
+import { createHttpSink, createStreamSink, type NotifySink } from "./notify-sinks.ts";
+import type { OutboxHandler } from "./outbox-worker.ts";
 
 /**
  * Offline notifications on the outbox. A message accepted here opens a cycle for its recipient
@@ -22,39 +26,26 @@ import type { NotifySink } from "./notify-sinks.ts";
  * the entry in the outbox; the worker retries with backoff, and a crash replays it after restart.
  */
 
-export interface NotifyPayload {
-  notificationId: number;
-  conversationId: string;
-  recipientId: number;
-  senderId: number;
-  firstMessageId: string;
-  dueAt: number;
-}
-
-export interface NotifyEntry {
-  seq: number;
-  kind: "notify";
-  payload: NotifyPayload;
-  createdAt: number;
-}
+type NotifyEntry = OutboxEntry<"notify">;
 
 export interface NotifierOptions {
-  cycles: NotifyCycles;
-  /** Writes a `notify` entry; called inside the transaction that opens the cycle. */
-  enqueue(payload: NotifyPayload, at: number): void;
-  conversation(id: string): Conversation | null;
+  /** The store: cycles, and conversations by id (or the id they were remapped from). */
+  cycles: NotifyCycles & { conversation(id: string): Conversation | null };
   sinks: NotifySink[];
-  claims: NotifyClaims;
+  /** Read at each use: the Redis claims exist only once the fan-out is up, after the worker. */
+  claims: () => NotifyClaims;
   /** True when claims are shared between instances (Redis): then they, not local rows, hold "sent". */
   sharedClaims: boolean;
   delayMs: number;
+  /** Backoff ceiling while a sink fails. */
+  retryMaxMs: number;
   payload: PayloadOptions;
   logger: Logger;
   metrics: Metrics;
   now?: () => number;
 }
 
-export interface NotifierStatus {
+export type NotifierStatus = {
   ok: boolean;
   configured: true;
   sinks: string[];
@@ -64,12 +55,12 @@ export interface NotifierStatus {
   failures: number;
   last_success_at: string | null;
   last_error?: string;
-}
+};
 
 export type Notifier = ReturnType<typeof createNotifier>;
 
 export function createNotifier(opts: NotifierOptions) {
-  const { cycles, sinks, claims, logger } = opts;
+  const { cycles, sinks, logger } = opts;
   const now = opts.now ?? Date.now;
   const registry = opts.metrics.registry;
   const sent = registry.counter("chat_notify_sent_total", "Notifications confirmed by a sink, by sink");
@@ -108,7 +99,7 @@ export function createNotifier(opts: NotifierOptions) {
   /** Earliest due time of the entries this handler has seen waiting; a hint for the worker. */
   let nextDueAt: number | null = null;
 
-  const payloadFor = (c: StoredCycle, conversation: Conversation) =>
+  const payloadFor = (c: NotifyCycle, conversation: Conversation) =>
     c.payload ??
     cycles.freezePayload(
       c,
@@ -126,31 +117,30 @@ export function createNotifier(opts: NotifierOptions) {
       ),
     );
 
-  /** Sends one due entry; throws when a sink or the claim failed, so it stays for a retry. */
+  /** Sends one due entry; throws when a sink failed, so it stays for a retry. */
   async function fire(entry: NotifyEntry): Promise<void> {
     const p = entry.payload;
-    const cycle = cycles.cycle(p.conversationId, p.recipientId);
-    const firstRead = cycles.messageRead(p.conversationId, p.firstMessageId);
+    // The entry keeps the id it was written with; a conversation that adopted MongoDB's id since
+    // is found through its alias, and its cycle moved with it.
+    const conversation = cycles.conversation(p.conversationId);
+    const conversationId = conversation?.id ?? p.conversationId;
+    const cycle = cycles.cycle(conversationId, p.recipientId);
+    const firstRead = cycles.messageRead(conversationId, p.firstMessageId);
     const decision = decideFire(p.notificationId, cycle, firstRead);
-    if (decision === "cancelled" || !cycle) {
+    if (decision === "cancelled" || !cycle || !conversation) {
       dropped.inc({ reason: "cancelled" });
       return;
     }
     if (decision === "read") {
-      cycles.removeCycle(p.conversationId, p.recipientId, p.notificationId);
+      cycles.removeCycle(conversationId, p.recipientId, p.notificationId);
       dropped.inc({ reason: "read" });
-      return;
-    }
-    const conversation = opts.conversation(p.conversationId);
-    if (!conversation) {
-      // Moved to MongoDB's id while pending; the remap moved the cycle with it, so this is stale.
-      dropped.inc({ reason: "cancelled" });
       return;
     }
     let claim: Awaited<ReturnType<NotifyClaims["claim"]>>;
     try {
-      claim = await claims.claim(p.conversationId, p.recipientId, p.notificationId, p.firstMessageId);
+      claim = await opts.claims().claim(conversationId, p.recipientId, p.notificationId, p.firstMessageId);
     } catch (err) {
+      if (err instanceof ClaimsClosed) throw err;
       // A missed notification is worse than a rare second one: without Redis, each instance
       // still coalesces its own messages.
       unclaimed.inc();
@@ -158,7 +148,7 @@ export function createNotifier(opts: NotifierOptions) {
       claim = "ours";
     }
     if (claim !== "ours") {
-      cycles.removeCycle(p.conversationId, p.recipientId, p.notificationId);
+      cycles.removeCycle(conversationId, p.recipientId, p.notificationId);
       dropped.inc({ reason: claim === "read" ? "read" : "coalesced" });
       return;
     }
@@ -177,11 +167,11 @@ export function createNotifier(opts: NotifierOptions) {
     }
     // With shared claims Redis remembers "sent until read" for every instance; a local row kept
     // here could go stale when the read happens where this instance does not hear of it.
-    if (opts.sharedClaims) cycles.removeCycle(p.conversationId, p.recipientId, p.notificationId);
+    if (opts.sharedClaims) cycles.removeCycle(conversationId, p.recipientId, p.notificationId);
     else cycles.markSent(cycle, now());
     logger.info("notification sent", {
       notification_id: p.notificationId,
-      conversation_id: p.conversationId,
+      conversation_id: conversationId,
       recipient_id: p.recipientId,
       unread_count: payload.metadata.unread_count,
     });
@@ -200,19 +190,21 @@ export function createNotifier(opts: NotifierOptions) {
         firstMessageId: message.id,
         dueAt: message.createdAt + opts.delayMs,
       };
-      if (!cycles.openCycle(payload)) return;
-      opts.enqueue(payload, message.createdAt);
+      if (!cycles.openCycle(payload, message.createdAt)) return;
       if (nextDueAt === null || payload.dueAt < nextDueAt) nextDueAt = payload.dueAt;
     },
     viewed(conversationId, viewerId, upToId) {
       cycles.endCycle(conversationId, viewerId, upToId);
     },
     viewedHere(conversationId, viewerId, upToId) {
-      claims.read(conversationId, viewerId, upToId).catch((err) => {
-        // The relayed read mark still ends pending cycles on instances that hear it; the claim
-        // key is corrected by the recipient's next read.
-        logger.warn("could not record the read mark for notifications", { error: String(err) });
-      });
+      opts
+        .claims()
+        .read(conversationId, viewerId, upToId)
+        .catch((err) => {
+          // The relayed read mark still ends pending cycles on instances that hear it; the claim
+          // key is corrected by the recipient's next read.
+          logger.warn("could not record the read mark for notifications", { error: String(err) });
+        });
     },
   };
 
@@ -221,8 +213,11 @@ export function createNotifier(opts: NotifierOptions) {
 
     handler: {
       name: "notifications",
-      kinds: ["notify"] as const,
-      async handle(entries: NotifyEntry[], confirm: (done: NotifyEntry[]) => void): Promise<void> {
+      kinds: ["notify"],
+      // A commit never makes a notification due at once: `accepted` moves wakeAt() instead.
+      commitWakes: false,
+      retryMaxMs: opts.retryMaxMs,
+      async handle(entries, confirm) {
         const at = now();
         nextDueAt = null;
         for (const entry of entries) {
@@ -244,11 +239,8 @@ export function createNotifier(opts: NotifierOptions) {
       async close() {
         await Promise.all(sinks.map((s) => s.close()));
       },
-      /** When the earliest waiting entry falls due, so the worker need not poll for it. */
-      wakeAt(): number | null {
-        return nextDueAt;
-      },
-    },
+      wakeAt: () => nextDueAt,
+    } satisfies OutboxHandler<"notify">,
 
     status(): NotifierStatus {
       return {
@@ -264,4 +256,49 @@ export function createNotifier(opts: NotifierOptions) {
       };
     },
   };
+}
+
+/** A sink is configured (config.ts makes sure a stream has its Redis). */
+export const notificationsOn = (config: Config): boolean =>
+  Boolean(config.NOTIFY_STREAM || config.NOTIFY_URL);
+
+/** The sinks the configuration names; none means notifications are off. */
+export function sinksFromConfig(config: Config): NotifySink[] {
+  const sinks: NotifySink[] = [];
+  const streamRedis = config.NOTIFY_REDIS_URL ?? config.REDIS_URL;
+  if (config.NOTIFY_STREAM && streamRedis) {
+    sinks.push(
+      createStreamSink({
+        url: streamRedis,
+        stream: config.NOTIFY_STREAM,
+        timeoutMs: config.NOTIFY_TIMEOUT_MS,
+      }),
+    );
+  }
+  if (config.NOTIFY_URL) {
+    sinks.push(
+      createHttpSink({
+        url: config.NOTIFY_URL,
+        token: config.NOTIFY_TOKEN,
+        timeoutMs: config.NOTIFY_TIMEOUT_MS,
+      }),
+    );
+  }
+  return sinks;
+}
+
+export function notifierFromConfig(
+  config: Config,
+  deps: Pick<NotifierOptions, "cycles" | "claims" | "logger" | "metrics" | "now">,
+): Notifier | undefined {
+  const sinks = sinksFromConfig(config);
+  if (sinks.length === 0) return undefined;
+  return createNotifier({
+    ...deps,
+    sinks,
+    sharedClaims: Boolean(config.REDIS_URL),
+    delayMs: Math.round(config.NOTIFY_DELAY_S * 1000),
+    retryMaxMs: config.NOTIFY_RETRY_MAX_MS,
+    payload: { includeText: config.NOTIFY_INCLUDE_TEXT, actionUrl: config.NOTIFY_ACTION_URL },
+  });
 }

@@ -1,5 +1,5 @@
 import { RedisClient } from "bun";
-import type { PlatformNotification } from "../domain/notification.ts";
+import type { PlatformNotification } from "../model/notification.ts";
 
 /**
  * The two ways into the platform's notification service: an entry on its Redis stream (one field,

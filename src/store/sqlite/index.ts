@@ -2,6 +2,7 @@ import type { Conversation, StoredMessage } from "../../model/types.ts";
 import { createConversations } from "./conversations.ts";
 import { createLatestPages } from "./latest-pages.ts";
 import { createMessages } from "./messages.ts";
+import { createNotifyCycles } from "./notify.ts";
 import { openDatabase, type Synchronous } from "./open.ts";
 import { createOutbox } from "./outbox.ts";
 import { createPresenceTable } from "./presence.ts";
@@ -15,21 +16,36 @@ import { createPresenceTable } from "./presence.ts";
 export interface OpenOptions {
   path: string;
   synchronous?: Synchronous;
-  /** Write outbox entries. Off when no handler would read them (no MongoDB to feed). */
+  /** Write MongoDB's outbox entries. Off when no handler would read them (no MongoDB to feed). */
   outbox: boolean;
+  /** Write notification cycles and their outbox entries (a notification sink is configured). */
+  notify?: boolean;
 }
 
 export type ChatStore = ReturnType<typeof openStore>;
 
 export function openStore(opts: OpenOptions) {
   const db = openDatabase(opts.path, opts.synchronous);
-  const outbox = createOutbox(db, opts.outbox);
+  const outbox = createOutbox(db, [
+    ...(opts.outbox ? (["conversation", "message", "viewed"] as const) : []),
+    ...(opts.notify ? (["notify"] as const) : []),
+  ]);
   const pages = createLatestPages();
   const conversations = createConversations(db, outbox, pages);
   const messages = createMessages(db, outbox, pages);
+  const cycles = createNotifyCycles(db, outbox);
   return {
     ...conversations,
     ...messages,
+    ...cycles,
+
+    /** Adopts MongoDB's id for a conversation; its notification cycles move with it. */
+    remapConversation(oldId: string, newId: string): void {
+      db.transaction(() => {
+        conversations.remapConversation(oldId, newId);
+        cycles.moveCycles(oldId, newId);
+      })();
+    },
     ...createPresenceTable(db),
     outboxBatch: outbox.outboxBatch,
     outboxConfirm: outbox.outboxConfirm,

@@ -6,29 +6,41 @@ import type { OutboxEntry, OutboxKind, OutboxPayloads } from "../../model/outbox
  * A row's payload is `{"kind", ...payload}` (model/outbox.ts gives each kind's shape), read
  * back in seq order by the one handler of its kinds and deleted once its sink confirmed it.
  */
-export function createOutbox(db: Database, enabled: boolean) {
-  const insert = db.query<null, [string, number]>("INSERT INTO outbox (payload, created_at) VALUES (?, ?)");
-  // Every kind there is today belongs to one handler, so the filter never skips a row and the
-  // scan stops at LIMIT; a kind column is the day a second handler makes that matter.
-  const batch = db.query<{ seq: number; payload: string; created_at: number }, [string, number]>(
+export function createOutbox(db: Database, enabledKinds: readonly OutboxKind[]) {
+  const enabled = new Set<OutboxKind>(enabledKinds);
+  const insert = db.query<null, [string, number, string]>(
+    "INSERT INTO outbox (payload, created_at, kind) VALUES (?, ?, ?)",
+  );
+  // One kind: a seek on (kind, seq). Several kinds (MongoDB's three, which share one order):
+  // a scan in seq order that stops at LIMIT; the unary + keeps the planner off the kind index,
+  // whose three ranges would have to be merged and sorted in full before the LIMIT.
+  const batchOne = db.query<{ seq: number; payload: string; created_at: number }, [string, number]>(
+    "SELECT seq, payload, created_at FROM outbox WHERE kind = ? ORDER BY seq LIMIT ?",
+  );
+  const batchMany = db.query<{ seq: number; payload: string; created_at: number }, [string, number]>(
     `SELECT seq, payload, created_at FROM outbox
-     WHERE json_extract(payload, '$.kind') IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`,
+     WHERE +kind IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`,
   );
   const remove = db.query<null, [string]>("DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))");
-  const stats = db.query<{ n: number; oldest: number | null }, []>(
+  const statsAll = db.query<{ n: number; oldest: number | null }, []>(
     "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox",
   );
+  const statsOf = db.query<{ n: number; oldest: number | null }, [string]>(
+    "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE kind IN (SELECT value FROM json_each(?))",
+  );
   return {
-    /** Off when nothing would ever read the rows (no MongoDB configured). */
+    /** Kinds written at all: a kind no handler would read (no MongoDB, no notification sink) is not. */
     enabled,
 
     enqueue<K extends OutboxKind>(kind: K, payload: OutboxPayloads[K], at: number): void {
-      if (enabled) insert.run(JSON.stringify({ kind, ...payload }), at);
+      if (enabled.has(kind)) insert.run(JSON.stringify({ kind, ...payload }), at, kind);
     },
 
     /** The oldest `limit` entries of these kinds, in the order they were written. */
     outboxBatch<K extends OutboxKind>(kinds: readonly K[], limit: number): OutboxEntry<K>[] {
-      return batch.all(JSON.stringify(kinds), limit).map((r) => {
+      const rows =
+        kinds.length === 1 ? batchOne.all(kinds[0]!, limit) : batchMany.all(JSON.stringify(kinds), limit);
+      return rows.map((r) => {
         const { kind, ...payload } = JSON.parse(r.payload) as { kind: K };
         return { seq: r.seq, kind, payload, createdAt: r.created_at } as OutboxEntry<K>;
       });
@@ -39,8 +51,9 @@ export function createOutbox(db: Database, enabled: boolean) {
       if (entries.length > 0) remove.run(JSON.stringify(entries.map((e) => e.seq)));
     },
 
-    outboxStats(): { backlog: number; oldestAt: number | null } {
-      const s = stats.get()!;
+    /** Entries of these kinds waiting (every kind when not given), and when the oldest was written. */
+    outboxStats(kinds?: readonly OutboxKind[]): { backlog: number; oldestAt: number | null } {
+      const s = (kinds ? statsOf.get(JSON.stringify(kinds)) : statsAll.get())!;
       return { backlog: s.n, oldestAt: s.oldest };
     },
   };

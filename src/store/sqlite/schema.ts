@@ -30,20 +30,41 @@ CREATE TABLE IF NOT EXISTS messages (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_client_id
   ON messages (conversation_id, sender_id, client_id) WHERE client_id IS NOT NULL;
--- Read in seq order and deleted once the sink confirmed; no secondary index, on purpose.
+-- Read in seq order and deleted once the sink confirmed. The kind column repeats the payload's kind so
+-- a handler of one kind (notifications) seeks its own entries instead of scanning past another
+-- handler's backlog; files from before it get the column and a backfill in migrate().
 CREATE TABLE IF NOT EXISTS outbox (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   payload TEXT NOT NULL,
-  created_at INTEGER NOT NULL
+  created_at INTEGER NOT NULL,
+  kind TEXT
 );
 CREATE TABLE IF NOT EXISTS presence (user_id INTEGER PRIMARY KEY, last_seen INTEGER NOT NULL);
 -- A conversation made here during an outage whose triple MongoDB already knew under another id
 -- (the original service's random ids): the old id keeps resolving to the adopted one.
 CREATE TABLE IF NOT EXISTS conversation_alias (old_id TEXT PRIMARY KEY, new_id TEXT NOT NULL) WITHOUT ROWID;
+-- One row per (conversation, recipient) with an open notification cycle (store/sqlite/notify.ts).
+CREATE TABLE IF NOT EXISTS notify_cycles (
+  conversation_id TEXT NOT NULL,
+  recipient_id INTEGER NOT NULL,
+  notification_id INTEGER NOT NULL,
+  sender_id INTEGER NOT NULL,
+  first_message_id TEXT NOT NULL,
+  due_at INTEGER NOT NULL,
+  payload TEXT,
+  sinks_done TEXT NOT NULL DEFAULT '',
+  sent_at INTEGER,
+  PRIMARY KEY (conversation_id, recipient_id)
+) WITHOUT ROWID;
 `;
 
 export function migrate(db: Database, path: string): void {
   db.exec(SCHEMA);
+  // Additive, so the schema version stays: an older release still reads the file.
+  const columns = db.query<{ name: string }, []>("PRAGMA table_info(outbox)").all();
+  if (!columns.some((c) => c.name === "kind")) db.run("ALTER TABLE outbox ADD COLUMN kind TEXT");
+  db.run("UPDATE outbox SET kind = json_extract(payload, '$.kind') WHERE kind IS NULL");
+  db.run("CREATE INDEX IF NOT EXISTS outbox_by_kind ON outbox (kind, seq)");
   const version = db
     .query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'schema_version'")
     .get();

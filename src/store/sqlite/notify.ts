@@ -1,36 +1,14 @@
 import type { Database } from "bun:sqlite";
-import type { NotifyCycle, PlatformNotification } from "../domain/notification.ts";
+import type { NotifyCycle, NotifyPayload, PlatformNotification } from "../../model/notification.ts";
+import type { Outbox } from "./outbox.ts";
 
 /**
- * Notification cycles in SQLite, one row per (conversation, recipient) with an open cycle. The
- * row is written in the same transaction as the message that opens it, together with the outbox
+ * Notification cycles (table notify_cycles), one row per (conversation, recipient) with an open
+ * cycle. The row is written in the same transaction as the message that opens it, together with the outbox
  * entry that fires it, and deleted in the same transaction as the read mark that ends it: a crash
  * can never leave one without the other. The frozen payload and the sinks already done live here
  * too, so a retry sends the same notification and only to the sinks that did not confirm it.
  */
-
-export const NOTIFY_SCHEMA = `
-CREATE TABLE IF NOT EXISTS notify_cycles (
-  conversation_id TEXT NOT NULL,
-  recipient_id INTEGER NOT NULL,
-  notification_id INTEGER NOT NULL,
-  sender_id INTEGER NOT NULL,
-  first_message_id TEXT NOT NULL,
-  due_at INTEGER NOT NULL,
-  payload TEXT,
-  sinks_done TEXT NOT NULL DEFAULT '',
-  sent_at INTEGER,
-  PRIMARY KEY (conversation_id, recipient_id)
-) WITHOUT ROWID;
-`;
-
-export interface StoredCycle extends NotifyCycle {
-  senderId: number;
-  dueAt: number;
-  /** Fixed at the first attempt, so every retry sends the same notification. */
-  payload: PlatformNotification | null;
-  sinksDone: string[];
-}
 
 interface CycleRow {
   conversation_id: string;
@@ -44,7 +22,7 @@ interface CycleRow {
   sent_at: number | null;
 }
 
-const toCycle = (r: CycleRow): StoredCycle => ({
+const toCycle = (r: CycleRow): NotifyCycle => ({
   conversationId: r.conversation_id,
   recipientId: r.recipient_id,
   notificationId: r.notification_id,
@@ -56,8 +34,7 @@ const toCycle = (r: CycleRow): StoredCycle => ({
   sentAt: r.sent_at,
 });
 
-export function createNotifyCycles(db: Database) {
-  db.exec(NOTIFY_SCHEMA);
+export function createNotifyCycles(db: Database, outbox: Outbox) {
   const q = {
     get: db.query<CycleRow, [string, number]>(
       "SELECT * FROM notify_cycles WHERE conversation_id = ? AND recipient_id = ?",
@@ -83,6 +60,9 @@ export function createNotifyCycles(db: Database) {
     sent: db.query<null, [number, string, number, number]>(
       "UPDATE notify_cycles SET sent_at = ? WHERE conversation_id = ? AND recipient_id = ? AND notification_id = ?",
     ),
+    move: db.query<null, [string, string]>(
+      "UPDATE OR REPLACE notify_cycles SET conversation_id = ? WHERE conversation_id = ?",
+    ),
     pending: db.query<{ n: number; due: number | null }, []>(
       "SELECT count(*) AS n, min(due_at) AS due FROM notify_cycles WHERE sent_at IS NULL",
     ),
@@ -96,25 +76,23 @@ export function createNotifyCycles(db: Database) {
       "SELECT text FROM messages WHERE conversation_id = ? AND id = ?",
     ),
   };
+  const cycle = (conversationId: string, recipientId: number): NotifyCycle | null => {
+    const row = q.get.get(conversationId, recipientId);
+    return row ? toCycle(row) : null;
+  };
   return {
-    cycle(conversationId: string, recipientId: number): StoredCycle | null {
-      const row = q.get.get(conversationId, recipientId);
-      return row ? toCycle(row) : null;
-    },
+    cycle,
 
-    /** Opens a cycle unless one is open. True when it opened one (the caller then schedules it). */
-    openCycle(c: {
-      conversationId: string;
-      recipientId: number;
-      notificationId: number;
-      senderId: number;
-      firstMessageId: string;
-      dueAt: number;
-    }): boolean {
-      return (
-        q.insert.run(c.conversationId, c.recipientId, c.notificationId, c.senderId, c.firstMessageId, c.dueAt)
-          .changes > 0
-      );
+    /**
+     * Opens a cycle unless one is open, with the outbox entry that fires it; inside the message's
+     * transaction. True when it opened one.
+     */
+    openCycle(p: NotifyPayload, at: number): boolean {
+      const opened =
+        q.insert.run(p.conversationId, p.recipientId, p.notificationId, p.senderId, p.firstMessageId, p.dueAt)
+          .changes > 0;
+      if (opened) outbox.enqueue("notify", p, at);
+      return opened;
     },
 
     /** A read mark by the recipient up to `upToId`: ends the cycle it covers. True when one ended. */
@@ -127,17 +105,22 @@ export function createNotifyCycles(db: Database) {
     },
 
     /** Stores the payload of the first attempt; returns the one stored (an earlier one wins). */
-    freezePayload(c: StoredCycle, payload: PlatformNotification): PlatformNotification {
+    freezePayload(c: NotifyCycle, payload: PlatformNotification): PlatformNotification {
       q.freeze.run(JSON.stringify(payload), c.conversationId, c.recipientId, c.notificationId);
-      return this.cycle(c.conversationId, c.recipientId)?.payload ?? payload;
+      return cycle(c.conversationId, c.recipientId)?.payload ?? payload;
     },
 
-    sinkDone(c: StoredCycle, sink: string): void {
+    sinkDone(c: NotifyCycle, sink: string): void {
       q.sinkDone.run(sink, c.conversationId, c.recipientId, c.notificationId);
     },
 
-    markSent(c: StoredCycle, at: number): void {
+    markSent(c: NotifyCycle, at: number): void {
       q.sent.run(at, c.conversationId, c.recipientId, c.notificationId);
+    },
+
+    /** A conversation adopted MongoDB's id: its cycles follow (see conversations.remapConversation). */
+    moveCycles(oldId: string, newId: string): void {
+      q.move.run(newId, oldId);
     },
 
     /** Cycles still waiting to be sent, and the earliest due time among them. */
