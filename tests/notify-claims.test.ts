@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createRedisClaims } from "../src/bus/notify-claims.ts";
-import { silentLogger } from "../src/log.ts";
 import { createRedisLink } from "../src/bus/redis-link.ts";
+import { silentLogger } from "../src/log.ts";
 import { removePrefix, requireRedis, SHARED_REDIS_URL, testPrefix } from "./helpers/redis.ts";
 
 /** The claim and read scripts on the shared Redis, as two instances would call them. */
