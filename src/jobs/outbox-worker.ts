@@ -96,6 +96,8 @@ export function createOutboxWorker(opts: WorkerOptions, handlers: readonly Regis
   };
 }
 
+const MIN_IDLE_MS = 10;
+
 function createHandlerRun(opts: WorkerOptions, handler: OutboxHandler) {
   const { outbox, logger } = opts;
   const now = opts.now ?? Date.now;
@@ -133,7 +135,8 @@ function createHandlerRun(opts: WorkerOptions, handler: OutboxHandler) {
   /** The idle wait: the poll interval, or less when the handler knows an entry falls due sooner. */
   const idleMs = () => {
     const at = handler.wakeAt?.() ?? null;
-    return at === null ? opts.pollMs : Math.max(0, Math.min(opts.pollMs, at - now()));
+    // A time already past (it fell due during the pass) gets a short pause, never a busy loop.
+    return at === null ? opts.pollMs : Math.min(opts.pollMs, Math.max(MIN_IDLE_MS, at - now()));
   };
 
   const confirm = (done: OutboxEntry[]) => {
