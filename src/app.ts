@@ -15,7 +15,7 @@ import { createIdentity } from "./identity/index.ts";
 import type { Identity } from "./identity/types.ts";
 import { createObjectIdGenerator } from "./ids.ts";
 import { createMongoFlush, MONGO_KINDS } from "./jobs/mongo-flush.ts";
-import { notificationsOn, notifierFromConfig } from "./jobs/notifier.ts";
+import { NOTIFY_KINDS, notificationsOn, notifierFromConfig } from "./jobs/notifier.ts";
 import { createOutboxWorker, register } from "./jobs/outbox-worker.ts";
 import type { Logger } from "./log.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
@@ -62,8 +62,8 @@ async function openStorage(
   const store = openStore({
     path: config.SQLITE_PATH,
     synchronous: config.SQLITE_SYNCHRONOUS,
-    outbox: Boolean(config.MONGO_URI),
-    notify: notificationsOn(config),
+    // Each handler's kinds, when its sink is configured: nothing is queued that nobody drains.
+    outboxKinds: [...(config.MONGO_URI ? MONGO_KINDS : []), ...(notificationsOn(config) ? NOTIFY_KINDS : [])],
   });
   // The driver is loaded only when used: it costs a start without MongoDB tens of milliseconds.
   const mongo = config.MONGO_URI

@@ -28,9 +28,14 @@ import type { OutboxHandler } from "./outbox-worker.ts";
 
 type NotifyEntry = OutboxEntry<"notify">;
 
+export const NOTIFY_KINDS = ["notify"] as const;
+
 export interface NotifierOptions {
-  /** The store: cycles, and conversations by id (or the id they were remapped from). */
-  cycles: NotifyCycles & { conversation(id: string): Conversation | null };
+  /** The store: cycles, conversations by id (or the id they were remapped from), due times. */
+  cycles: NotifyCycles & {
+    conversation(id: string): Conversation | null;
+    outboxNextDue(kind: "notify", now: number): number | null;
+  };
   sinks: NotifySink[];
   /** Read at each use: the Redis claims exist only once the fan-out is up, after the worker. */
   claims: () => NotifyClaims;
@@ -96,7 +101,7 @@ export function createNotifier(opts: NotifierOptions) {
     return earliestDueAt === null ? 0 : Math.max(0, (now() - earliestDueAt) / 1000);
   };
 
-  /** Earliest due time of the entries this handler has seen waiting; a hint for the worker. */
+  /** When the next waiting entry falls due: from the store after each pass, lowered by new cycles. */
   let nextDueAt: number | null = null;
 
   const payloadFor = (c: NotifyCycle, conversation: Conversation) =>
@@ -213,21 +218,20 @@ export function createNotifier(opts: NotifierOptions) {
 
     handler: {
       name: "notifications",
-      kinds: ["notify"],
+      kinds: NOTIFY_KINDS,
       // A commit never makes a notification due at once: `accepted` moves wakeAt() instead.
       commitWakes: false,
       retryMaxMs: opts.retryMaxMs,
       async handle(entries, confirm) {
+        // The worker hands over only entries that are due; a clock step back is the exception.
         const at = now();
-        nextDueAt = null;
         for (const entry of entries) {
-          if (entry.payload.dueAt > at) {
-            if (nextDueAt === null || entry.payload.dueAt < nextDueAt) nextDueAt = entry.payload.dueAt;
-            continue;
-          }
+          if (entry.payload.dueAt > at) continue;
           await fire(entry);
           confirm([entry]);
         }
+        // Entries written before a restart are known only to the store.
+        nextDueAt = cycles.outboxNextDue("notify", now());
       },
       succeeded() {
         lastError = undefined;

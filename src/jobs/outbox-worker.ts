@@ -12,7 +12,8 @@ import { backoffMs } from "./backoff.ts";
 
 /** What the worker needs of the store. */
 export interface OutboxPort {
-  outboxBatch<K extends OutboxKind>(kinds: readonly K[], limit: number): OutboxEntry<K>[];
+  /** Only entries due at `now`; a handler never sees one before its time. */
+  outboxBatch<K extends OutboxKind>(kinds: readonly K[], limit: number, now: number): OutboxEntry<K>[];
   outboxConfirm(entries: readonly { seq: number }[]): void;
   outboxStats(): { backlog: number };
 }
@@ -150,7 +151,7 @@ function createHandlerRun(opts: WorkerOptions, handler: OutboxHandler) {
   /** One batch. Returns how many entries the sink confirmed; throws on the first failure. */
   async function once(): Promise<number> {
     await handler.prepare?.();
-    const entries = outbox.outboxBatch(handler.kinds, opts.batchSize);
+    const entries = outbox.outboxBatch(handler.kinds, opts.batchSize, now());
     let done = 0;
     await handler.handle(entries, (part) => {
       confirm(part);

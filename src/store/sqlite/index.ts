@@ -1,3 +1,4 @@
+import type { OutboxKind } from "../../model/outbox.ts";
 import type { Conversation, StoredMessage } from "../../model/types.ts";
 import { createConversations } from "./conversations.ts";
 import { createLatestPages } from "./latest-pages.ts";
@@ -16,20 +17,15 @@ import { createPresenceTable } from "./presence.ts";
 export interface OpenOptions {
   path: string;
   synchronous?: Synchronous;
-  /** Write MongoDB's outbox entries. Off when no handler would read them (no MongoDB to feed). */
-  outbox: boolean;
-  /** Write notification cycles and their outbox entries (a notification sink is configured). */
-  notify?: boolean;
+  /** The outbox kinds some handler reads; entries of other kinds are not written (none: no outbox). */
+  outboxKinds?: readonly OutboxKind[];
 }
 
 export type ChatStore = ReturnType<typeof openStore>;
 
 export function openStore(opts: OpenOptions) {
   const db = openDatabase(opts.path, opts.synchronous);
-  const outbox = createOutbox(db, [
-    ...(opts.outbox ? (["conversation", "message", "viewed"] as const) : []),
-    ...(opts.notify ? (["notify"] as const) : []),
-  ]);
+  const outbox = createOutbox(db, new Set(opts.outboxKinds ?? []));
   const pages = createLatestPages();
   const conversations = createConversations(db, outbox, pages);
   const messages = createMessages(db, outbox, pages);
@@ -51,6 +47,9 @@ export function openStore(opts: OpenOptions) {
     outboxConfirm: outbox.outboxConfirm,
     outboxStats: outbox.outboxStats,
     enqueue: outbox.enqueue,
+    outboxCancel: outbox.cancel,
+    outboxNextDue: outbox.nextDue,
+    outboxWants: outbox.wants,
 
     /**
      * Copies what MongoDB already holds into the local store, with no outbox entries (it is

@@ -10,6 +10,9 @@ import type { Outbox } from "./outbox.ts";
  * too, so a retry sends the same notification and only to the sinks that did not confirm it.
  */
 
+/** The outbox key of a cycle's entry: at most one waits per (conversation, recipient). */
+const cycleKey = (conversationId: string, recipientId: number) => `${conversationId}:${recipientId}`;
+
 interface CycleRow {
   conversation_id: string;
   recipient_id: number;
@@ -91,13 +94,19 @@ export function createNotifyCycles(db: Database, outbox: Outbox) {
       const opened =
         q.insert.run(p.conversationId, p.recipientId, p.notificationId, p.senderId, p.firstMessageId, p.dueAt)
           .changes > 0;
-      if (opened) outbox.enqueue("notify", p, at);
+      if (opened)
+        outbox.enqueue("notify", p, at, { dueAt: p.dueAt, key: cycleKey(p.conversationId, p.recipientId) });
       return opened;
     },
 
-    /** A read mark by the recipient up to `upToId`: ends the cycle it covers. True when one ended. */
+    /**
+     * A read mark by the recipient up to `upToId`: ends the cycle it covers and withdraws its
+     * notification if still waiting. True when one ended.
+     */
     endCycle(conversationId: string, recipientId: number, upToId: string): boolean {
-      return q.end.run(conversationId, recipientId, upToId).changes > 0;
+      const ended = q.end.run(conversationId, recipientId, upToId).changes > 0;
+      if (ended) outbox.cancel("notify", cycleKey(conversationId, recipientId));
+      return ended;
     },
 
     removeCycle(conversationId: string, recipientId: number, notificationId: number): void {
