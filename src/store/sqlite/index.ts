@@ -3,6 +3,7 @@ import type { Conversation, StoredMessage } from "../../model/types.ts";
 import { createConversations } from "./conversations.ts";
 import { createLatestPages } from "./latest-pages.ts";
 import { createMessages } from "./messages.ts";
+import { createNotifyCycles } from "./notify.ts";
 import { openDatabase, type Synchronous } from "./open.ts";
 import { createOutbox } from "./outbox.ts";
 import { createPresenceTable } from "./presence.ts";
@@ -28,15 +29,26 @@ export function openStore(opts: OpenOptions) {
   const pages = createLatestPages();
   const conversations = createConversations(db, outbox, pages);
   const messages = createMessages(db, outbox, pages);
+  const cycles = createNotifyCycles(db, outbox);
   return {
     ...conversations,
     ...messages,
+    ...cycles,
+
+    /** Adopts MongoDB's id for a conversation; its notification cycles move with it. */
+    remapConversation(oldId: string, newId: string): void {
+      db.transaction(() => {
+        conversations.remapConversation(oldId, newId);
+        cycles.moveCycles(oldId, newId);
+      })();
+    },
     ...createPresenceTable(db),
     outboxBatch: outbox.outboxBatch,
     outboxConfirm: outbox.outboxConfirm,
     outboxStats: outbox.outboxStats,
     enqueue: outbox.enqueue,
     outboxCancel: outbox.cancel,
+    outboxNextDue: outbox.nextDue,
     outboxWants: outbox.wants,
 
     /**

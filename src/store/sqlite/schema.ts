@@ -58,6 +58,23 @@ ALTER TABLE outbox ADD COLUMN key TEXT;
 CREATE INDEX outbox_by_kind ON outbox (kind, seq);
 CREATE INDEX outbox_by_key ON outbox (kind, key) WHERE key IS NOT NULL;`,
   },
+  {
+    to: 3,
+    why: "notification cycles: one row per (conversation, recipient) with a notification pending or sent",
+    sql: `
+CREATE TABLE notify_cycles (
+  conversation_id TEXT NOT NULL,
+  recipient_id INTEGER NOT NULL,
+  notification_id INTEGER NOT NULL,
+  sender_id INTEGER NOT NULL,
+  first_message_id TEXT NOT NULL,
+  due_at INTEGER NOT NULL,
+  payload TEXT,
+  sinks_done TEXT NOT NULL DEFAULT '',
+  sent_at INTEGER,
+  PRIMARY KEY (conversation_id, recipient_id)
+) WITHOUT ROWID;`,
+  },
 ];
 
 export const SCHEMA_VERSION = 1 + MIGRATIONS.length;
