@@ -6,6 +6,7 @@ import type { ChatStore } from "../store/sqlite/index.ts";
 import { otherParty } from "./access.ts";
 import type { Accept } from "./bus.ts";
 import type { DeletionHook } from "./edits.ts";
+import type { NotifyHooks } from "./notification.ts";
 
 /**
  * What this instance keeps of frames relayed from others: a message frame carries the whole
@@ -27,6 +28,8 @@ export interface RelayDeps {
   store: ChatStore;
   committer: GroupCommitter;
   deletions: DeletionHook;
+  /** A relayed read mark ends this instance's notification cycle it covers, in the same commit. */
+  notify?: Pick<NotifyHooks, "viewed">;
 }
 
 /** An edit or delete frame as the change it describes; undefined when malformed or misrouted. */
@@ -95,16 +98,18 @@ export function createRelayAccept(deps: RelayDeps): Accept {
       const viewedAt = Date.parse(v.data.viewed_at);
       const viewerId = v.data.viewer_id;
       return committer
-        .submit(() =>
-          store.markViewed(
+        .submit(() => {
+          const changed = store.markViewed(
             conversationId,
             otherParty(conversation, viewerId),
             viewerId,
             v.data.message_id,
             viewedAt,
             "relayed",
-          ),
-        )
+          );
+          deps.notify?.viewed(conversationId, viewerId, v.data.message_id);
+          return changed;
+        })
         .then((changed) => changed > 0 || !replay);
     }
     return !replay;

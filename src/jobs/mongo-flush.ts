@@ -13,8 +13,8 @@ import type { OutboxHandler } from "./outbox-worker.ts";
  * other: an edit never reaches MongoDB before its message.
  */
 
-const KINDS = ["conversation", "message", "viewed", "edit", "delete"] as const;
-type MongoKind = (typeof KINDS)[number];
+export const MONGO_KINDS = ["conversation", "message", "viewed", "edit", "delete"] as const;
+type MongoKind = (typeof MONGO_KINDS)[number];
 
 /** What the handler needs of the store: the aliases of adopted conversations, and adopting one. */
 export interface ConversationMoves {
@@ -120,7 +120,7 @@ export function createMongoFlush(opts: MongoFlushOptions) {
 
   const handler: OutboxHandler<MongoKind> = {
     name: "MongoDB",
-    kinds: KINDS,
+    kinds: MONGO_KINDS,
     prepare: () => mongo.ensureIndexes(),
     handle,
     failed(error) {

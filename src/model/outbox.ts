@@ -1,3 +1,4 @@
+import type { NotifyPayload } from "./notification.ts";
 import type { Conversation, StoredMessage, ViewedMark } from "./types.ts";
 
 /**
@@ -20,6 +21,8 @@ export interface OutboxPayloads {
   edit: { message: StoredMessage };
   /** A message deleted here: the tombstone (text erased), for the same reason. */
   delete: { message: StoredMessage };
+  /** A notification to the recipient of an unread message, due at `dueAt`. */
+  notify: NotifyPayload;
 }
 
 export type OutboxKind = keyof OutboxPayloads;
