@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { changesResponseSchema } from "../../src/http/openapi.ts";
 import { startTestService, type TestService, UNTHROTTLED } from "../helpers/service.ts";
 import type { Frame, TestSocket } from "../helpers/ws-client.ts";
 
@@ -225,6 +226,7 @@ describe("catching up", () => {
     const res = await svc.get(`/messages/changes?conversation_id=${conversation_id}&after=${seen}`, 17);
     expect(res.status).toBe(200);
     const body = (await res.json()) as { changes: Frame[]; cursor: string };
+    changesResponseSchema.parse(body); // the shape /openapi.json documents
     expect(body.changes.map((f) => [f.type, f.id])).toEqual([
       ["message_deleted", old2],
       ["message_edited", fresh1],

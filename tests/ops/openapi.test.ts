@@ -10,6 +10,7 @@ import {
 } from "../../src/http/openapi.ts";
 import { messageSchema } from "../../src/protocol/frames.ts";
 import {
+  changesQuerySchema,
   connectQuerySchema,
   conversationsQuerySchema,
   messagesQuerySchema,
@@ -33,6 +34,7 @@ const QUERY_SCHEMAS: Record<string, z.ZodObject> = {
   "/conversations": conversationsQuerySchema,
   "/conversations/{id}": legacyUserQuerySchema,
   "/messages": messagesQuerySchema,
+  "/messages/changes": changesQuerySchema,
   "/presence": presenceQuerySchema,
   "/ws": connectQuerySchema,
 };

@@ -1,7 +1,6 @@
 import type { Database } from "bun:sqlite";
 import type { NewMessage, StoredMessage } from "../../model/types.ts";
 import { toWireMessage } from "../../protocol/wire.ts";
-import type { ChangeFeed } from "./change-feed.ts";
 import type { LatestPages } from "./latest-pages.ts";
 import type { Outbox } from "./outbox.ts";
 
@@ -100,7 +99,12 @@ function messageStatements(db: Database) {
 }
 
 /** Messages and read marks. Every write drops its conversation's cached latest page beside it. */
-export function createMessages(db: Database, outbox: Outbox, pages: LatestPages, feed: ChangeFeed) {
+/** What imports need of the change feed (change-feed.ts), typed here so neither imports the other. */
+interface FeedNote {
+  note(conversationId: string, messageId: string, at: number): void;
+}
+
+export function createMessages(db: Database, outbox: Outbox, pages: LatestPages, feed: FeedNote) {
   const q = messageStatements(db);
   const insertRow = (m: NewMessage) =>
     q.insert.get(
