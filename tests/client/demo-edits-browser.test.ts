@@ -1,5 +1,6 @@
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { afterAll, expect, test } from "bun:test";
+import type { Page } from "playwright-core";
+import { chromiumForFile } from "../helpers/chromium.ts";
 import { type ChildService, spawnService, tempDir } from "../helpers/service.ts";
 import { mintToken } from "../helpers/tokens.ts";
 
@@ -9,42 +10,20 @@ import { mintToken } from "../helpers/tokens.ts";
  * sees no Edit on the mentor's bubbles and no Delete either.
  */
 
-const CHROMIUM = "/usr/bin/chromium";
-const ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--no-first-run",
-];
 const WAIT = { timeout: 20_000 };
 
 const dir = tempDir("chat-demo-edits-");
 let svc: ChildService | null = null;
-let browser: Browser | null = null;
-const contexts: BrowserContext[] = [];
-
-beforeAll(async () => {
-  try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
-  } catch (err) {
-    throw new Error(`Chromium could not launch from ${CHROMIUM}: ${(err as Error).message}`);
-  }
-});
+const { newPage } = chromiumForFile();
 
 afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => {});
-  await browser?.close();
   await svc?.stop();
   dir.remove();
 });
 
 async function openAs(userId: number): Promise<Page> {
-  if (!browser || !svc) throw new Error("Chromium or the service did not start");
-  const context = await browser.newContext({ viewport: { width: 900, height: 760 } });
-  contexts.push(context);
-  const page = await context.newPage();
-  page.on("pageerror", (err) => console.error("page error:", err.message));
+  if (!svc) throw new Error("the service did not start");
+  const page = await newPage();
   await page.goto(`${svc.url}/demo`);
   await page.locator("#token").fill(await mintToken(userId));
   if (userId === 10) await page.locator("#student").fill("15");
