@@ -1,0 +1,40 @@
+/**
+ * File names come from the uploader and are shown to the other participant, in JSON, in the
+ * demo page and in Content-Disposition. They are cleaned once, at upload, so every echo is safe:
+ * no path, no control or bidi characters (an "invoice‮fdp.exe" that reads as "invoiceexe.pdf"),
+ * bounded length, and never empty.
+ */
+
+const MAX_NAME_CHARS = 200;
+
+// C0/C1 controls, bidi embeddings/overrides/isolates, zero-widths, line/paragraph separators.
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ufeff]/g;
+
+export function sanitizeFilename(raw: string | undefined | null, fallback = "file"): string {
+  let name = (raw ?? "").normalize("NFC");
+  // The last path segment only, whichever separator the client's OS used.
+  name = name.split(/[/\\]/).pop() ?? "";
+  name = name.replace(UNSAFE, "");
+  // Quotes and the characters Windows refuses would break the header or the save dialog.
+  name = name.replace(/["<>:|?*]/g, "_");
+  name = name.replace(/\s+/g, " ").trim();
+  // Leading dots hide the file on Unix; trailing dots and spaces vanish on Windows.
+  name = name.replace(/^\.+/, "").replace(/[. ]+$/, "");
+  if ([...name].length > MAX_NAME_CHARS) {
+    const chars = [...name];
+    const dot = name.lastIndexOf(".");
+    const ext = dot > 0 && name.length - dot <= 16 ? name.slice(dot) : "";
+    name = chars.slice(0, MAX_NAME_CHARS - [...ext].length).join("") + ext;
+  }
+  return name.length > 0 ? name : fallback;
+}
+
+/**
+ * RFC 6266: an ASCII fallback for old agents and the exact name as RFC 5987 UTF-8. The name was
+ * sanitised at upload; this only has to keep the header well-formed.
+ */
+export function contentDisposition(kind: "inline" | "attachment", name: string): string {
+  const ascii = name.replace(/[^\x20-\x7e]/g, "_").replace(/["\\]/g, "_");
+  const encoded = encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `${kind}; filename="${ascii}"; filename*=UTF-8''${encoded}`;
+}
