@@ -26,7 +26,10 @@ export function attachmentHeaders(meta: Servable): Record<string, string> {
   return {
     "content-type": meta.mime.startsWith("text/") ? `${meta.mime}; charset=utf-8` : meta.mime,
     "x-content-type-options": "nosniff",
-    "content-disposition": contentDisposition(INLINE_TYPES.has(meta.mime) ? "inline" : "attachment", meta.name),
+    "content-disposition": contentDisposition(
+      INLINE_TYPES.has(meta.mime) ? "inline" : "attachment",
+      meta.name,
+    ),
     "content-security-policy": ATTACHMENT_CSP,
     etag: `"${meta.sha256}"`,
     // Private: it was fetched with someone's token. An id never changes its bytes, but a deleted

@@ -79,7 +79,8 @@ export function sniff(head: Uint8Array): Sniffed {
 /** Strips a BOM and leading whitespace/comments the way browsers skip them before deciding. */
 function markupType(text: string): string | null {
   const t = text.replace(/^\uFEFF/, "").trimStart();
-  if (/^<\?xml/i.test(t)) return /<svg[\s>]/i.test(t.slice(0, SNIFF_BYTES)) ? "image/svg+xml" : "application/xml";
+  if (/^<\?xml/i.test(t))
+    return /<svg[\s>]/i.test(t.slice(0, SNIFF_BYTES)) ? "image/svg+xml" : "application/xml";
   if (/^<svg[\s>]/i.test(t) || /^<!doctype\s+svg/i.test(t)) return "image/svg+xml";
   if (HTML_TAGS.test(t)) return "text/html";
   // HTML that does not lead with a tag still renders if a browser sniffs it: look a little further.

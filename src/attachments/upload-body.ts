@@ -147,7 +147,8 @@ function multipartFile(body: ReadableStream<Uint8Array>, boundary: string): Uplo
         const keep = delimiter.length - 1;
         skipped += Math.max(0, buf.length - keep);
         buf = buf.subarray(Math.max(0, buf.length - keep));
-        if (skipped > MULTIPART_OVERHEAD) throw new AppError(413, "too_large", "multipart fields are too large");
+        if (skipped > MULTIPART_OVERHEAD)
+          throw new AppError(413, "too_large", "multipart fields are too large");
         if (!(await pull())) throw early();
       }
     }
