@@ -99,6 +99,23 @@ export const envSchema = z
     // routing here first. Part of SHUTDOWN_GRACE_MS, not added to it.
     SHUTDOWN_DRAIN_DELAY_MS: intIn(0, 600_000).default(0),
     METRICS_TOKEN: z.string().min(8).optional(),
+    // Attachments (docs/attachments.md). The bytes live beside the SQLite file unless moved.
+    ATTACHMENT_DIR: z.string().trim().min(1).optional(),
+    ATTACHMENT_MAX_MB: intIn(1, 1024).default(10),
+    // Sniffed types accepted; text/plain covers source files. Anything else is refused with 415.
+    ATTACHMENT_TYPES: csv.default([
+      "image/png",
+      "image/jpeg",
+      "image/gif",
+      "image/webp",
+      "application/pdf",
+      "text/plain",
+      "application/zip",
+    ]),
+    // An upload no message refers to is removed this long after it was made.
+    ATTACHMENT_UNSENT_TTL_S: intIn(1, 30 * 86_400).default(86_400),
+    // Retry-After on a 503 for an attachment another instance has not yet copied to GridFS.
+    ATTACHMENT_RETRY_AFTER_S: intIn(1, 3600).default(2),
     DEMO_PAGE: boolFlag.default(false),
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   })

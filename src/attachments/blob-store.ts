@@ -129,8 +129,15 @@ export function openBlobStore(dir: string) {
       return Bun.file(pathOf(sha256));
     },
 
-    async remove(sha256: string): Promise<void> {
-      await rm(pathOf(sha256), { force: true });
+    /** Deletes the blob unless it was written less than `youngerThanMs` ago. */
+    async remove(sha256: string, youngerThanMs = 0): Promise<void> {
+      const path = pathOf(sha256);
+      try {
+        if (Date.now() - statSync(path).mtimeMs < youngerThanMs) return;
+      } catch {
+        return;
+      }
+      await rm(path, { force: true });
     },
   };
 }
