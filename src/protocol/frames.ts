@@ -56,6 +56,14 @@ export function fastMessageFrame(json: unknown): MessageFrame | undefined {
 }
 export const INBOUND_TYPES = inboundFrameSchema.options.map((o) => o.shape.type.value);
 
+/** What a message carries of each attachment (the bytes are at GET /attachments/{id}). */
+export const attachmentRefSchema = z.object({
+  id: objectId,
+  name: z.string().min(1).max(255),
+  size: z.number().int().nonnegative(),
+  mime: z.string().min(1).max(100),
+});
+
 export const messageSchema = z.object({
   id: objectId,
   conversation_id: objectId,
@@ -65,6 +73,7 @@ export const messageSchema = z.object({
   client_id: z.string().optional(),
   viewed_by: z.number().int().optional(),
   viewed_at: z.string().optional(),
+  attachments: z.array(attachmentRefSchema).max(10).optional(),
 });
 export type Message = z.infer<typeof messageSchema>;
 
