@@ -2,12 +2,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { MongoClient } from "mongodb";
-import { type BlobStore, openBlobStore } from "../src/attachments/blob-store.ts";
-import { createGridStore, type GridStore } from "../src/attachments/gridfs.ts";
-import { serveAttachment } from "../src/attachments/serve.ts";
-import { sniff } from "../src/attachments/sniff.ts";
-import { prime, readUpload } from "../src/attachments/upload-body.ts";
 import { AppError } from "../src/domain/errors.ts";
+import { SNIFF_BYTES, sniff } from "../src/domain/sniff.ts";
+import { serveAttachment } from "../src/http/attachment-response.ts";
+import { prime, readUpload } from "../src/http/upload-body.ts";
+import { type BlobStore, openBlobStore } from "../src/store/blobs.ts";
+import { createGridStore, type GridStore } from "../src/store/gridfs.ts";
 import { type MongoHandle, startMongo } from "./helpers/ferretdb.ts";
 import { bigPng, HTML_PAGE, makePng, randomBinary, sha256Hex } from "./helpers/files.ts";
 import { tempDir } from "./helpers/service.ts";
@@ -32,6 +32,7 @@ beforeAll(() => {
         const upload = await prime(readUpload(req, MAX));
         const written = await blobs.write(upload.chunks, {
           maxBytes: MAX,
+          headBytes: SNIFF_BYTES,
           onHead: (head) => {
             const { mime } = sniff(head);
             if (mime !== "image/png" && mime !== "text/plain")

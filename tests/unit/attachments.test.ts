@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { contentDisposition, sanitizeFilename } from "../../src/attachments/filename.ts";
-import { parseRange } from "../../src/attachments/serve.ts";
-import { SNIFF_BYTES, sniff } from "../../src/attachments/sniff.ts";
+import { sanitizeFilename } from "../../src/domain/filename.ts";
+import { SNIFF_BYTES, sniff } from "../../src/domain/sniff.ts";
+import { contentDisposition, parseRange } from "../../src/http/attachment-response.ts";
 import { HTML_PAGE, makePdf, makePng, makeZip, randomBinary } from "../helpers/files.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);

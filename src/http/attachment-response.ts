@@ -1,5 +1,3 @@
-import { contentDisposition } from "./filename.ts";
-
 /**
  * The download response. Whatever was uploaded, the browser must treat it as data: the sniffed
  * type with nosniff, a download (not a page) for everything but the four raster image types, and
@@ -92,4 +90,17 @@ export function serveAttachment(req: Request, meta: Servable, source: ByteSource
       "content-length": String(end - start),
     },
   });
+}
+
+/**
+ * RFC 6266: an ASCII fallback for old agents and the exact name as RFC 5987 UTF-8. The name was
+ * sanitised at upload; this only has to keep the header well-formed.
+ */
+export function contentDisposition(kind: "inline" | "attachment", name: string): string {
+  const ascii = name.replace(/[^\x20-\x7e]/g, "_").replace(/["\\]/g, "_");
+  const encoded = encodeURIComponent(name).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  return `${kind}; filename="${ascii}"; filename*=UTF-8''${encoded}`;
 }

@@ -1,18 +1,32 @@
 import { AppError, notFound } from "../domain/errors.ts";
 import type { Logger } from "../log.ts";
 import type { AttachmentRow, AttachmentStore } from "../store/attachments.ts";
-import type { BlobStore } from "./blob-store.ts";
+import type { BlobStore } from "../store/blobs.ts";
+import type { GridStore } from "../store/gridfs.ts";
 import { sanitizeFilename } from "./filename.ts";
-import type { GridStore } from "./gridfs.ts";
-import { serveAttachment } from "./serve.ts";
-import { sniff } from "./sniff.ts";
-import { prime, readUpload } from "./upload-body.ts";
+import { SNIFF_BYTES, sniff } from "./sniff.ts";
 
 /**
  * Attachments end to end: an upload is sniffed, stored locally (fsync'd) and recorded with an
  * outbox entry in one commit before its 201; the outbox copies it to GridFS; a download reads
  * the local copy, then GridFS. See docs/attachments.md.
  */
+
+/** What the HTTP layer hands over: the client's name for the file and its bytes as they arrive. */
+export interface IncomingFile {
+  name: string | undefined;
+  chunks: AsyncIterable<Uint8Array>;
+}
+
+/** What a download serves: the metadata and a way to read any byte range of it. */
+export interface OpenedAttachment {
+  name: string;
+  size: number;
+  mime: string;
+  sha256: string;
+  /** Bytes [start, end). */
+  read(start: number, end: number): Blob | ReadableStream<Uint8Array>;
+}
 
 export interface Uploaded {
   id: string;
@@ -90,12 +104,12 @@ export function createAttachments(deps: AttachmentsDeps) {
   };
 
   return {
-    async upload(req: Request, uploaderId: number, conversationId: string): Promise<Uploaded> {
-      const body = await prime(readUpload(req, deps.maxBytes));
-      const name = sanitizeFilename(body.name);
+    async upload(file: IncomingFile, uploaderId: number, conversationId: string): Promise<Uploaded> {
+      const name = sanitizeFilename(file.name);
       let mime = "";
-      const written = await blobs.write(body.chunks, {
+      const written = await blobs.write(file.chunks, {
         maxBytes: deps.maxBytes,
+        headBytes: SNIFF_BYTES,
         onHead: (head) => {
           mime = sniff(head).mime;
           if (!deps.allowedTypes.has(mime)) {
@@ -122,27 +136,23 @@ export function createAttachments(deps: AttachmentsDeps) {
     },
 
     /**
-     * The download. `canSee` is the membership check for the attachment's conversation; every
+     * What a download serves. `canSee` is the membership check for the attachment's conversation; every
      * refusal is a 404 so an id reveals nothing to a stranger.
      */
-    async download(
-      req: Request,
-      id: string,
-      canSee: (conversationId: string) => Promise<boolean>,
-    ): Promise<Response> {
+    async open(id: string, canSee: (conversationId: string) => Promise<boolean>): Promise<OpenedAttachment> {
       const row = store.get(id);
       if (row) {
         if (!(await canSee(row.conversationId))) throw notFound("no such attachment");
         const local = row.sha256 !== null ? blobs.size(row.sha256) : null;
         if (row.sha256 !== null && local === row.size) {
           const file = blobs.file(row.sha256);
-          return serveAttachment(req, { ...row, sha256: row.sha256 }, (s, e) => file.slice(s, e));
+          return { ...row, sha256: row.sha256, read: (s: number, e: number) => file.slice(s, e) };
         }
         if (!grid) throw notYet(deps.retryAfterS);
         const meta = await bounded(grid.stat(id)).catch(() => null);
         if (!meta) throw notYet(deps.retryAfterS);
         if (row.sha256 === null) store.learnSha256(id, meta.sha256);
-        return serveAttachment(req, { ...row, sha256: meta.sha256 }, (s, e) => grid.read(id, s, e));
+        return { ...row, sha256: meta.sha256, read: (s: number, e: number) => grid.read(id, s, e) };
       }
       // Never heard of here. GridFS knows every attachment that finished copying, and its
       // metadata names the conversation, so membership is checked the same way.
@@ -155,7 +165,7 @@ export function createAttachments(deps: AttachmentsDeps) {
         throw notYet(deps.retryAfterS);
       }
       if (!meta || !(await canSee(meta.conversationId))) throw notFound("no such attachment");
-      return serveAttachment(req, meta, (s, e) => grid.read(id, s, e));
+      return { ...meta, read: (s: number, e: number) => grid.read(id, s, e) };
     },
 
     /** The outbox handler for `attachment_copy`: idempotent by id, streamed from the local file. */

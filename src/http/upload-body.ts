@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { AppError, badRequest } from "../domain/errors.ts";
-import { tooLarge } from "./blob-store.ts";
+import { tooLarge } from "../store/blobs.ts";
 
 /**
  * The two ways a file arrives — the raw body (name in X-Filename) or multipart/form-data

@@ -3,7 +3,6 @@ import { mkdirSync, rmSync, statSync } from "node:fs";
 import { mkdir, open, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { AppError } from "../domain/errors.ts";
-import { SNIFF_BYTES } from "./sniff.ts";
 
 /**
  * Attachment bytes on the local volume, named by their SHA-256: the same screenshot sent twice
@@ -15,13 +14,15 @@ import { SNIFF_BYTES } from "./sniff.ts";
 export interface Written {
   sha256: string;
   size: number;
-  /** The first SNIFF_BYTES bytes (fewer for a short file). */
+  /** The first `headBytes` bytes (fewer for a short file). */
   head: Uint8Array;
 }
 
 export interface WriteOptions {
   maxBytes: number;
-  /** Called once with the first SNIFF_BYTES bytes; throwing stops the upload before the rest is read. */
+  /** How much of the start onHead sees (the type sniffer's window). */
+  headBytes: number;
+  /** Called once with the first `headBytes` bytes; throwing stops the upload before the rest is read. */
   onHead?: (head: Uint8Array) => void;
 }
 
@@ -74,12 +75,12 @@ export function openBlobStore(dir: string) {
           size += chunk.byteLength;
           if (size > opts.maxBytes) throw tooLarge(opts.maxBytes);
           if (!headSeen) {
-            const take = chunk.subarray(0, SNIFF_BYTES - head.byteLength);
+            const take = chunk.subarray(0, opts.headBytes - head.byteLength);
             const grown = new Uint8Array(head.byteLength + take.byteLength);
             grown.set(head);
             grown.set(take, head.byteLength);
             head = grown;
-            if (head.byteLength >= SNIFF_BYTES) seeHead();
+            if (head.byteLength >= opts.headBytes) seeHead();
           }
           hasher.update(chunk);
           // write() may take part of a buffer; loop until all of it is down.

@@ -2,7 +2,7 @@
  * File names come from the uploader and are shown to the other participant, in JSON, in the
  * demo page and in Content-Disposition. They are cleaned once, at upload, so every echo is safe:
  * no path, no control or bidi characters (an "invoice‮fdp.exe" that reads as "invoiceexe.pdf"),
- * bounded length, and never empty.
+ * bounded length, and never empty. (The HTTP header form is in http/attachment-response.ts.)
  */
 
 const MAX_NAME_CHARS = 200;
@@ -28,17 +28,4 @@ export function sanitizeFilename(raw: string | undefined | null, fallback = "fil
     name = chars.slice(0, MAX_NAME_CHARS - [...ext].length).join("") + ext;
   }
   return name.length > 0 ? name : fallback;
-}
-
-/**
- * RFC 6266: an ASCII fallback for old agents and the exact name as RFC 5987 UTF-8. The name was
- * sanitised at upload; this only has to keep the header well-formed.
- */
-export function contentDisposition(kind: "inline" | "attachment", name: string): string {
-  const ascii = name.replace(/[^\x20-\x7e]/g, "_").replace(/["\\]/g, "_");
-  const encoded = encodeURIComponent(name).replace(
-    /['()*]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
-  return `${kind}; filename="${ascii}"; filename*=UTF-8''${encoded}`;
 }
