@@ -160,7 +160,7 @@ export function openAttachmentStore(db: Database) {
       for (const id of ids) {
         const r = q.byId.get(id);
         // Someone else's upload, or one into another conversation, does not exist for this sender.
-        if (!r || r.origin !== "here" || r.uploader_id !== senderId || r.conversation_id !== conversationId) {
+        if (r?.origin !== "here" || r.uploader_id !== senderId || r.conversation_id !== conversationId) {
           throw new AppError(404, "not_found", `attachments: no upload ${id} by you in this conversation`);
         }
         if (r.message_id !== null) throw new AppError(409, "conflict", `attachments: ${id} was already sent`);
