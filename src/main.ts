@@ -1,7 +1,7 @@
+import { startService } from "./app.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { checkHealth, healthcheckUrl } from "./healthcheck.ts";
 import { createLogger } from "./log.ts";
-import { startService } from "./service.ts";
 
 /** Composition root: environment → configuration → service; owns the process signals. */
 

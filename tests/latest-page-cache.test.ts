@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { type ChatStore, openStore, toWireMessage } from "../src/store/sqlite.ts";
+import { toWireMessage } from "../src/protocol/wire.ts";
+import { type ChatStore, openStore } from "../src/store/sqlite/index.ts";
 import { startTestService, type TestService, tempDir, UNTHROTTLED } from "./helpers/service.ts";
 
 /**

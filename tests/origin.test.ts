@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { compileOrigins } from "../src/http/origin.ts";
+import { compileOrigins } from "../src/auth/origin.ts";
 import { rawUpgrade } from "./helpers/hostile.ts";
 import { type InProcessService, startTestService } from "./helpers/service.ts";
 import { mintToken } from "./helpers/tokens.ts";

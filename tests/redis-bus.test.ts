@@ -1,8 +1,8 @@
 import { expect, test } from "bun:test";
 import { createRedisBus } from "../src/bus/redis.ts";
+import type { RedisLink } from "../src/bus/redis-link.ts";
 import { silentLogger } from "../src/log.ts";
 import { Registry } from "../src/metrics.ts";
-import type { RedisLink } from "../src/redis/link.ts";
 
 /** The bus's envelope rules, with a stand-in link that records what would go to Redis. */
 

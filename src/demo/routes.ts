@@ -1,7 +1,7 @@
 import { SignJWT } from "jose";
 import sampleDirectory from "../../examples/directory.json";
 import type { Config } from "../config.ts";
-import { AppError, badRequest, forbidden, notFound } from "../domain/errors.ts";
+import { AppError, badRequest, forbidden, notFound } from "../errors.ts";
 import type { HttpDeps } from "../http/app.ts";
 import { loadOrCreateDevSecret } from "../identity/dev-secret.ts";
 import { type Directory, directorySchema, readDirectoryFile } from "../identity/directory.ts";

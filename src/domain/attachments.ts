@@ -1,8 +1,8 @@
-import { AppError, notFound } from "../domain/errors.ts";
+import { AppError, notFound } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { AttachmentRow, AttachmentStore } from "../store/attachments.ts";
 import type { BlobStore } from "../store/blobs.ts";
 import type { GridStore } from "../store/gridfs.ts";
+import type { AttachmentRow, AttachmentStore } from "../store/sqlite/attachments.ts";
 import { sanitizeFilename } from "./filename.ts";
 import { SNIFF_BYTES, sniff } from "./sniff.ts";
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { AppError, badRequest } from "../domain/errors.ts";
+import { AppError, badRequest } from "../errors.ts";
 import { tooLarge } from "../store/blobs.ts";
 
 /**

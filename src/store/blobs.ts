@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync, statSync } from "node:fs";
 import { mkdir, open, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { AppError } from "../domain/errors.ts";
+import { AppError } from "../errors.ts";
 
 /**
  * Attachment bytes on the local volume, named by their SHA-256: the same screenshot sent twice

@@ -1,5 +1,5 @@
 import type { Database } from "bun:sqlite";
-import { AppError } from "../domain/errors.ts";
+import { AppError } from "../../errors.ts";
 
 /**
  * Attachment metadata in SQLite, beside the messages that point at it. A row is either

@@ -1,6 +1,6 @@
 import type { LastSeenStore, Presence, PresenceTracker } from "../domain/presence.ts";
 import type { Logger } from "../log.ts";
-import type { RedisLink } from "./link.ts";
+import type { RedisLink } from "./redis-link.ts";
 
 /**
  * Presence shared by every instance. Each instance counts its own connections per user in a

@@ -1,9 +1,9 @@
 import { z } from "zod";
-import { otherParty } from "../domain/access.ts";
 import { messageSchema } from "../protocol/frames.ts";
 import type { GroupCommitter } from "../store/group-commit.ts";
-import type { ChatStore } from "../store/sqlite.ts";
-import type { Accept } from "./redis.ts";
+import type { ChatStore } from "../store/sqlite/index.ts";
+import { otherParty } from "./access.ts";
+import type { Accept } from "./bus.ts";
 
 /**
  * What this instance keeps of frames relayed from others: a message frame carries the whole
@@ -23,8 +23,8 @@ const relayedViewed = z.object({
 
 export function createRelayAccept(deps: { store: ChatStore; committer: GroupCommitter }): Accept {
   const { store, committer } = deps;
-  return (conversationId, frame, replay) => {
-    if (frame.startsWith('{"type":"message"')) {
+  return (conversationId, frame, replay, kind) => {
+    if (kind === "message") {
       const m = relayedMessage.safeParse(JSON.parse(frame));
       if (!m.success || m.data.conversation_id !== conversationId) return false;
       const msg = m.data;
@@ -40,7 +40,7 @@ export function createRelayAccept(deps: { store: ChatStore; committer: GroupComm
         }),
       );
     }
-    if (frame.startsWith('{"type":"viewed"')) {
+    if (kind === "viewed") {
       const v = relayedViewed.safeParse(JSON.parse(frame));
       const conversation = store.conversation(conversationId);
       if (!v.success || !conversation) return !replay;

@@ -1,5 +1,5 @@
-import { AppError } from "../domain/errors.ts";
 import { KeyedBuckets } from "../domain/rate.ts";
+import { AppError } from "../errors.ts";
 
 /**
  * A per-address budget of failed logins (401s), shared by REST and the WebSocket upgrade.
