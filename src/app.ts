@@ -1,9 +1,11 @@
+import { dirname, join } from "node:path";
 import type { Server } from "bun";
 import { createAuthenticate } from "./auth/authenticate.ts";
 import { createFailedAuthGuard } from "./auth/failed-auth.ts";
 import { compileOrigins } from "./auth/origin.ts";
 import { createFanout } from "./bus/fanout.ts";
 import type { Config } from "./config.ts";
+import { type Attachments, createAttachments } from "./domain/attachments.ts";
 import type { Deliver } from "./domain/bus.ts";
 import { type Chat, createChat } from "./domain/chat.ts";
 import type { LastSeenStore, Presence } from "./domain/presence.ts";
@@ -13,12 +15,15 @@ import { createHttpApp } from "./http/app.ts";
 import { createIdentity } from "./identity/index.ts";
 import type { Identity } from "./identity/types.ts";
 import { createObjectIdGenerator } from "./ids.ts";
+import { createAttachmentCopy } from "./jobs/attachment-copy.ts";
 import { createMongoFlush } from "./jobs/mongo-flush.ts";
 import { createOutboxWorker, register } from "./jobs/outbox-worker.ts";
 import type { Logger } from "./log.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createReadiness, registerGauges } from "./readiness.ts";
 import { createShutdown, serve, type Teardown } from "./server.ts";
+import { openBlobStore } from "./store/blobs.ts";
+import { createGridStore } from "./store/gridfs.ts";
 import { createGroupCommitter, type GroupCommitter } from "./store/group-commit.ts";
 import { createReadThrough } from "./store/read-through.ts";
 import { type ChatStore, openStore } from "./store/sqlite/index.ts";
@@ -75,6 +80,19 @@ async function openStorage(
         onRemap: deps.onRemap,
       })
     : undefined;
+  const grid = mongo ? createGridStore(() => mongo.database()) : undefined;
+  // Made below, once the committer it writes through exists; the worker only calls it later.
+  let attachments: Attachments | undefined;
+  const gridSync = grid
+    ? createAttachmentCopy(
+        {
+          prepare: () => grid.ensureIndexes(),
+          copy: (id) => attachments!.copyToGrid(id),
+          remove: (id) => attachments!.removeFromGrid(id),
+        },
+        deps.metrics,
+      )
+    : undefined;
   const worker = flush
     ? createOutboxWorker(
         {
@@ -85,7 +103,7 @@ async function openStorage(
           retryMaxMs: config.MONGO_RETRY_MAX_MS,
           now: deps.now,
         },
-        [register(flush.handler)],
+        [register(flush.handler), ...(gridSync ? [register(gridSync)] : [])],
       )
     : undefined;
   const history = mongo
@@ -98,7 +116,22 @@ async function openStorage(
       worker?.notify();
     },
   });
-  return { store, flush, worker, history, committer };
+  attachments = createAttachments({
+    store: store.attachments,
+    blobs: openBlobStore(config.ATTACHMENT_DIR ?? join(dirname(config.SQLITE_PATH), "attachments")),
+    grid,
+    newId: createObjectIdGenerator(deps.now),
+    now: deps.now,
+    maxBytes: config.ATTACHMENT_MAX_MB * 1024 * 1024,
+    allowedTypes: new Set(config.ATTACHMENT_TYPES),
+    commit: (fn) => committer.submit(fn),
+    enqueue: (kind, id) => store.enqueue(kind, { id }, deps.now()),
+    gridTimeoutMs: config.MONGO_READ_TIMEOUT_MS,
+    unsentTtlMs: config.ATTACHMENT_UNSENT_TTL_S * 1000,
+    retryAfterS: config.ATTACHMENT_RETRY_AFTER_S,
+    logger: deps.logger.child({ component: "attachments" }),
+  });
+  return { store, flush, worker, history, committer, attachments };
 }
 
 /** last_seen rides along with the next group commit: an fsync per connect would make a reconnect storm crawl. */
@@ -123,6 +156,16 @@ const reconnectRemapped = (sockets: Set<ChatSocket>) => (oldId: string) => {
 };
 
 type Storage = Awaited<ReturnType<typeof openStorage>>;
+
+/** Uploads no message took are removed after ATTACHMENT_UNSENT_TTL_S; checked a few times per TTL. */
+function sweepUnsent(attachments: Attachments, config: Config, logger: Logger) {
+  const everyMs = Math.min(3_600_000, Math.max(500, (config.ATTACHMENT_UNSENT_TTL_S * 1000) / 4));
+  const timer = setInterval(() => {
+    attachments.sweep().catch((err) => logger.warn("attachment sweep failed", { error: err }));
+  }, everyMs);
+  timer.unref();
+  return timer;
+}
 
 interface Core {
   config: Config;
@@ -161,6 +204,7 @@ async function createTransports(
     : undefined;
   const app = createHttpApp({
     store,
+    attachments: core.storage.attachments,
     presence: (u) => presence.status(u),
     restBuckets: new KeyedBuckets(config.RATE_REST_PER_MIN / 60, config.RATE_REST_PER_MIN),
     originAllowed,
@@ -203,7 +247,11 @@ async function createTransports(
 }
 
 /** What stops after the sockets, in the order createShutdown calls it. */
-function teardownOf(storage: Storage, fanout: { presence: Presence; bus: Core["bus"] }): Teardown {
+function teardownOf(
+  storage: Storage,
+  fanout: { presence: Presence; bus: Core["bus"] },
+  sweeper: ReturnType<typeof setInterval>,
+): Teardown {
   return {
     flushCommits: () => storage.committer.flushNow(),
     closeFanout: async () => {
@@ -211,7 +259,10 @@ function teardownOf(storage: Storage, fanout: { presence: Presence; bus: Core["b
       await fanout.bus.close();
     },
     stopWorker: async (budgetMs) => storage.worker?.stop(budgetMs),
-    closeStore: () => storage.store.close(),
+    closeStore: () => {
+      clearInterval(sweeper);
+      storage.store.close();
+    },
   };
 }
 
@@ -248,6 +299,7 @@ export async function startService(
   };
   const storage = await openStorage(config, { logger, metrics, now, onRemap: reconnectRemapped(sockets) });
   const { store, committer } = storage;
+  const sweeper = sweepUnsent(storage.attachments, config, logger);
   const { identity, notes } = overrides.identity
     ? { identity: overrides.identity, notes: [] }
     : createIdentity(config, logger);
@@ -300,7 +352,7 @@ export async function startService(
     setDraining: () => {
       draining = true;
     },
-    teardown: teardownOf(storage, fanout),
+    teardown: teardownOf(storage, fanout, sweeper),
   });
   storage.worker?.start();
   const port = server.port ?? config.PORT;

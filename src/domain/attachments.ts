@@ -104,6 +104,8 @@ export function createAttachments(deps: AttachmentsDeps) {
   };
 
   return {
+    maxBytes: deps.maxBytes,
+
     async upload(file: IncomingFile, uploaderId: number, conversationId: string): Promise<Uploaded> {
       const name = sanitizeFilename(file.name);
       let mime = "";

@@ -13,6 +13,10 @@ export interface OutboxPayloads {
   message: { message: StoredMessage };
   /** A read mark applied here. */
   viewed: ViewedMark;
+  /** An attachment uploaded here, to be copied into GridFS. */
+  attachment_copy: { id: string };
+  /** An attachment removed here (never sent, or its message deleted), to be removed from GridFS. */
+  attachment_delete: { id: string };
 }
 
 export type OutboxKind = keyof OutboxPayloads;

@@ -18,9 +18,12 @@ export const clientId = z
 export const inboundFrameSchema = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("message"),
-    // Length is checked after trimming, in characters, against MAX_MESSAGE_CHARS.
-    text: z.string({ message: "text must be a string" }),
+    // Length is checked after trimming, in characters, against MAX_MESSAGE_CHARS. Optional when
+    // the message carries attachments; a message with neither is refused as `empty`.
+    text: z.string({ message: "text must be a string" }).optional(),
     client_id: clientId.optional(),
+    // Ids from POST /attachments, uploaded by the sender into this conversation.
+    attachments: z.array(objectId).max(10, "at most 10 attachments per message").optional(),
   }),
   z.strictObject({
     type: z.literal("typing"),

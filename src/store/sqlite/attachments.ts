@@ -1,5 +1,6 @@
 import type { Database } from "bun:sqlite";
 import { AppError } from "../../errors.ts";
+import type { AttachmentRef } from "../../model/types.ts";
 
 /**
  * Attachment metadata in SQLite, beside the messages that point at it. A row is either
@@ -7,14 +8,6 @@ import { AppError } from "../../errors.ts";
  * another instance relayed (`'relayed'`, bytes only in GridFS). The bytes themselves live in the
  * blob store, named by sha256; several rows may share one blob.
  */
-
-/** What a message carries of each attachment: the wire shape, in the frame and in REST rows. */
-export interface AttachmentRef {
-  id: string;
-  name: string;
-  size: number;
-  mime: string;
-}
 
 export interface AttachmentRow extends AttachmentRef {
   conversationId: string;
@@ -85,10 +78,9 @@ export const toRef = (a: AttachmentRef): AttachmentRef => ({
   mime: a.mime,
 });
 
-export type AttachmentStore = ReturnType<typeof openAttachmentStore>;
+export type AttachmentStore = ReturnType<typeof createAttachmentTable>;
 
-export function openAttachmentStore(db: Database) {
-  db.exec(ATTACHMENTS_SCHEMA);
+export function createAttachmentTable(db: Database) {
   const q = {
     insert: db.query<
       null,
@@ -137,16 +129,11 @@ export function openAttachmentStore(db: Database) {
     },
 
     /**
-     * Ties uploads to the message that sends them. Each must be the sender's own upload into
-     * this conversation, not yet sent. Runs inside the message's transaction, so a refusal
-     * leaves no half-sent message. Returns the refs in the order given.
+     * The refs a message by `senderId` may carry: each id the sender's own upload into this
+     * conversation, not yet sent. Only reads, and throws before any write (the group commit has
+     * no savepoints), in the order given.
      */
-    bind(
-      ids: readonly string[],
-      conversationId: string,
-      senderId: number,
-      messageId: string,
-    ): AttachmentRef[] {
+    check(ids: readonly string[], conversationId: string, senderId: number): AttachmentRef[] {
       if (ids.length > MAX_ATTACHMENTS_PER_MESSAGE) {
         throw new AppError(
           400,
@@ -164,10 +151,14 @@ export function openAttachmentStore(db: Database) {
           throw new AppError(404, "not_found", `attachments: no upload ${id} by you in this conversation`);
         }
         if (r.message_id !== null) throw new AppError(409, "conflict", `attachments: ${id} was already sent`);
-        q.bind.run(messageId, id);
         refs.push(toRef(toRow(r)));
       }
       return refs;
+    },
+
+    /** After check() and the message's insert, in the same transaction. */
+    bind(ids: readonly string[], messageId: string): void {
+      for (const id of ids) q.bind.run(messageId, id);
     },
 
     /** Metadata of attachments in a message another instance accepted: bytes come from GridFS. */

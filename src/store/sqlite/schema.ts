@@ -1,8 +1,9 @@
 import type { Database } from "bun:sqlite";
+import { ATTACHMENTS_SCHEMA } from "./attachments.ts";
 
 /** The tables, and the version check that refuses a file written by a newer release. */
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -42,14 +43,43 @@ CREATE TABLE IF NOT EXISTS presence (user_id INTEGER PRIMARY KEY, last_seen INTE
 CREATE TABLE IF NOT EXISTS conversation_alias (old_id TEXT PRIMARY KEY, new_id TEXT NOT NULL) WITHOUT ROWID;
 `;
 
+/**
+ * Version 2 (attachments): messages carry their attachments' metadata as JSON; the outbox gets a
+ * `kind` column so each handler reads its own kinds by index (the attachment copy is a second
+ * handler); the attachments table itself (store/sqlite/attachments.ts).
+ */
+function toVersion2(db: Database): void {
+  const has = (table: string, column: string) =>
+    db
+      .query<{ name: string }, []>(`PRAGMA table_info(${table})`)
+      .all()
+      .some((c) => c.name === column);
+  if (!has("messages", "attachments")) db.run("ALTER TABLE messages ADD COLUMN attachments TEXT");
+  if (!has("outbox", "kind")) {
+    db.run("ALTER TABLE outbox ADD COLUMN kind TEXT");
+    db.run("UPDATE outbox SET kind = json_extract(payload, '$.kind')");
+  }
+  // Partial: message entries (the bulk) skip it, so it costs their inserts nothing; the
+  // attachment handler finds its few entries without scanning a message backlog.
+  db.run(
+    "CREATE INDEX IF NOT EXISTS outbox_attachments ON outbox (seq) WHERE kind IN ('attachment_copy', 'attachment_delete')",
+  );
+  db.exec(ATTACHMENTS_SCHEMA);
+}
+
 export function migrate(db: Database, path: string): void {
   db.exec(SCHEMA);
   const version = db
     .query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'schema_version'")
     .get();
-  if (!version) {
-    db.run("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", [String(SCHEMA_VERSION)]);
-  } else if (Number(version.value) > SCHEMA_VERSION) {
+  if (version && Number(version.value) > SCHEMA_VERSION) {
     throw new Error(`SQLITE_PATH: ${path} was written by a newer version (schema ${version.value})`);
   }
+  db.transaction(() => {
+    toVersion2(db);
+    db.run(
+      "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      [String(SCHEMA_VERSION)],
+    );
+  })();
 }
