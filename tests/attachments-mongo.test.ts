@@ -109,8 +109,12 @@ describe("GridFS behind the local store", () => {
     proxy.setMode("reset");
     const env = mongoEnv(mongo, proxy.uri);
     const first = await spawnService({ dir: dir.path, env });
+    const sock = await first.connect(15, { lesson_id: 5 });
+    await sock.next("ready");
     const bytes = bigPng(2_500_000, 77);
     const a = await uploaded(first.url, 15, CONV, bytes, { name: "before-crash.png" });
+    sock.send({ type: "message", attachments: [a.id], client_id: "k1" });
+    await sock.next("ack");
     expect(await first.kill("SIGKILL")).not.toBe(0);
     proxy.setMode("pass");
     const second = await spawnService({ dir: dir.path, env });
