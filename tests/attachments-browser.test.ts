@@ -79,7 +79,7 @@ test("a screenshot sent from one page shows as a thumbnail on the other", async 
   await student.waitForFunction(
     () => {
       const img = document.querySelector<HTMLImageElement>("#messages li img.thumb");
-      return img !== null && img.complete && img.naturalWidth > 0;
+      return (img?.complete ?? false) && (img?.naturalWidth ?? 0) > 0;
     },
     null,
     WAIT,
