@@ -96,11 +96,13 @@ try {
   const token = await mintToken(10);
   const env: Record<string, string> = {
     ATTACHMENT_MAX_MB: String(MB + 1),
-    LOG_LEVEL: "warn",
     RATE_REST_PER_MIN: "100000",
   };
   if (WITH_MONGO) mongo = await startMongo();
-  const menv = mongo ? mongoEnv(mongo, mongo.uri, env) : env;
+  // Production timeouts, not the tests' short ones: FerretDB on SQLite takes seconds for a batch of chunks.
+  const menv = mongo
+    ? { ...mongoEnv(mongo, mongo.uri, env), MONGO_SOCKET_TIMEOUT_MS: "10000", MONGO_READ_TIMEOUT_MS: "2000" }
+    : env;
   const a = await spawnService({
     dir: `${dir.path}`,
     env: { ...menv, SQLITE_PATH: `${dir.path}/a/chat.db` },
@@ -147,6 +149,9 @@ try {
         `RSS before ${mib(base)}, peak ${mib(peak.peakKb)}`,
     );
   }
+} catch (err) {
+  for (const c of children) console.error(c.logs().split("\n").slice(-8).join("\n"));
+  throw err;
 } finally {
   for (const c of children) await c.stop().catch(() => {});
   await mongo?.destroy();

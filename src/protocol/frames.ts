@@ -87,6 +87,7 @@ export type ErrorCode =
   | "too_long"
   | "empty"
   | "not_found"
+  | "conflict"
   | "forbidden"
   | "unauthorized"
   | "rate_limited"

@@ -1,6 +1,6 @@
 import { createReadStream } from "node:fs";
 import { pipeline } from "node:stream/promises";
-import { type Binary, type Db, GridFSBucket, ObjectId } from "mongodb";
+import { type Binary, type Db, type FindCursor, GridFSBucket, ObjectId } from "mongodb";
 
 /**
  * Attachment bytes in MongoDB GridFS, the system of record. The GridFS _id is the attachment id,
@@ -8,8 +8,8 @@ import { type Binary, type Db, GridFSBucket, ObjectId } from "mongodb";
  * one left behind are removed before it is sent again.
  *
  * Memory stays bounded both ways: uploads stream from the local file one chunk at a time, and
- * reads fetch READ_BATCH_CHUNKS chunks per query rather than the driver's default batch (which
- * can be 16 MB).
+ * reads fetch READ_BATCH_CHUNKS chunks per round trip rather than the driver's default first
+ * batch (which can be 16 MB).
  */
 
 export const BUCKET = "attachments";
@@ -102,37 +102,43 @@ export function createGridStore(database: () => Promise<Db>) {
     },
 
     /**
-     * The bytes [start, end) of a stored file, fetched a few chunks at a time as the consumer
-     * pulls. The caller has checked the range against stat().
+     * The bytes [start, end) of a stored file, as the consumer pulls. One query (a server that
+     * cannot use the index, like FerretDB on SQLite, scans once, not once per batch) whose cursor
+     * fetches READ_BATCH_CHUNKS chunks at a time. The caller has checked the range against stat().
      */
     read(id: string, start: number, end: number): ReadableStream<Uint8Array> {
       const filesId = new ObjectId(id);
-      let n = Math.floor(start / CHUNK_BYTES);
+      const firstN = Math.floor(start / CHUNK_BYTES);
       const lastN = Math.floor((end - 1) / CHUNK_BYTES);
-      let pos = n * CHUNK_BYTES;
+      let n = firstN;
+      let pos = firstN * CHUNK_BYTES;
+      let cursor: FindCursor<ChunkDoc> | undefined;
       return new ReadableStream<Uint8Array>(
         {
           async pull(controller) {
             if (end <= start || n > lastN) {
+              await cursor?.close();
               controller.close();
               return;
             }
-            const { chunks } = await collections();
-            const upTo = Math.min(lastN + 1, n + READ_BATCH_CHUNKS);
-            const docs = await chunks
-              .find({ files_id: filesId, n: { $gte: n, $lt: upTo } })
-              .sort({ n: 1 })
-              .toArray();
-            for (const doc of docs) {
-              if (doc.n !== n) throw new Error(`GridFS file ${id}: chunk ${n} is missing`);
-              const bytes = doc.data.buffer;
-              const from = Math.max(0, start - pos);
-              const to = Math.min(bytes.length, end - pos);
-              if (to > from) controller.enqueue(new Uint8Array(bytes.subarray(from, to)));
-              pos += bytes.length;
-              n++;
+            if (!cursor) {
+              const { chunks } = await collections();
+              cursor = chunks
+                .find({ files_id: filesId, n: { $gte: firstN, $lte: lastN } })
+                .sort({ n: 1 })
+                .batchSize(READ_BATCH_CHUNKS);
             }
-            if (docs.length === 0) throw new Error(`GridFS file ${id}: chunk ${n} is missing`);
+            const doc = await cursor.next();
+            if (!doc || doc.n !== n) throw new Error(`GridFS file ${id}: chunk ${n} is missing`);
+            const bytes = doc.data.buffer;
+            const from = Math.max(0, start - pos);
+            const to = Math.min(bytes.length, end - pos);
+            if (to > from) controller.enqueue(new Uint8Array(bytes.subarray(from, to)));
+            pos += bytes.length;
+            n++;
+          },
+          async cancel() {
+            await cursor?.close();
           },
         },
         { highWaterMark: 1 },
