@@ -9,7 +9,7 @@
 /** Top first. Folders end in "/", single modules in ".ts". */
 const LAYERS = [
   ["main.ts"],
-  ["app.ts"],
+  ["app.ts", "cli.ts"],
   ["server.ts", "readiness.ts"],
   ["demo/"],
   ["ws/", "http/"],

@@ -9,8 +9,8 @@ import type { OutboxHandler } from "./outbox-worker.ts";
  * never holds up a copy. Copy and removal of one id keep their order: same handler, seq order.
  */
 
-const KINDS = ["attachment_copy", "attachment_delete"] as const;
-type AttachmentKind = (typeof KINDS)[number];
+export const ATTACHMENT_KINDS = ["attachment_copy", "attachment_delete"] as const;
+type AttachmentKind = (typeof ATTACHMENT_KINDS)[number];
 
 export interface AttachmentSink {
   prepare(): Promise<void>;
@@ -27,7 +27,7 @@ export function createAttachmentCopy(sink: AttachmentSink, metrics: Metrics): Ou
   let prepared = false;
   return {
     name: "GridFS",
-    kinds: KINDS,
+    kinds: ATTACHMENT_KINDS,
     async prepare() {
       if (prepared) return;
       await sink.prepare();
