@@ -10,7 +10,18 @@ import {
 import { Outgoing } from "./outgoing.ts";
 import { ChatRest } from "./rest.ts";
 import { SeenIds } from "./seen.ts";
-import type { Ack, ErrorFrame, Message, OutboundFrame, Page, Ready, TokenSource } from "./types.ts";
+import type {
+  Ack,
+  Attachment,
+  AttachmentRef,
+  ErrorFrame,
+  Message,
+  OutboundFrame,
+  Page,
+  Ready,
+  TokenSource,
+  UploadOptions,
+} from "./types.ts";
 import { ChatError } from "./types.ts";
 
 export type { ChatClientOptions, ChatEvents, ConnectionState } from "./options.ts";
@@ -105,11 +116,26 @@ export class ChatClient extends Emitter<ChatEvents> {
    * Sends a message; resolves with the server's ack once it is durable. Works offline too: the
    * message is queued and sent (once) when the connection is back.
    */
-  send(text: string, opts: { clientId?: string; replyTo?: string } = {}): Promise<Ack> {
+  send(
+    text: string,
+    opts: {
+      clientId?: string;
+      replyTo?: string;
+      attachments?: ReadonlyArray<string | AttachmentRef | Attachment>;
+    } = {},
+  ): Promise<Ack> {
     if (this.stateNow === "closed") return Promise.reject(new ChatError("closed", "client is closed"));
-    if (text.trim() === "") return Promise.reject(new ChatError("empty", "text must not be empty"));
+    const attachments = (opts.attachments ?? []).map((a) => (typeof a === "string" ? a : a.id));
+    if (text.trim() === "" && attachments.length === 0) {
+      return Promise.reject(new ChatError("empty", "a message needs text or an attachment"));
+    }
     this.stopTyping();
-    const frame = { type: "message" as const, text, ...(opts.replyTo ? { reply_to: opts.replyTo } : {}) };
+    const frame = {
+      type: "message" as const,
+      ...(text.trim() !== "" ? { text } : {}),
+      ...(opts.replyTo ? { reply_to: opts.replyTo } : {}),
+      ...(attachments.length > 0 ? { attachments } : {}),
+    };
     return this.outgoing.request(frame, opts.clientId);
   }
 
@@ -123,6 +149,20 @@ export class ChatClient extends Emitter<ChatEvents> {
   delete(messageId: string): Promise<Ack> {
     if (this.stateNow === "closed") return Promise.reject(new ChatError("closed", "client is closed"));
     return this.outgoing.request({ type: "delete", message_id: messageId });
+  }
+
+  /**
+   * Uploads a file into this conversation (after `ready`); resolves to the attachment to pass to
+   * `send(text, { attachments })`. An upload nobody sends is removed by the server after a day.
+   */
+  async upload(file: Blob | ArrayBuffer | Uint8Array, opts: UploadOptions = {}): Promise<Attachment> {
+    const id = this.conversationId ?? (await this.connect()).conversation_id;
+    return this.rest.upload(id, file, opts);
+  }
+
+  /** An attachment's bytes, fetched with the token (an <img> cannot send one). */
+  download(id: string): Promise<Blob> {
+    return this.rest.download(id);
   }
 
   /** Call on every keystroke: sends `is_typing: true` once, and `false` after a pause. */

@@ -11,7 +11,7 @@ import { ChatError } from "./types.ts";
  */
 
 export type OutgoingFrame =
-  | { type: "message"; text: string; reply_to?: string }
+  | { type: "message"; text?: string; reply_to?: string; attachments?: string[] }
   | { type: "edit"; message_id: string; text: string }
   | { type: "delete"; message_id: string };
 

@@ -76,7 +76,7 @@ export function createRelayAccept(deps: RelayDeps): Accept {
       const msg = m.data;
       // Deliver only what was new here: a replay of something already relayed is dropped.
       return committer.submit(() =>
-        store.keepRelayedMessage({
+        store.keepRelayedMessageWithAttachments({
           id: msg.id,
           conversationId,
           senderId: msg.sender_id,
@@ -84,6 +84,8 @@ export function createRelayAccept(deps: RelayDeps): Accept {
           createdAt: Date.parse(msg.created_at),
           clientId: msg.client_id,
           replyTo: msg.reply_to,
+          // Metadata only: this instance serves the bytes from GridFS once the sender's has copied them.
+          attachments: msg.attachments,
         }),
       );
     }

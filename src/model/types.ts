@@ -30,6 +30,8 @@ export interface StoredMessage {
   editedAt: number | null;
   /** Set on a tombstone: its text is erased (""), the rest is kept. */
   deletedAt: number | null;
+  /** Absent or empty: a text-only message. */
+  attachments?: AttachmentRef[];
 }
 
 export interface NewMessage {
@@ -40,6 +42,15 @@ export interface NewMessage {
   createdAt: number;
   clientId?: string;
   replyTo?: string;
+  attachments?: AttachmentRef[];
+}
+
+/** What a message carries of each attachment; the bytes are fetched by id. */
+export interface AttachmentRef {
+  id: string;
+  name: string;
+  size: number;
+  mime: string;
 }
 
 /** A change to a message already sent: what the change feed, the bus and catch-up carry. */

@@ -81,3 +81,8 @@ export const changesQuerySchema = z.object({
 });
 
 export const presenceQuerySchema = z.object({ user_id: idParam });
+
+/** POST /attachments: the conversation the file is uploaded into. */
+export const attachmentUploadQuerySchema = z.object({ conversation_id: objectId });
+
+export const attachmentParamSchema = z.object({ id: objectId });

@@ -1,4 +1,4 @@
-import { type Filter, MongoBulkWriteError, MongoClient, MongoServerError, ObjectId } from "mongodb";
+import { type Db, type Filter, MongoBulkWriteError, MongoClient, MongoServerError, ObjectId } from "mongodb";
 import type { Conversation, Parties, StoredMessage } from "../model/types.ts";
 
 /**
@@ -39,6 +39,8 @@ export interface MessageDoc {
   edited_at?: Date | null;
   /** On a tombstone; its text is "". */
   deleted_at?: Date | null;
+  /** The attachments' metadata; their bytes are in the GridFS bucket `attachments` under `id`. */
+  attachments?: Array<{ id: string; name: string; size: number; mime: string }>;
 }
 
 const DUPLICATE_KEY = 11000;
@@ -147,6 +149,14 @@ export function openMongo(opts: MongoOptions) {
         await m.messages.createIndex({ conversation_id: 1, _id: 1 }, { name: "conversation_history" });
       });
       indexesReady = true;
+    },
+
+    /**
+     * The database, connected, for GridFS (store/gridfs.ts). Its calls are tracked too, so a
+     * GridFS failure counts as MongoDB being down.
+     */
+    async database(): Promise<Db> {
+      return track(async () => m.db);
     },
 
     async ping(): Promise<void> {
@@ -344,6 +354,8 @@ export function toMessageDoc(m: StoredMessage): MessageDoc {
     doc.deleted_at = new Date(m.deletedAt);
     doc.text = "";
   }
+  if (m.attachments?.length && m.deletedAt === null)
+    doc.attachments = m.attachments.map(({ id, name, size, mime }) => ({ id, name, size, mime }));
   return doc;
 }
 
@@ -358,7 +370,7 @@ function fromConversationDoc(d: ConversationDoc): Conversation {
 }
 
 function fromMessageDoc(d: MessageDoc): StoredMessage {
-  return {
+  const m: StoredMessage = {
     id: d._id.toHexString(),
     conversationId: d.conversation_id.toHexString(),
     senderId: d.sender_id,
@@ -371,4 +383,13 @@ function fromMessageDoc(d: MessageDoc): StoredMessage {
     editedAt: d.edited_at instanceof Date ? d.edited_at.getTime() : null,
     deletedAt: d.deleted_at instanceof Date ? d.deleted_at.getTime() : null,
   };
+  if (Array.isArray(d.attachments) && d.attachments.length > 0) {
+    m.attachments = d.attachments.map((a) => ({
+      id: String(a.id),
+      name: String(a.name),
+      size: Number(a.size),
+      mime: String(a.mime),
+    }));
+  }
+  return m;
 }

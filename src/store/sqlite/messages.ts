@@ -1,5 +1,5 @@
 import type { Database } from "bun:sqlite";
-import type { NewMessage, StoredMessage } from "../../model/types.ts";
+import type { AttachmentRef, NewMessage, StoredMessage } from "../../model/types.ts";
 import { toWireMessage } from "../../protocol/wire.ts";
 import type { LatestPages } from "./latest-pages.ts";
 import type { Outbox } from "./outbox.ts";
@@ -16,21 +16,30 @@ export interface MessageRow {
   reply_to: string | null;
   edited_at: number | null;
   deleted_at: number | null;
+  /** JSON of AttachmentRef[]; null for a text-only message. */
+  attachments: string | null;
 }
 
-export const toMessage = (r: MessageRow): StoredMessage => ({
-  id: r.id,
-  conversationId: r.conversation_id,
-  senderId: r.sender_id,
-  text: r.text,
-  createdAt: r.created_at,
-  clientId: r.client_id,
-  viewedBy: r.viewed_by,
-  viewedAt: r.viewed_at,
-  replyTo: r.reply_to,
-  editedAt: r.edited_at,
-  deletedAt: r.deleted_at,
-});
+export const toMessage = (r: MessageRow): StoredMessage => {
+  const m: StoredMessage = {
+    id: r.id,
+    conversationId: r.conversation_id,
+    senderId: r.sender_id,
+    text: r.text,
+    createdAt: r.created_at,
+    clientId: r.client_id,
+    viewedBy: r.viewed_by,
+    viewedAt: r.viewed_at,
+    replyTo: r.reply_to,
+    editedAt: r.edited_at,
+    deletedAt: r.deleted_at,
+  };
+  if (r.attachments !== null) m.attachments = JSON.parse(r.attachments) as AttachmentRef[];
+  return m;
+};
+
+const attachmentsJson = (list: AttachmentRef[] | undefined): string | null =>
+  list && list.length > 0 ? JSON.stringify(list) : null;
 
 type ImportRow = [
   string,
@@ -44,13 +53,17 @@ type ImportRow = [
   string | null,
   number | null,
   number | null,
+  string | null,
 ];
 
 function messageStatements(db: Database) {
   return {
-    insert: db.query<{ id: string }, [string, string, number, string, number, string | null, string | null]>(
-      `INSERT INTO messages (conversation_id, id, sender_id, text, created_at, client_id, reply_to)
-       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
+    insert: db.query<
+      { id: string },
+      [string, string, number, string, number, string | null, string | null, string | null]
+    >(
+      `INSERT INTO messages (conversation_id, id, sender_id, text, created_at, client_id, reply_to, attachments)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
     ),
     byClientId: db.query<MessageRow, [string, number, string]>(
       "SELECT * FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_id = ?",
@@ -83,8 +96,8 @@ function messageStatements(db: Database) {
     // A delete wins over everything, a newer edit over an older one, wherever each was made.
     importOne: db.query<null, ImportRow>(
       `INSERT INTO messages (conversation_id, id, sender_id, text, created_at, client_id, viewed_by, viewed_at,
-         reply_to, edited_at, deleted_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         reply_to, edited_at, deleted_at, attachments)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT DO UPDATE SET viewed_by = coalesce(messages.viewed_by, excluded.viewed_by),
          viewed_at = coalesce(messages.viewed_at, excluded.viewed_at),
          text = CASE WHEN messages.deleted_at IS NOT NULL OR excluded.deleted_at IS NOT NULL THEN ''
@@ -93,7 +106,9 @@ function messageStatements(db: Database) {
          edited_at = CASE WHEN coalesce(excluded.edited_at, 0) > coalesce(messages.edited_at, 0)
            THEN excluded.edited_at ELSE messages.edited_at END,
          deleted_at = coalesce(messages.deleted_at, excluded.deleted_at),
-         reply_to = coalesce(messages.reply_to, excluded.reply_to)`,
+         reply_to = coalesce(messages.reply_to, excluded.reply_to),
+         attachments = CASE WHEN messages.deleted_at IS NOT NULL OR excluded.deleted_at IS NOT NULL THEN NULL
+           ELSE messages.attachments END`,
     ),
   };
 }
@@ -115,6 +130,7 @@ export function createMessages(db: Database, outbox: Outbox, pages: LatestPages,
       m.createdAt,
       m.clientId ?? null,
       m.replyTo ?? null,
+      attachmentsJson(m.attachments),
     );
 
   const self = {
@@ -139,8 +155,15 @@ export function createMessages(db: Database, outbox: Outbox, pages: LatestPages,
         editedAt: null,
         deletedAt: null,
       };
+      if (!m.attachments?.length) delete message.attachments;
       outbox.enqueue("message", { message }, m.createdAt);
       return { message, duplicate: false };
+    },
+
+    /** The message this sender already sent under this client_id, if any. */
+    messageByClientId(conversationId: string, senderId: number, clientId: string): StoredMessage | null {
+      const row = q.byClientId.get(conversationId, senderId, clientId);
+      return row ? toMessage(row) : null;
     },
 
     message(conversationId: string, id: string): StoredMessage | null {
@@ -218,6 +241,7 @@ export function createMessages(db: Database, outbox: Outbox, pages: LatestPages,
           m.replyTo,
           m.editedAt,
           m.deletedAt,
+          attachmentsJson(m.attachments),
         );
         const changedAt = m.deletedAt ?? m.editedAt;
         if (changedAt !== null) feed.note(m.conversationId, m.id, changedAt);

@@ -1,4 +1,5 @@
 import type { Database } from "bun:sqlite";
+import { ATTACHMENTS_SCHEMA } from "./attachments.ts";
 
 /**
  * The tables, and their migrations. SCHEMA is version 1 as first released; each later change is
@@ -77,6 +78,11 @@ CREATE TABLE notify_cycles (
   },
   {
     to: 4,
+    why: "attachments: their metadata (store/sqlite/attachments.ts), and each message's refs as JSON",
+    sql: `ALTER TABLE messages ADD COLUMN attachments TEXT;\n${ATTACHMENTS_SCHEMA}`,
+  },
+  {
+    to: 5,
     why: "edit, delete, reply (#16); the change feed for catch-up is its own table, one row per changed message",
     sql: `
 ALTER TABLE messages ADD COLUMN reply_to TEXT;
