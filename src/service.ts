@@ -21,7 +21,7 @@ import { createObjectIdGenerator } from "./ids.ts";
 import { createFlusher } from "./jobs/flusher.ts";
 import type { Logger } from "./log.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
-import { createRedisLink } from "./redis/link.ts";
+import { connectRedis, type RedisShape } from "./redis/connect.ts";
 import { createRedisPresence } from "./redis/presence.ts";
 import { createGroupCommitter } from "./store/group-commit.ts";
 import { createReadThrough } from "./store/read-through.ts";
@@ -111,7 +111,7 @@ export async function startService(
   const deliver: Deliver = (topic, frame) => {
     server?.publish(topic, frame);
   };
-  const { bus, presence } = await createFanout(config, { deliver, store, committer, metrics, logger, now });
+  const { bus, presence, redisShape } = await createFanout(config, { deliver, store, committer, metrics, logger, now });
   const chat = createChat({
     store,
     committer,
@@ -136,7 +136,8 @@ export async function startService(
       bus: {
         ok: bus.healthy(),
         kind: config.REDIS_URL ? "redis" : "local",
-        state: bus.healthy() ? "up" : "degraded",
+        state: bus.healthy() ? "up" : redisShape?.().unsupported ? "unsupported" : "degraded",
+        ...(redisShape ? { redis: redisShape() } : {}),
       },
       outbox: {
         ok: true,
@@ -297,7 +298,7 @@ async function createFanout(
     logger: Logger;
     now: () => number;
   },
-): Promise<{ bus: Bus; presence: Presence }> {
+): Promise<{ bus: Bus; presence: Presence; redisShape?: () => RedisShape }> {
   const tracker = new PresenceTracker();
   // last_seen rides along with the next group commit: an fsync per connect would make a
   // reconnect storm crawl.
@@ -319,10 +320,13 @@ async function createFanout(
   }
   const instanceId = config.INSTANCE_ID ?? `i-${crypto.randomUUID().slice(0, 8)}`;
   let bus: ReturnType<typeof createRedisBus> | undefined;
-  const link = await createRedisLink({
+  const conversationChannels = `${config.REDIS_PREFIX}c:`;
+  const link = await connectRedis({
     url: config.REDIS_URL,
     logger: deps.logger,
     onMessage: (channel, message) => bus?.receive(channel, message),
+    // On a cluster, a conversation's frames go to the one shard owning its channel.
+    sharded: (channel) => channel.startsWith(conversationChannels),
   });
   bus = createRedisBus({
     link,
@@ -347,5 +351,5 @@ async function createFanout(
     now: deps.now,
   });
   deps.logger.info("redis fan-out", { instance: instanceId, prefix: config.REDIS_PREFIX, up: link.up });
-  return { bus, presence };
+  return { bus, presence, redisShape: link.shape };
 }
