@@ -111,7 +111,14 @@ export async function startService(
   const deliver: Deliver = (topic, frame) => {
     server?.publish(topic, frame);
   };
-  const { bus, presence, redisShape } = await createFanout(config, { deliver, store, committer, metrics, logger, now });
+  const { bus, presence, redisShape } = await createFanout(config, {
+    deliver,
+    store,
+    committer,
+    metrics,
+    logger,
+    now,
+  });
   const chat = createChat({
     store,
     committer,

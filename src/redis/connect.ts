@@ -58,7 +58,11 @@ const atLeast = (version: string, major: number, minor: number) => {
 
 /** Asks the server at `url` what it is; throws while it cannot be reached. */
 export async function probeRedis(url: string, timeoutMs = 2000): Promise<RedisShape> {
-  const c = new RedisClient(url, { autoReconnect: false, enableOfflineQueue: false, connectionTimeout: timeoutMs });
+  const c = new RedisClient(url, {
+    autoReconnect: false,
+    enableOfflineQueue: false,
+    connectionTimeout: timeoutMs,
+  });
   try {
     await c.connect();
     // "everything" would be large on a busy server; these two sections say what we need.
@@ -134,7 +138,8 @@ export async function connectRedis(opts: ConnectOptions): Promise<ShapedLink> {
       found = await probeRedis(opts.url, opts.timeoutMs);
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
-      if (reported !== why) opts.logger.warn("redis not reachable; retrying in the background", { error: why });
+      if (reported !== why)
+        opts.logger.warn("redis not reachable; retrying in the background", { error: why });
       reported = why;
       return;
     }
