@@ -128,15 +128,16 @@ export async function startCluster(opts: { masters?: number; replicas?: number }
     nodes.push(node);
   }
 
+  const even = replicas % masters === 0;
   const create = Bun.spawn(
     [
       "redis-cli",
       "--cluster",
       "create",
-      ...nodes.map((n) => `127.0.0.1:${n.port}`),
-      "--cluster-replicas",
       // redis-cli spreads replicas evenly; an uneven shape is arranged by hand below.
-      replicas > 0 && replicas % masters === 0 ? String(replicas / masters) : "0",
+      ...(even ? nodes : nodes.slice(0, masters)).map((n) => `127.0.0.1:${n.port}`),
+      "--cluster-replicas",
+      even ? String(replicas / masters) : "0",
       "--cluster-yes",
     ],
     { stdout: "pipe", stderr: "pipe" },
@@ -146,6 +147,8 @@ export async function startCluster(opts: { masters?: number; replicas?: number }
     throw new Error(`redis-cli --cluster create failed:\n${out}`);
   }
 
+  /** Nodes that are part of the cluster (a node not yet met reports cluster_state:fail). */
+  const joined = even ? [...nodes] : nodes.slice(0, masters);
   const command = async (node: ClusterNode, name: string, args: string[]) => {
     const c = new RedisClient(node.url, { autoReconnect: false, connectionTimeout: 2000 });
     try {
@@ -164,7 +167,7 @@ export async function startCluster(opts: { masters?: number; replicas?: number }
       const deadline = Date.now() + ms;
       for (;;) {
         let ok = true;
-        for (const n of nodes) {
+        for (const n of joined) {
           if (!n.running) continue;
           try {
             const info = String(await command(n, "CLUSTER", ["INFO"]));
@@ -185,7 +188,7 @@ export async function startCluster(opts: { masters?: number; replicas?: number }
   };
 
   // Leftover replicas (uneven shape): attach each to a master in turn.
-  if (replicas > 0 && replicas % masters !== 0) {
+  if (!even) {
     await cluster.waitOk();
     for (let r = 0; r < replicas; r++) {
       const replica = nodes[masters + r]!;
@@ -196,6 +199,7 @@ export async function startCluster(opts: { masters?: number; replicas?: number }
       for (;;) {
         try {
           await command(replica, "CLUSTER", ["REPLICATE", masterId]);
+          joined.push(replica);
           break;
         } catch (err) {
           // The replica must have heard of the master through the bus first.
