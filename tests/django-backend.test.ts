@@ -1,6 +1,6 @@
 /**
  * Exercises the Django stand-in itself over real HTTP, so chat-service tests can trust that it
- * behaves like the platform's site described in PROTOCOL.md ("Identity backend").
+ * behaves like the platform's site described in docs/django.md ("The three calls").
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { decodeJwt, jwtVerify, SignJWT } from "jose";

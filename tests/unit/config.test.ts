@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { ConfigError, loadConfig } from "../../src/config.ts";
 
 describe("loadConfig", () => {
-  test("defaults match PROTOCOL.md", () => {
+  test("defaults match the platform's contract (docs/configuration.md)", () => {
     const c = loadConfig({});
     expect(c.PORT).toBe(8080);
     expect(c.SQLITE_PATH).toBe("./data/chat.db");
