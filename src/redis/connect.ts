@@ -42,7 +42,7 @@ const infoSchema = z.object({
   cluster_enabled: z.enum(["0", "1"]).default("0"),
 });
 
-function parseInfo(text: string) {
+function parseInfo(text: string): z.infer<typeof infoSchema> {
   const fields: Record<string, string> = {};
   for (const line of text.split(/\r?\n/)) {
     const i = line.indexOf(":");
@@ -56,6 +56,27 @@ const atLeast = (version: string, major: number, minor: number) => {
   return ma > major || (ma === major && mi >= minor);
 };
 
+/** What this service can do on a server that answers INFO server + INFO cluster with `info`. */
+export function shapeFromInfo(info: string): RedisShape {
+  const fields = parseInfo(info);
+  const version = fields.redis_version;
+  const cluster = fields.cluster_enabled === "1";
+  const shape: RedisShape = { mode: cluster ? "cluster" : "single", version, notes: [] };
+  if (!atLeast(version, 6, 2)) {
+    shape.unsupported = `Redis ${version} is older than 6.2 (presence heartbeats need SET … GET)`;
+  } else if (!cluster) {
+    shape.pubsub = "classic";
+  } else if (atLeast(version, 7, 0)) {
+    shape.pubsub = "sharded";
+  } else {
+    shape.pubsub = "classic";
+    shape.notes.push(
+      `Redis ${version} has no sharded pub/sub (7.0+): every conversation's frames are broadcast to all cluster nodes`,
+    );
+  }
+  return shape;
+}
+
 /** Asks the server at `url` what it is; throws while it cannot be reached. */
 export async function probeRedis(url: string, timeoutMs = 2000): Promise<RedisShape> {
   const c = new RedisClient(url, {
@@ -66,25 +87,7 @@ export async function probeRedis(url: string, timeoutMs = 2000): Promise<RedisSh
   try {
     await c.connect();
     // "everything" would be large on a busy server; these two sections say what we need.
-    const info = parseInfo(`${await c.send("INFO", ["server"])}\n${await c.send("INFO", ["cluster"])}`);
-    const version = info.redis_version;
-    const cluster = info.cluster_enabled === "1";
-    const shape: RedisShape = { mode: cluster ? "cluster" : "single", version, notes: [] };
-    if (!atLeast(version, 6, 2)) {
-      shape.unsupported = `Redis ${version} is older than 6.2 (presence heartbeats need SET … GET)`;
-      return shape;
-    }
-    if (!cluster) {
-      shape.pubsub = "classic";
-    } else if (atLeast(version, 7, 0)) {
-      shape.pubsub = "sharded";
-    } else {
-      shape.pubsub = "classic";
-      shape.notes.push(
-        `Redis ${version} has no sharded pub/sub (7.0+): every conversation's frames are broadcast to all cluster nodes`,
-      );
-    }
-    return shape;
+    return shapeFromInfo(`${await c.send("INFO", ["server"])}\n${await c.send("INFO", ["cluster"])}`);
   } finally {
     c.close();
   }
