@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { conversationIdFor, createObjectIdGenerator } from "../src/ids.ts";
-import { openStore } from "../src/store/sqlite.ts";
+import { openStore } from "../src/store/sqlite/index.ts";
 import { startMongo } from "../tests/helpers/ferretdb.ts";
 import { spawnService, tempDir, UNTHROTTLED } from "../tests/helpers/service.ts";
 import { mintToken } from "../tests/helpers/tokens.ts";

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the tests need: npm packages, Debian packages, FerretDB, and a running Redis.
+# Installs what the tests need: npm packages, Debian packages, FerretDB, Toxiproxy, and a running Redis.
 # Safe to run again; each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,8 @@ fi
 
 # A plain `go install` of v1.24.2 panics at start; the script builds the same source correctly.
 bash scripts/install-ferretdb.sh
+# The TCP fault proxy of tests/durability/mongo-faults.test.ts (tests/helpers/toxiproxy.ts starts it).
+bash scripts/install-toxiproxy.sh
 
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "== starting redis-server"

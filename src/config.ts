@@ -38,69 +38,151 @@ const boolFlag = z
   .enum(["1", "0", "true", "false", "yes", "no", "on", "off"], { message: "expected true or false" })
   .transform((v) => ["1", "true", "yes", "on"].includes(v));
 
+const TRIAL_HOST = "127.0.0.1";
+const SERVER_HOST = "0.0.0.0";
+
 export const envSchema = z
   .object({
-    PORT: intIn(0, 65535).default(8080),
-    HOST: z.string().trim().min(1).default("0.0.0.0"),
-    SQLITE_PATH: z.string().trim().min(1).default("./data/chat.db"),
+    PORT: intIn(0, 65535).default(8080).describe("HTTP and WebSocket port (0 picks a free one)"),
+    // No schema default: it depends on whether a key or Django is configured (see loadConfig).
+    HOST: z
+      .string()
+      .trim()
+      .min(1)
+      .optional()
+      .meta({
+        description: "listen address",
+        shownDefault: `${TRIAL_HOST} on the embedded default (no Django, no key), else ${SERVER_HOST}`,
+      }),
+    SQLITE_PATH: z
+      .string()
+      .trim()
+      .min(1)
+      .default("./data/chat.db")
+      .describe("local store and outbox; the folder is created"),
     // FULL survives a host crash; NORMAL only a process crash. Benchmarks compare both.
-    SQLITE_SYNCHRONOUS: z.enum(["FULL", "NORMAL", "OFF"]).default("FULL"),
-    MONGO_URI: optionalUrl(["mongodb://", "mongodb+srv://"]),
-    MONGO_DB: z.string().trim().min(1).default("chat"),
+    SQLITE_SYNCHRONOUS: z
+      .enum(["FULL", "NORMAL", "OFF"])
+      .default("FULL")
+      .describe("FULL survives a host crash, NORMAL a process crash only"),
+    MONGO_URI: optionalUrl(["mongodb://", "mongodb+srv://"]).describe(
+      "MongoDB system of record; unset means SQLite alone",
+    ),
+    MONGO_DB: z.string().trim().min(1).default("chat").describe("MongoDB database name"),
     // Short on purpose: the service is local-first, so a slow MongoDB must fail fast and let the
     // flusher back off rather than stall anything that waits on it.
-    MONGO_CONNECT_TIMEOUT_MS: intIn(100, 120_000).default(2000),
-    MONGO_SOCKET_TIMEOUT_MS: intIn(100, 600_000).default(10_000),
-    MONGO_READ_TIMEOUT_MS: intIn(50, 60_000).default(800),
-    MONGO_FLUSH_BATCH: intIn(1, 10_000).default(500),
-    MONGO_FLUSH_POLL_MS: intIn(10, 60_000).default(1000),
-    MONGO_RETRY_MAX_MS: intIn(10, 600_000).default(5000),
-    MONGO_SHUTDOWN_FLUSH_MS: intIn(0, 600_000).default(3000),
-    DJANGO_BASE_URL: optionalUrl(["http://", "https://"]),
-    DJANGO_FORWARD_COOKIES: csv.default(["device_id"]),
-    DJANGO_TIMEOUT_MS: intIn(100, 60_000).default(3000),
-    IDENTITY_CACHE_TTL_MS: intIn(0, 3_600_000).default(30_000),
-    JWT_SECRET: z.string().min(16, "expected at least 16 characters").optional(),
-    JWT_JWKS_URL: optionalUrl(["http://", "https://"]),
-    JWT_CLOCK_TOLERANCE_S: intIn(0, 300).default(5),
-    DIRECTORY_FILE: z.string().trim().min(1).optional(),
-    REDIS_URL: optionalUrl(["redis://", "rediss://"]),
+    MONGO_CONNECT_TIMEOUT_MS: intIn(100, 120_000).default(2000).describe("MongoDB connect timeout"),
+    MONGO_SOCKET_TIMEOUT_MS: intIn(100, 600_000).default(10_000).describe("MongoDB socket timeout"),
+    MONGO_READ_TIMEOUT_MS: intIn(50, 60_000)
+      .default(800)
+      .describe("longest wait for a history read from MongoDB before answering from SQLite"),
+    MONGO_FLUSH_BATCH: intIn(1, 10_000).default(500).describe("outbox rows written to MongoDB per batch"),
+    MONGO_FLUSH_POLL_MS: intIn(10, 60_000)
+      .default(1000)
+      .describe("how often the outbox is checked when idle"),
+    MONGO_RETRY_MAX_MS: intIn(10, 600_000).default(5000).describe("longest backoff between failed flushes"),
+    MONGO_SHUTDOWN_FLUSH_MS: intIn(0, 600_000)
+      .default(3000)
+      .describe("time given to a last outbox flush on shutdown"),
+    DJANGO_BASE_URL: optionalUrl(["http://", "https://"]).describe(
+      "identity backend; unset means the local directory",
+    ),
+    DJANGO_FORWARD_COOKIES: csv
+      .default(["device_id"])
+      .describe("comma-separated cookies passed from the client's request to Django"),
+    DJANGO_TIMEOUT_MS: intIn(100, 60_000).default(3000).describe("timeout of each identity call"),
+    IDENTITY_CACHE_TTL_MS: intIn(0, 3_600_000)
+      .default(30_000)
+      .describe("how long identity answers are cached"),
+    JWT_SECRET: z
+      .string()
+      .min(16, "expected at least 16 characters")
+      .optional()
+      .describe(
+        "HS256 key for local token checks (the Django site's SECRET_KEY); unset means a generated dev key beside the SQLite file",
+      ),
+    JWT_JWKS_URL: optionalUrl(["http://", "https://"]).describe(
+      "JWKS URL for RS256/ES256 tokens (instead of JWT_SECRET)",
+    ),
+    JWT_CLOCK_TOLERANCE_S: intIn(0, 300).default(5).describe("allowed clock skew for exp"),
+    DIRECTORY_FILE: z
+      .string()
+      .trim()
+      .min(1)
+      .optional()
+      .describe("JSON users and lessons for running without Django; unset means examples/directory.json"),
+    REDIS_URL: optionalUrl(["redis://", "rediss://"]).describe(
+      "shared fan-out and presence bus for several instances",
+    ),
     // Every key and channel starts with it, so several deployments (or test runs) share one Redis.
     REDIS_PREFIX: z
       .string()
       .trim()
       .regex(/^[\w.:-]{1,64}$/, "expected 1-64 letters, digits or _ . : -")
-      .default("chat:"),
-    // Names this instance in bus envelopes and presence keys; unset means a random one per start.
+      .default("chat:")
+      .describe("prefix of every Redis key and channel"),
     INSTANCE_ID: z
       .string()
       .trim()
       .regex(/^[\w.-]{1,64}$/, "expected 1-64 letters, digits or _ . -")
-      .optional(),
-    // A crashed instance's users stop counting as online this long after its last heartbeat.
-    PRESENCE_TTL_S: intIn(3, 3600).default(15),
-    ALLOWED_ORIGINS: csv,
-    MAX_MESSAGE_CHARS: intIn(1, 100_000).default(4000),
+      .optional()
+      .describe("this instance's name on the bus; unset means a random one per start"),
+    PRESENCE_TTL_S: intIn(3, 3600)
+      .default(15)
+      .describe("a crashed instance's users go offline this long after its last heartbeat"),
+    ALLOWED_ORIGINS: csv.describe(
+      "comma-separated origin allow-list for WebSocket and CORS (https://*.example.org allowed); unset allows any",
+    ),
+    MAX_MESSAGE_CHARS: intIn(1, 100_000).default(4000).describe("longest message text, in characters"),
     // A frame carries at most MAX_MESSAGE_CHARS characters of up to 4 UTF-8 bytes each,
     // plus JSON escaping; 64 KiB leaves room without letting a client park megabytes.
-    MAX_FRAME_BYTES: intIn(1024, 16 * 1024 * 1024).default(65_536),
-    HEARTBEAT_IDLE_S: intIn(5, 960).default(60),
-    RATE_MESSAGES_PER_S: intIn(1, 100_000).default(20),
-    RATE_MESSAGES_BURST: intIn(1, 100_000).default(40),
-    RATE_USER_MESSAGES_PER_S: intIn(1, 100_000).default(40),
-    RATE_USER_MESSAGES_BURST: intIn(1, 100_000).default(80),
-    RATE_REST_PER_MIN: intIn(1, 1_000_000).default(600),
+    MAX_FRAME_BYTES: intIn(1024, 16 * 1024 * 1024)
+      .default(65_536)
+      .describe("largest inbound frame; larger closes with 1009"),
+    HEARTBEAT_IDLE_S: intIn(5, 960)
+      .default(60)
+      .describe("a connection silent this long (no pong) is dropped"),
+    RATE_MESSAGES_PER_S: intIn(1, 100_000).default(20).describe("frames per second per connection"),
+    RATE_MESSAGES_BURST: intIn(1, 100_000).default(40).describe("frame burst per connection"),
+    RATE_USER_MESSAGES_PER_S: intIn(1, 100_000)
+      .default(40)
+      .describe("messages per second per user, across connections"),
+    RATE_USER_MESSAGES_BURST: intIn(1, 100_000)
+      .default(80)
+      .describe("message burst per user, across connections"),
+    RATE_REST_PER_MIN: intIn(1, 1_000_000).default(600).describe("REST requests per minute per user"),
     // Failed logins (401) per client address per minute, REST and upgrade together; 0 is off.
-    AUTH_FAILURES_PER_MIN: intIn(0, 1_000_000).default(60),
-    MAX_CONNECTIONS_PER_USER: intIn(1, 10_000).default(20),
-    SEND_BUFFER_LIMIT_BYTES: intIn(1024, 1 << 30).default(1 << 20),
-    SHUTDOWN_GRACE_MS: intIn(0, 600_000).default(10_000),
+    AUTH_FAILURES_PER_MIN: intIn(0, 1_000_000)
+      .default(60)
+      .describe("failed logins (401) per minute per client address; 0 turns it off"),
+    MAX_CONNECTIONS_PER_USER: intIn(1, 10_000).default(20).describe("open sockets per user on one instance"),
+    SEND_BUFFER_LIMIT_BYTES: intIn(1024, 1 << 30)
+      .default(1 << 20)
+      .describe("a socket whose unsent data passes this is closed"),
+    SHUTDOWN_GRACE_MS: intIn(0, 600_000).default(10_000).describe("how long SIGTERM may take to drain"),
     // How long /readyz answers 503 before connections are closed, so a load balancer stops
     // routing here first. Part of SHUTDOWN_GRACE_MS, not added to it.
-    SHUTDOWN_DRAIN_DELAY_MS: intIn(0, 600_000).default(0),
-    METRICS_TOKEN: z.string().min(8).optional(),
-    DEMO_PAGE: boolFlag.default(false),
-    LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+    SHUTDOWN_DRAIN_DELAY_MS: intIn(0, 600_000)
+      .default(0)
+      .describe("unready this long before closing connections; counts inside the grace"),
+    METRICS_TOKEN: z
+      .string()
+      .min(8)
+      .optional()
+      .describe("when set, /metrics needs Authorization: Bearer <it>"),
+    DEMO_PAGE: boolFlag.optional().meta({
+      description: "serve the demo web client at /demo",
+      shownDefault: "true on the embedded default (no Django, no key), else false",
+    }),
+    DEMO_MINT_PUBLIC: boolFlag
+      .default(false)
+      .describe(
+        "let the demo mint dev tokens while HOST is not a loopback address (requests must still come straight from this machine)",
+      ),
+    LOG_LEVEL: z
+      .enum(["debug", "info", "warn", "error"])
+      .default("info")
+      .describe("debug, info, warn or error; logs are JSON lines on stdout"),
   })
   .superRefine((env, ctx) => {
     if (env.SHUTDOWN_DRAIN_DELAY_MS >= env.SHUTDOWN_GRACE_MS && env.SHUTDOWN_DRAIN_DELAY_MS > 0) {
@@ -126,7 +208,20 @@ export const envSchema = z
     }
   });
 
-export type Config = Readonly<z.infer<typeof envSchema>>;
+type Parsed = z.infer<typeof envSchema>;
+
+/** The parsed environment with the defaults that depend on other variables filled in. */
+export type Config = Readonly<Omit<Parsed, "HOST" | "DEMO_PAGE"> & { HOST: string; DEMO_PAGE: boolean }>;
+
+/**
+ * No Django and no key: the service signs with a key it generated itself and knows only the
+ * sample (or a file) directory, so it is a trial on this machine, not a deployment. Such a start
+ * listens on loopback and serves the demo, so `npm start` leads straight to a chat in a browser;
+ * containers set HOST themselves, and a real key or Django turns the demo back to opt-in.
+ */
+export function isEmbeddedDefault(env: Pick<Parsed, "DJANGO_BASE_URL" | "JWT_SECRET" | "JWT_JWKS_URL">) {
+  return !env.DJANGO_BASE_URL && !env.JWT_SECRET && !env.JWT_JWKS_URL;
+}
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -156,5 +251,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       }),
     );
   }
-  return Object.freeze(parsed.data);
+  const trial = isEmbeddedDefault(parsed.data);
+  return Object.freeze({
+    ...parsed.data,
+    HOST: parsed.data.HOST ?? (trial ? TRIAL_HOST : SERVER_HOST),
+    DEMO_PAGE: parsed.data.DEMO_PAGE ?? trial,
+  });
 }

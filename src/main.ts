@@ -1,26 +1,13 @@
+import { startService } from "./app.ts";
+import { handleArguments, startupBanner } from "./cli.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { checkHealth, healthcheckUrl } from "./healthcheck.ts";
 import { createLogger } from "./log.ts";
-import { startService } from "./service.ts";
 
 /** Composition root: environment → configuration → service; owns the process signals. */
 
-const USAGE = `usage: lesson-chat [--healthcheck]
-  (no arguments)  start the service; configuration comes from the environment (see README)
-  --healthcheck   exit 0 when this host's service answers /healthz with 200, else 1
-`;
-
 // Compiled or not, the program's own arguments start at index 2.
-const args = process.argv.slice(2);
-const healthcheck = args.length === 1 && args[0] === "--healthcheck";
-if (args.includes("--help") || args.includes("-h")) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
-if (args.length > 0 && !healthcheck) {
-  process.stderr.write(`unknown arguments: ${args.join(" ")}\n${USAGE}`);
-  process.exit(2);
-}
+const { healthcheck } = handleArguments(process.argv.slice(2));
 
 let config: ReturnType<typeof loadConfig>;
 try {
@@ -50,17 +37,7 @@ try {
 }
 
 if (process.stdout.isTTY || process.env.npm_lifecycle_event === "start") {
-  const base = `ws://localhost:${service.port}/ws`;
-  process.stderr.write(
-    [
-      "",
-      `chat service on http://localhost:${service.port}`,
-      "  mint a token:   npm run token -- --user 10        (mentor 10; students 15, 16 in lesson 5)",
-      `  connect:        ${base}?lesson_id=5&student_id=15&token=<token>`,
-      `  history:        curl -H "Authorization: Bearer <token>" "http://localhost:${service.port}/conversations"`,
-      "",
-    ].join("\n"),
-  );
+  process.stderr.write(startupBanner(config, service.port));
 }
 
 let signals = 0;

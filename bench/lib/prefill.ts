@@ -1,5 +1,6 @@
+import { Database } from "bun:sqlite";
 import { conversationIdFor, createObjectIdGenerator } from "../../src/ids.ts";
-import { openStore } from "../../src/store/sqlite.ts";
+import { openStore } from "../../src/store/sqlite/index.ts";
 import type { Pair } from "./fixtures.ts";
 
 /**
@@ -9,8 +10,10 @@ import type { Pair } from "./fixtures.ts";
  * schema by opening the store once.
  */
 export function prefill(path: string, ps: Pair[], total: number, hot: number): { conversationId: string } {
-  const store = openStore({ path, synchronous: "OFF", outbox: false });
-  const db = store.db;
+  // The service's own schema, made by opening the store once; then plain inserts.
+  openStore({ path, synchronous: "OFF", outbox: false }).close();
+  const db = new Database(path, { strict: true });
+  db.run("PRAGMA synchronous = OFF");
   let clock = Date.UTC(2024, 0, 1);
   const newId = createObjectIdGenerator(() => clock);
   const insertConversation = db.prepare(
@@ -41,6 +44,6 @@ export function prefill(path: string, ps: Pair[], total: number, hot: number): {
     });
   })();
   db.run("PRAGMA wal_checkpoint(TRUNCATE)");
-  store.close();
+  db.close(false);
   return { conversationId: ids[0]! };
 }

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "../../tests/helpers/net.ts";
 import { BENCH_SECRET, directoryFor, type Pair } from "./fixtures.ts";
 
 /**
@@ -23,13 +24,6 @@ export interface RunningServer {
   httpUrl: string;
   dir: string;
   stop(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
 }
 
 /** argv run through bash so `ulimit -n` applies, then exec'd under taskset. */
@@ -82,7 +76,7 @@ export async function startOurs(opts: {
   const dir = mkdtempSync(join(tmpdir(), "chat-bench-"));
   const directoryFile = join(dir, "directory.json");
   writeFileSync(directoryFile, JSON.stringify(directoryFor(opts.pairs)));
-  const port = await freePort();
+  const port = freePort();
   const env = {
     PATH: process.env.PATH ?? "",
     HOME: process.env.HOME ?? "",
@@ -130,7 +124,7 @@ export async function startOurs(opts: {
 
 export async function startCentrifugo(bin: string): Promise<RunningServer> {
   const dir = mkdtempSync(join(tmpdir(), "centrifugo-bench-"));
-  const port = await freePort();
+  const port = freePort();
   const config = {
     http_server: { address: "127.0.0.1", port },
     log: { level: "error" },

@@ -1,4 +1,4 @@
-import { type Bus, type Deliver, topicOf } from "./types.ts";
+import { type Bus, type Deliver, topicOf } from "../domain/bus.ts";
 
 export function createLocalBus(deliver: Deliver): Bus {
   return {

@@ -1,8 +1,15 @@
 import { z } from "zod";
+import {
+  type Accept,
+  type Bus,
+  type Deliver,
+  type FrameKind,
+  isDurableKind,
+  topicOf,
+} from "../domain/bus.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
-import type { RedisLink } from "../redis/link.ts";
-import { type Bus, type Deliver, topicOf } from "./types.ts";
+import type { RedisLink } from "./redis-link.ts";
 
 /**
  * Fan-out across instances over Redis pub/sub: one channel per conversation, subscribed while
@@ -15,6 +22,7 @@ import { type Bus, type Deliver, topicOf } from "./types.ts";
  * outage: each instance remembers those it published lately and publishes them again, marked
  * as a replay, when its own link comes back or when a peer says it was cut off. Receivers
  * drop replays they already hold (see `accept`). Typing and presence are not repaired.
+ * The envelope names the frame's kind, so neither side reads the frame to tell them apart.
  */
 
 const envelopeSchema = z.object({
@@ -26,16 +34,12 @@ const envelopeSchema = z.object({
   f: z.string(),
   /** Set on replays after an outage. */
   r: z.literal(1).optional(),
+  /** The frame's kind; absent from instances that predate it (then read from the frame). */
+  k: z.enum(["message", "viewed", "typing", "presence"]).optional(),
 });
 type Envelope = z.infer<typeof envelopeSchema>;
 
 const helloSchema = z.object({ o: z.string(), down_ms: z.number().nonnegative() });
-
-/**
- * Decides whether a frame relayed from another instance is delivered here, after keeping
- * whatever this instance stores of it. A promise holds back later frames until it settles.
- */
-export type Accept = (conversationId: string, frame: string, replay: boolean) => boolean | Promise<boolean>;
 
 export interface RedisBusOptions {
   link: RedisLink;
@@ -60,8 +64,13 @@ export interface RedisBus extends Bus {
   readonly watching: number;
 }
 
-const isDurable = (frame: string) =>
-  frame.startsWith('{"type":"message"') || frame.startsWith('{"type":"viewed"');
+/** For a publish or an envelope that does not say: the kind the frame itself names. */
+function kindOfFrame(frame: string): FrameKind | undefined {
+  const type = (safeJson(frame) as { type?: unknown } | null | undefined)?.type;
+  return type === "message" || type === "viewed" || type === "typing" || type === "presence"
+    ? type
+    : undefined;
+}
 
 export function createRedisBus(opts: RedisBusOptions): RedisBus {
   const { link, prefix, instanceId, logger } = opts;
@@ -180,11 +189,16 @@ export function createRedisBus(opts: RedisBusOptions): RedisBus {
   };
 
   return {
-    publish(conversationId, frame, toUserId) {
+    publish(conversationId, frame, toUserId, kind) {
       opts.deliver(topicOf(conversationId, toUserId), frame);
-      const env: Envelope = { o: instanceId, f: frame, ...(toUserId !== undefined ? { u: toUserId } : {}) };
+      const env: Envelope = {
+        o: instanceId,
+        f: frame,
+        ...(toUserId !== undefined ? { u: toUserId } : {}),
+        ...(kind !== undefined ? { k: kind } : {}),
+      };
       const channel = channelOf(conversationId);
-      if (isDurable(frame)) remember(channel, env);
+      if (isDurableKind(kind ?? kindOfFrame(frame))) remember(channel, env);
       send(channel, env, true);
     },
 
@@ -226,7 +240,7 @@ export function createRedisBus(opts: RedisBusOptions): RedisBus {
       if (!watchers.has(conversationId)) return;
       let verdict: boolean | Promise<boolean>;
       try {
-        verdict = opts.accept(conversationId, env.f, env.r === 1);
+        verdict = opts.accept(conversationId, env.f, env.r === 1, env.k ?? kindOfFrame(env.f));
       } catch (err) {
         logger.error("relayed frame could not be kept; delivering it anyway", { error: err });
         verdict = true;

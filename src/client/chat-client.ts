@@ -1,77 +1,27 @@
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.ts";
 import { newClientId } from "./client-id.ts";
 import { Emitter } from "./emitter.ts";
+import {
+  type ChatClientOptions,
+  type ChatEvents,
+  type ConnectionState,
+  type Pending,
+  RETRYABLE,
+  socketUrl,
+  ZERO_ID,
+} from "./options.ts";
 import { ChatRest } from "./rest.ts";
-import type {
-  Ack,
-  ErrorCode,
-  ErrorFrame,
-  Message,
-  OutboundFrame,
-  Page,
-  Presence,
-  Ready,
-  TokenSource,
-  Typing,
-  Viewed,
-} from "./types.ts";
+import { SeenIds } from "./seen.ts";
+import type { Ack, ErrorFrame, Message, OutboundFrame, Page, Ready, TokenSource } from "./types.ts";
 import { ChatError } from "./types.ts";
+
+export type { ChatClientOptions, ChatEvents, ConnectionState } from "./options.ts";
 
 /**
  * One conversation over one WebSocket that survives restarts and network loss: reconnects with
  * backoff, resumes with `since=<last id>`, drops duplicates by message id, and keeps unacked
  * messages to resend with the same client_id (the server stores each client_id once).
  */
-
-export interface ChatClientOptions {
-  /** The service's base URL (`http(s)://host:port`); the WebSocket URL is derived from it. */
-  url: string;
-  token: TokenSource;
-  lessonId: number;
-  /** Required for mentors (which student); a student may leave it out. */
-  studentId?: number;
-  /** Resume point for the first connect. Without it the client asks REST for the latest id. */
-  since?: string;
-  /** `protocol` (default) sends `Sec-WebSocket-Protocol: bearer, <token>`; `query` uses `?token=`. */
-  tokenIn?: "protocol" | "query";
-  backoff?: Partial<BackoffOptions>;
-  /** After this long without a `typing()` call, `is_typing: false` is sent. */
-  typingIdleMs?: number;
-  /** An unacked message is resent (same client_id) after this long. */
-  ackTimeoutMs?: number;
-  /** App-level ping interval; a connection silent for two intervals is dropped and redialled. 0 = off. */
-  heartbeatMs?: number;
-  WebSocket?: typeof WebSocket;
-  fetch?: typeof fetch;
-}
-
-export type ConnectionState = "idle" | "connecting" | "open" | "reconnecting" | "closed";
-
-export interface ChatEvents {
-  ready: Ready;
-  message: Message;
-  typing: Typing;
-  viewed: Viewed;
-  presence: Presence;
-  state: { state: ConnectionState; attempt: number; delayMs?: number; code?: number; reason?: string };
-  /** Error frames not tied to a pending send, and fatal connection errors. */
-  error: ChatError;
-}
-
-interface Pending {
-  clientId: string;
-  text: string;
-  resolve: (ack: Ack) => void;
-  reject: (err: ChatError) => void;
-  retries: number;
-  timer?: ReturnType<typeof setTimeout>;
-}
-
-/** Resume from the very start: a valid ObjectId lower than any real one. */
-const ZERO_ID = "000000000000000000000000";
-/** Server errors worth another try with the same client_id; the rest are final. */
-const RETRYABLE: ReadonlySet<ErrorCode> = new Set(["internal", "rate_limited", "unavailable"]);
-const SEEN_LIMIT = 5000;
 
 export class ChatClient extends Emitter<ChatEvents> {
   readonly rest: ChatRest;
@@ -85,7 +35,7 @@ export class ChatClient extends Emitter<ChatEvents> {
   private heartbeatTimer?: ReturnType<typeof setInterval>;
   private lastFrameAt = 0;
   private readonly pending = new Map<string, Pending>();
-  private readonly seen = new Set<string>();
+  private readonly seen = new SeenIds(5000);
   private lastId: string | undefined;
   private viewedWanted: string | undefined;
   private viewedSent: string | undefined;
@@ -198,7 +148,7 @@ export class ChatClient extends Emitter<ChatEvents> {
   async history(page: Page = {}): Promise<Message[]> {
     const id = this.conversationId ?? (await this.connect()).conversation_id;
     const messages = await this.rest.messages(id, page);
-    for (const m of messages) this.remember(m.id);
+    for (const m of messages) this.seen.add(m.id);
     return messages;
   }
 
@@ -231,13 +181,8 @@ export class ChatClient extends Emitter<ChatEvents> {
     }
     // close() may have run while we awaited the token.
     if ((this.stateNow as ConnectionState) === "closed") return;
-    const url = new URL(`${this.opts.url.replace(/\/+$/, "").replace(/^http/, "ws")}/ws`);
-    url.searchParams.set("lesson_id", String(this.opts.lessonId));
-    if (this.opts.studentId !== undefined) url.searchParams.set("student_id", String(this.opts.studentId));
-    url.searchParams.set("since", this.lastId ?? ZERO_ID);
-    const byQuery = this.opts.tokenIn === "query";
-    if (byQuery) url.searchParams.set("token", token);
-    const ws = byQuery ? new this.WS(url.toString()) : new this.WS(url.toString(), ["bearer", token]);
+    const url = socketUrl(this.opts, this.lastId ?? ZERO_ID, token);
+    const ws = this.opts.tokenIn === "query" ? new this.WS(url) : new this.WS(url, ["bearer", token]);
     this.ws = ws;
     ws.onmessage = (e) => this.onFrame(ws, e.data);
     ws.onclose = (e) => this.onClose(ws, e.code, e.reason);
@@ -355,7 +300,7 @@ export class ChatClient extends Emitter<ChatEvents> {
       case "message": {
         const { type: _, ...message } = f;
         if (this.seen.has(message.id)) return;
-        this.remember(message.id);
+        this.seen.add(message.id);
         if (this.lastId === undefined || message.id > this.lastId) this.lastId = message.id;
         this.emit("message", message);
         return;
@@ -428,15 +373,6 @@ export class ChatClient extends Emitter<ChatEvents> {
   }
 
   // --- bookkeeping ---
-
-  private remember(id: string): void {
-    this.seen.add(id);
-    if (this.seen.size > SEEN_LIMIT) {
-      // Resume replays only ids above lastId, so the oldest entries can no longer come back.
-      const oldest = this.seen.values().next().value;
-      if (oldest !== undefined) this.seen.delete(oldest);
-    }
-  }
 
   private async token(): Promise<string> {
     const t = this.tokenSource;

@@ -2,8 +2,9 @@
  * The wire types, shared with the server. Type-only imports: they vanish from the bundle, so
  * the client carries no zod.
  */
-import type { ConversationJson } from "../http/app.ts";
+
 import type { ErrorCode, Message, OutboundFrame } from "../protocol/frames.ts";
+import type { ConversationJson } from "../protocol/wire.ts";
 
 export type { ErrorCode, Message, OutboundFrame };
 export type Conversation = ConversationJson;

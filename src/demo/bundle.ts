@@ -12,7 +12,11 @@ import sdkEmitter from "../client/emitter.ts" with { type: "text" };
 // @ts-expect-error text import
 import sdkIndex from "../client/index.ts" with { type: "text" };
 // @ts-expect-error text import
+import sdkOptions from "../client/options.ts" with { type: "text" };
+// @ts-expect-error text import
 import sdkRest from "../client/rest.ts" with { type: "text" };
+// @ts-expect-error text import
+import sdkSeen from "../client/seen.ts" with { type: "text" };
 // @ts-expect-error text import
 import sdkTypes from "../client/types.ts" with { type: "text" };
 // @ts-expect-error text import
@@ -27,7 +31,9 @@ const SOURCES: Record<string, string> = {
   [`${ROOT}/client/client-id.ts`]: sdkClientId,
   [`${ROOT}/client/emitter.ts`]: sdkEmitter,
   [`${ROOT}/client/index.ts`]: sdkIndex,
+  [`${ROOT}/client/options.ts`]: sdkOptions,
   [`${ROOT}/client/rest.ts`]: sdkRest,
+  [`${ROOT}/client/seen.ts`]: sdkSeen,
   [`${ROOT}/client/types.ts`]: sdkTypes,
   [`${ROOT}/demo/app.ts`]: demoApp,
 };

@@ -1,19 +1,21 @@
 import { SignJWT } from "jose";
 import sampleDirectory from "../../examples/directory.json";
 import type { Config } from "../config.ts";
-import { AppError, badRequest, forbidden, notFound } from "../domain/errors.ts";
+import { badRequest, notFound } from "../errors.ts";
 import type { HttpDeps } from "../http/app.ts";
 import { loadOrCreateDevSecret } from "../identity/dev-secret.ts";
 import { type Directory, directorySchema, readDirectoryFile } from "../identity/directory.ts";
 import type { Logger } from "../log.ts";
 import { buildDemoAssets } from "./bundle.ts";
+import { guardLocalRequest, isJson, mintingOffReason } from "./guard.ts";
 
 /**
- * `/demo`: a small chat page built on the client SDK, on only with DEMO_PAGE=true.
+ * `/demo`: a small chat page built on the client SDK; on by default only on the embedded
+ * default (no Django, no key), otherwise with DEMO_PAGE=true.
  *
  * With the local directory identity (no Django, no JWKS) it also offers a user picker that
- * mints 15-minute dev tokens, but only to callers on this machine (loopback) and same-origin
- * pages: anyone who can mint tokens can be anyone. Against Django, paste a real token.
+ * mints 15-minute dev tokens, to a browser on this machine only (see guard.ts for who counts).
+ * Against Django, paste a real token.
  */
 
 type App = Parameters<NonNullable<HttpDeps["extend"]>>[0];
@@ -29,9 +31,10 @@ export interface DemoRouteOptions {
 
 export async function createDemoRoutes(opts: DemoRouteOptions): Promise<(app: App) => void> {
   const { html, js } = await buildDemoAssets();
-  const dev = devTokenMinter(opts);
+  const offReason = opts.directoryIdentity ? mintingOffReason(opts.config) : "not the directory identity";
+  const dev = offReason ? null : devTokenMinter(opts);
   opts.logger.warn("DEMO_PAGE is on: /demo is served", {
-    userPicker: dev ? "on, for loopback callers" : "off (paste a token)",
+    userPicker: dev ? "on, for browsers on this machine" : `off: ${offReason}`,
   });
 
   const headers = {
@@ -49,7 +52,7 @@ export async function createDemoRoutes(opts: DemoRouteOptions): Promise<(app: Ap
 
     app.get("/demo/users", (c) => {
       if (!dev) throw notFound("this server mints no dev tokens; paste a token");
-      guardLocal(c.env, c.req.raw);
+      guardLocalRequest(peerAddress(c.env, c.req.raw), c.req.raw);
       return c.json(
         dev.users.map((u) => ({
           id: u.id,
@@ -62,7 +65,12 @@ export async function createDemoRoutes(opts: DemoRouteOptions): Promise<(app: Ap
 
     app.post("/demo/token", async (c) => {
       if (!dev) throw notFound("this server mints no dev tokens; paste a token");
-      guardLocal(c.env, c.req.raw);
+      guardLocalRequest(peerAddress(c.env, c.req.raw), c.req.raw);
+      // A cross-site page can POST text/plain without asking; JSON needs a preflight first.
+      if (!isJson(c.req.raw)) {
+        const message = "Content-Type must be application/json";
+        return c.json({ error: { code: "unsupported_media_type", message } }, 415);
+      }
       const body = (await c.req.json().catch(() => null)) as { user_id?: unknown } | null;
       const userId = body?.user_id;
       if (typeof userId !== "number" || !Number.isSafeInteger(userId)) {
@@ -93,25 +101,7 @@ function devTokenMinter(opts: DemoRouteOptions) {
   };
 }
 
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
-
-/** Dev tokens only for this machine, and only for pages served by this service. */
-function guardLocal(env: unknown, req: Request): void {
+function peerAddress(env: unknown, req: Request): string | undefined {
   const server = env as { requestIP?: (r: Request) => { address: string } | null } | undefined;
-  const address = server?.requestIP?.(req)?.address;
-  if (!address || !LOOPBACK.test(address)) {
-    throw forbidden("dev tokens are only minted for requests from this machine");
-  }
-  const origin = req.headers.get("origin");
-  if (origin !== null && safeHost(origin) !== req.headers.get("host")) {
-    throw new AppError(403, "forbidden", "dev tokens are only minted for this service's own pages");
-  }
-}
-
-function safeHost(origin: string): string | null {
-  try {
-    return new URL(origin).host;
-  } catch {
-    return null;
-  }
+  return server?.requestIP?.(req)?.address;
 }

@@ -1,12 +1,6 @@
+import { badRequest, forbidden, notFound } from "../errors.ts";
 import type { Credentials, Identity, Principal } from "../identity/types.ts";
-import { badRequest, forbidden, notFound } from "./errors.ts";
-
-/** The three people a conversation is about. */
-export interface Parties {
-  lessonId: number;
-  mentorId: number;
-  studentId: number;
-}
+import type { Parties } from "../model/types.ts";
 
 export interface ConnectRequest {
   lessonId: number;
@@ -24,7 +18,7 @@ export function checkClaimedUser(principal: Principal, claimedUserId: number | u
 }
 
 /**
- * Who may open which conversation (PROTOCOL.md, "Who may do what"): a mentor any enrolled
+ * Who may open which conversation (docs/protocol.md, "Identity and access"): a mentor any enrolled
  * student of a lesson they teach; a student only their own conversation, when enrolled.
  */
 export async function resolveParties(

@@ -1,11 +1,13 @@
-import type { Bus } from "../bus/types.ts";
+import { AppError, forbidden, notFound } from "../errors.ts";
 import { conversationIdFor } from "../ids.ts";
 import type { Metrics } from "../metrics.ts";
+import type { Conversation, Parties, StoredMessage } from "../model/types.ts";
 import { encode, messageFrame } from "../protocol/frames.ts";
+import { toWireMessage } from "../protocol/wire.ts";
 import type { GroupCommitter } from "../store/group-commit.ts";
-import { type ChatStore, type Conversation, type StoredMessage, toWireMessage } from "../store/sqlite.ts";
-import { otherParty, type Parties } from "./access.ts";
-import { AppError, forbidden, notFound } from "./errors.ts";
+import type { ChatStore } from "../store/sqlite/index.ts";
+import { otherParty } from "./access.ts";
+import type { Bus } from "./bus.ts";
 
 /**
  * The chat's rules: what a message may be, what marking read means, who hears what. Every
@@ -69,7 +71,12 @@ export function createChat(deps: ChatDeps) {
       );
       if (!result.duplicate) {
         metrics.messagesIn.inc();
-        bus.publish(conversation.id, encode(messageFrame(toWireMessage(result.message))));
+        bus.publish(
+          conversation.id,
+          encode(messageFrame(toWireMessage(result.message))),
+          undefined,
+          "message",
+        );
         metrics.messagesOut.inc({ type: "message" });
       }
       return result;
@@ -97,6 +104,8 @@ export function createChat(deps: ChatDeps) {
           viewer_id: viewerId,
           viewed_at: new Date(viewedAt).toISOString(),
         }),
+        undefined,
+        "viewed",
       );
       metrics.messagesOut.inc({ type: "viewed" });
       return { viewedAt };
@@ -112,6 +121,7 @@ export function createChat(deps: ChatDeps) {
           is_typing: isTyping,
         }),
         otherParty(conversation, senderId),
+        "typing",
       );
       metrics.messagesOut.inc({ type: "typing" });
     },
@@ -126,6 +136,7 @@ export function createChat(deps: ChatDeps) {
           ...(lastSeen !== undefined ? { last_seen: new Date(lastSeen).toISOString() } : {}),
         }),
         otherParty(conversation, userId),
+        "presence",
       );
       metrics.messagesOut.inc({ type: "presence" });
     },

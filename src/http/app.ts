@@ -2,25 +2,25 @@ import { zValidator } from "@hono/zod-validator";
 import { Hono, type MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import type { z } from "zod";
+import type { Authenticate } from "../auth/authenticate.ts";
+import { bearerFromHeader } from "../auth/credentials.ts";
+import type { OriginCheck } from "../auth/origin.ts";
 import { checkClaimedUser, isParticipant } from "../domain/access.ts";
-import { AppError, forbidden, notFound, unauthorized } from "../domain/errors.ts";
 import type { KeyedBuckets } from "../domain/rate.ts";
-import type { Identity, Principal } from "../identity/types.ts";
+import { AppError, errorBody, forbidden, notFound, toAppError, unauthorized } from "../errors.ts";
+import type { Principal } from "../identity/types.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
+import type { Conversation, ConversationSummary } from "../model/types.ts";
 import {
   conversationParamSchema,
   conversationsQuerySchema,
   messagesQuerySchema,
   presenceQuerySchema,
 } from "../protocol/params.ts";
-import type { ChatStore, Conversation, ConversationSummary } from "../store/sqlite.ts";
-import { toWireMessage } from "../store/sqlite.ts";
-import { bearerFromHeader, parseCookies } from "./credentials.ts";
-import { errorBody, toAppError } from "./errors.ts";
-import type { FailedAuthGuard } from "./failed-auth.ts";
+import { toWireConversation, toWireMessage } from "../protocol/wire.ts";
+import type { ChatStore } from "../store/sqlite/index.ts";
 import { openApiDocument } from "./openapi.ts";
-import type { OriginCheck } from "./origin.ts";
 
 export interface Readiness {
   ready: boolean;
@@ -29,7 +29,6 @@ export interface Readiness {
 
 export interface HttpDeps {
   store: ChatStore;
-  identity: Identity;
   presence: (userId: number) => Promise<{ online: boolean; lastSeen: number | null }>;
   restBuckets: KeyedBuckets;
   originAllowed: OriginCheck;
@@ -37,9 +36,7 @@ export interface HttpDeps {
   logger: Logger;
   readiness: () => Readiness;
   metricsToken?: string;
-  /** Failed-login budget per client address; absent means unlimited. */
-  authFailures?: FailedAuthGuard;
-  clientIp?: (req: Request) => string;
+  authenticate: Authenticate;
   /** With MongoDB: reads it through into the store, so history this instance never wrote is served. */
   history?: {
     conversation(id: string): Promise<ConversationSummary | Conversation | null>;
@@ -66,23 +63,8 @@ function validate<T extends z.ZodType>(target: "query" | "param", schema: T) {
   });
 }
 
-/** The REST shape of a conversation; the client SDK imports this type. */
-export type ConversationJson = ReturnType<typeof conversationJson>;
-
-function conversationJson(s: ConversationSummary) {
-  return {
-    id: s.id,
-    lesson_id: s.lessonId,
-    mentor_id: s.mentorId,
-    student_id: s.studentId,
-    created_at: new Date(s.createdAt).toISOString(),
-    last_message: s.lastMessage ? toWireMessage(s.lastMessage) : null,
-    unread_count: s.unreadCount,
-  };
-}
-
 export function createHttpApp(deps: HttpDeps) {
-  const { store, identity, metrics } = deps;
+  const { store, metrics } = deps;
   const app = new Hono<Env>();
 
   app.use("*", async (c, next) => {
@@ -128,11 +110,8 @@ export function createHttpApp(deps: HttpDeps) {
   app.get("/openapi.json", (c) => c.json(openApiDocument()));
 
   const authenticate: MiddlewareHandler<Env> = async (c, next) => {
-    const ip = deps.clientIp?.(c.req.raw) ?? "unknown";
-    const principal = await (deps.authFailures?.guard ?? ((_ip, f) => f()))(ip, async () => {
-      const token = bearerFromHeader(c.req.header("authorization") ?? null);
-      if (!token) throw unauthorized("an Authorization: Bearer token is required");
-      return identity.authenticate({ token, cookies: parseCookies(c.req.header("cookie") ?? null) });
+    const { principal } = await deps.authenticate(c.req.raw, {
+      missing: "an Authorization: Bearer token is required",
     });
     const limit = deps.restBuckets.take(`u:${principal.userId}`);
     if (!limit.ok) throw new AppError(429, "rate_limited", "too many requests; slow down", limit.retryAfterS);
@@ -169,7 +148,7 @@ export function createHttpApp(deps: HttpDeps) {
         studentId: q.student_id,
         lessonId: q.lesson_id,
       });
-      return c.json(list.map(conversationJson));
+      return c.json(list.map(toWireConversation));
     },
   );
 
@@ -181,7 +160,7 @@ export function createHttpApp(deps: HttpDeps) {
     async (c) => {
       const me = c.get("principal");
       const conversation = await ownConversation(c.req.valid("param").id, me);
-      return c.json(conversationJson(store.summarise(conversation, me.userId)));
+      return c.json(toWireConversation(store.summarise(conversation, me.userId)));
     },
   );
 

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { unauthorized } from "../domain/errors.ts";
+import { unauthorized } from "../errors.ts";
 import type { TokenVerifier } from "./token.ts";
 import type { Identity, LessonInfo } from "./types.ts";
 

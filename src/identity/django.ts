@@ -1,12 +1,12 @@
 import { z } from "zod";
-import { AppError, forbidden, unauthorized, unavailable } from "../domain/errors.ts";
+import { AppError, forbidden, unauthorized, unavailable } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { SingleFlightCache } from "./cache.ts";
 import { type TokenVerifier, unverifiedClaims } from "./token.ts";
 import type { Credentials, Identity, LessonInfo, Principal } from "./types.ts";
 
 /**
- * The platform's Django site as identity backend (PROTOCOL.md, "Identity backend"). Answers are
+ * The platform's Django site as identity backend (docs/protocol.md, "Identity and access"). Answers are
  * cached briefly per token, per lesson and per lesson+student; nothing the backend says is
  * passed on to our callers beyond the facts we need.
  */

@@ -7,7 +7,7 @@ import { createDjangoIdentity } from "./django.ts";
 import { createTokenVerifier } from "./token.ts";
 import type { Identity } from "./types.ts";
 
-/** Picks the identity backend the configuration names (PROTOCOL.md, "Identity backend"). */
+/** Picks the identity backend the configuration names (docs/protocol.md, "Identity and access"). */
 export function createIdentity(config: Config, logger: Logger): { identity: Identity; notes: string[] } {
   const notes: string[] = [];
   if (config.DJANGO_BASE_URL) {

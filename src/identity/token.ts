@@ -6,7 +6,7 @@ import {
   type JWTVerifyGetKey,
   jwtVerify,
 } from "jose";
-import { unauthorized } from "../domain/errors.ts";
+import { unauthorized } from "../errors.ts";
 
 /**
  * Local token verification: a forged or expired token is refused here, before it costs a

@@ -1,6 +1,5 @@
 import { MongoBulkWriteError, MongoClient, MongoServerError, ObjectId } from "mongodb";
-import type { Parties } from "../domain/access.ts";
-import type { Conversation, StoredMessage } from "./sqlite.ts";
+import type { Conversation, Parties, StoredMessage } from "../model/types.ts";
 
 /**
  * MongoDB, the system of record, in the seed's schema. Everything here is written to be replayed:

@@ -1,8 +1,8 @@
-import type { Parties } from "../domain/access.ts";
 import { OBJECT_ID_RE } from "../ids.ts";
 import type { Logger } from "../log.ts";
+import type { Conversation, Parties } from "../model/types.ts";
 import type { MongoStore } from "./mongo.ts";
-import type { ChatStore, Conversation } from "./sqlite.ts";
+import type { ChatStore } from "./sqlite/index.ts";
 
 /**
  * Reads MongoDB through into the local store, so an instance that did not write a conversation

@@ -1,13 +1,14 @@
 import type { ServerWebSocket } from "bun";
-import { conversationTopic, participantTopic } from "../bus/types.ts";
 import { otherParty } from "../domain/access.ts";
+import { conversationTopic, participantTopic } from "../domain/bus.ts";
 import type { Chat } from "../domain/chat.ts";
-import { AppError } from "../domain/errors.ts";
 import type { Presence } from "../domain/presence.ts";
 import type { KeyedBuckets, TokenBucket } from "../domain/rate.ts";
+import { AppError } from "../errors.ts";
 import type { Credentials, Identity, Principal } from "../identity/types.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
+import type { Conversation } from "../model/types.ts";
 import {
   type ErrorCode,
   encode,
@@ -16,8 +17,8 @@ import {
   inboundFrameSchema,
   type OutboundFrame,
 } from "../protocol/frames.ts";
-import type { ChatStore, Conversation } from "../store/sqlite.ts";
-import { toWireMessage } from "../store/sqlite.ts";
+import { toWireMessage } from "../protocol/wire.ts";
+import type { ChatStore } from "../store/sqlite/index.ts";
 
 /** What a socket carries from its upgrade to its close. */
 export interface SessionData {

@@ -1,18 +1,12 @@
 import type { Server } from "bun";
+import type { Authenticate } from "../auth/authenticate.ts";
+import { BEARER_SUBPROTOCOL, bearerFromSubprotocol } from "../auth/credentials.ts";
+import type { OriginCheck } from "../auth/origin.ts";
 import { resolveParties } from "../domain/access.ts";
 import type { Chat } from "../domain/chat.ts";
-import { AppError, unauthorized } from "../domain/errors.ts";
 import type { Presence } from "../domain/presence.ts";
 import { TokenBucket } from "../domain/rate.ts";
-import {
-  BEARER_SUBPROTOCOL,
-  bearerFromHeader,
-  bearerFromSubprotocol,
-  parseCookies,
-} from "../http/credentials.ts";
-import { errorResponse } from "../http/errors.ts";
-import type { FailedAuthGuard } from "../http/failed-auth.ts";
-import type { OriginCheck } from "../http/origin.ts";
+import { AppError, errorResponse } from "../errors.ts";
 import type { Identity } from "../identity/types.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -32,8 +26,7 @@ export interface UpgradeDeps {
   rate: { perS: number; burst: number };
   maxConnectionsPerUser: number;
   isDraining: () => boolean;
-  authFailures?: FailedAuthGuard;
-  clientIp?: (req: Request) => string;
+  authenticate: Authenticate;
 }
 
 let connSeq = 0;
@@ -74,18 +67,14 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       return refuse(new AppError(400, "bad_request", `${issue?.path.join(".")}: ${issue?.message}`));
     }
     const protocolToken = bearerFromSubprotocol(req.headers.get("sec-websocket-protocol"));
-    const token = query.data.token ?? bearerFromHeader(req.headers.get("authorization")) ?? protocolToken;
-    const cred = token ? { token, cookies: parseCookies(req.headers.get("cookie")) } : undefined;
-    const ip = deps.clientIp?.(req) ?? "unknown";
 
     let data: SessionData;
     let reservedFor: number | undefined;
     try {
-      const principal = await (deps.authFailures?.guard ?? ((_ip, f) => f()))(ip, async () => {
-        if (!cred) throw unauthorized();
-        return deps.identity.authenticate(cred);
+      const { principal, cred } = await deps.authenticate(req, {
+        queryToken: query.data.token,
+        subprotocol: true,
       });
-      if (!cred) throw unauthorized(); // unreachable: narrows `cred` for what follows
       // Count upgrades still in flight too: a burst of parallel connects must not slip past the limit.
       const inFlight = pending.get(principal.userId) ?? 0;
       if (deps.presence.connections(principal.userId) + inFlight >= deps.maxConnectionsPerUser) {

@@ -9,6 +9,7 @@ import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFile
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { freePort } from "./net.ts";
 
 // Debian's python carries Django; the pyenv python3 on PATH does not.
 const PYTHON = "/usr/bin/python3";
@@ -135,14 +136,6 @@ function pythonEnv(extra: Record<string, string>): Record<string, string> {
     env[key] = value;
   }
   return { ...env, PYTHONUNBUFFERED: "1", DJANGO_SETTINGS_MODULE: "chatsite.settings", ...extra };
-}
-
-function freePort(): number {
-  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-  const port = probe.port;
-  probe.stop(true);
-  if (port === undefined) throw new Error("could not find a free port");
-  return port;
 }
 
 function randomSecret(): string {

@@ -5,6 +5,8 @@
  * A server that cannot be started makes the caller throw with the reason; tests never skip, because a
  * silently skipped durability test is worse than a red one.
  */
+
+import { afterAll, beforeAll } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
@@ -12,6 +14,7 @@ import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { MongoClient, type MongoClientOptions } from "mongodb";
+import { freePort } from "./net.ts";
 
 export const INSTALL_HINT =
   "Install FerretDB v1.24.2 with `bash scripts/install-ferretdb.sh` (builds it into $(go env GOPATH)/bin/ferretdb; " +
@@ -48,14 +51,6 @@ export interface MongoHandle {
   destroy(): Promise<void>;
   /** Last lines of the server log, for assertion messages. */
   logTail(lines?: number): string;
-}
-
-/** Picks a free loopback port by letting the kernel choose, then releasing it. */
-export async function freePort(): Promise<number> {
-  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = listener.port;
-  listener.stop(true);
-  return port;
 }
 
 export function resolveFerretdbBinary(): string {
@@ -216,7 +211,7 @@ async function spawnFerretdb(): Promise<MongoHandle> {
   await mkdir(dataDir);
   const logPath = join(dir, "ferretdb.log");
   const host = "127.0.0.1";
-  let port = await freePort();
+  let port = freePort();
   const dbName = randomDbName();
   const clients: MongoClient[] = [];
   let proc: Subprocess | null = null;
@@ -288,7 +283,7 @@ async function spawnFerretdb(): Promise<MongoHandle> {
       await rm(dir, { recursive: true, force: true });
       throw err;
     }
-    port = await freePort();
+    port = freePort();
     try {
       await launch();
     } catch (err2) {
@@ -324,5 +319,50 @@ async function spawnFerretdb(): Promise<MongoHandle> {
       await rm(dir, { recursive: true, force: true });
     },
     logTail: (lines = 30) => tail(logPath, lines),
+  };
+}
+
+export interface MongoForFile {
+  /** The file's server, from `beforeAll` on. */
+  readonly mongo: MongoHandle;
+  /** A connected client of it, for reading back what the service wrote. */
+  readonly client: MongoClient;
+  /** Runs `fn` in `afterAll`, newest first, before the server is destroyed (services, proxies, temp dirs). */
+  defer(fn: () => Promise<void> | void): void;
+}
+
+/**
+ * One FerretDB for a whole test file: started in `beforeAll`, destroyed in `afterAll` once every
+ * deferred clean-up has run. Call it at the top level of the file.
+ */
+export function mongoForFile(
+  clientOptions: MongoClientOptions = { serverSelectionTimeoutMS: 5_000 },
+): MongoForFile {
+  let mongo: MongoHandle | undefined;
+  let client: MongoClient | undefined;
+  const cleanups: Array<() => Promise<void> | void> = [];
+  const notYet = (what: string): never => {
+    throw new Error(
+      `mongoForFile(): ${what} is only there from beforeAll on (call mongoForFile() at the top level)`,
+    );
+  };
+  beforeAll(async () => {
+    mongo = await startMongo();
+    client = await mongo.client(clientOptions);
+  });
+  afterAll(async () => {
+    for (const fn of cleanups.splice(0).reverse()) await fn();
+    await mongo?.destroy();
+  });
+  return {
+    get mongo() {
+      return mongo ?? notYet("mongo");
+    },
+    get client() {
+      return client ?? notYet("client");
+    },
+    defer(fn) {
+      cleanups.push(fn);
+    },
   };
 }

@@ -4,6 +4,7 @@ import { ObjectId } from "mongodb";
 import type { MongoHandle } from "./ferretdb.ts";
 import { checkQueue, type QueueCheckResult } from "./queue-checker.ts";
 import { type TestService, UNTHROTTLED } from "./service.ts";
+import { waitUntil } from "./wait.ts";
 import type { TestSocket } from "./ws-client.ts";
 
 /** Shared pieces of the MongoDB outbox tests: env, readiness, waits, and reading MongoDB back. */
@@ -44,33 +45,13 @@ export async function readyz(svc: Pick<TestService, "get">): Promise<{ status: n
   return { status: res.status, body: (await res.json()) as Ready };
 }
 
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ""}`);
-    await Bun.sleep(50);
-  }
-}
-
 export const drained = (svc: Pick<TestService, "get">, timeoutMs = 20_000) =>
-  waitFor(
-    "the outbox to drain into MongoDB",
+  waitUntil(
     async () => {
       const r = await readyz(svc);
       return r.body.checks.outbox.backlog === 0 && r.body.checks.mongo.ok ? r.body : undefined;
     },
-    timeoutMs,
+    { message: "the outbox to drain into MongoDB", timeoutMs },
   );
 
 /** Ids in MongoDB for a conversation, one entry per stored document (so duplicates show). */

@@ -1,5 +1,5 @@
-import { createServer } from "node:net";
 import { RedisClient } from "bun";
+import { freePort } from "./net.ts";
 import type { TestService } from "./service.ts";
 import type { Frame, TestSocket } from "./ws-client.ts";
 
@@ -46,17 +46,6 @@ export async function removePrefix(prefix: string, url = SHARED_REDIS_URL): Prom
   }
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 export interface OwnRedis {
   url: string;
   port: number;
@@ -66,7 +55,7 @@ export interface OwnRedis {
 
 /** A private, non-persistent redis-server; `kill` is SIGKILL, as a crash would be. */
 export async function ownRedis(): Promise<OwnRedis> {
-  const port = await freePort();
+  const port = freePort();
   const url = `redis://127.0.0.1:${port}`;
   let proc: Bun.Subprocess | undefined;
   const self: OwnRedis = {
@@ -98,16 +87,6 @@ export async function ownRedis(): Promise<OwnRedis> {
   };
   await self.start();
   return self;
-}
-
-/** Polls `check` until it is true; fails with `what` after the deadline. */
-export async function eventually(what: string, check: () => Promise<boolean> | boolean, ms = 15_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await Bun.sleep(100);
-  }
 }
 
 /** Sockets that have had their `ready` frame, all closed together when a file ends. */

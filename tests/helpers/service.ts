@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type Service, type ServiceOverrides, startService } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import { createLogger, type Logger, silentLogger } from "../../src/log.ts";
-import { type Service, type ServiceOverrides, startService } from "../../src/service.ts";
 import { mintToken, TEST_SECRET } from "./tokens.ts";
 import { TestSocket } from "./ws-client.ts";
 

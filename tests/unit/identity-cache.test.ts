@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { AppError } from "../../src/domain/errors.ts";
+import { AppError } from "../../src/errors.ts";
 import { SingleFlightCache } from "../../src/identity/cache.ts";
 
 const isRefusal = (err: unknown) => err instanceof AppError && err.status === 401;

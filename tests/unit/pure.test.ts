@@ -1,10 +1,10 @@
 import { describe, expect, test } from "bun:test";
+import { bearerFromHeader, bearerFromSubprotocol, parseCookies } from "../../src/auth/credentials.ts";
+import { compileOrigins } from "../../src/auth/origin.ts";
 import { validateText } from "../../src/domain/chat.ts";
-import { AppError } from "../../src/domain/errors.ts";
 import { PresenceTracker } from "../../src/domain/presence.ts";
 import { KeyedBuckets, TokenBucket } from "../../src/domain/rate.ts";
-import { bearerFromHeader, bearerFromSubprotocol, parseCookies } from "../../src/http/credentials.ts";
-import { compileOrigins } from "../../src/http/origin.ts";
+import { AppError } from "../../src/errors.ts";
 import { SingleFlightCache } from "../../src/identity/cache.ts";
 import { conversationIdFor, createObjectIdGenerator, OBJECT_ID_RE } from "../../src/ids.ts";
 import { createLogger, redactText } from "../../src/log.ts";

@@ -1,0 +1,311 @@
+import type { Server } from "bun";
+import { createAuthenticate } from "./auth/authenticate.ts";
+import { createFailedAuthGuard } from "./auth/failed-auth.ts";
+import { compileOrigins } from "./auth/origin.ts";
+import { createFanout } from "./bus/fanout.ts";
+import type { Config } from "./config.ts";
+import type { Deliver } from "./domain/bus.ts";
+import { type Chat, createChat } from "./domain/chat.ts";
+import type { LastSeenStore, Presence } from "./domain/presence.ts";
+import { KeyedBuckets } from "./domain/rate.ts";
+import { createRelayAccept } from "./domain/relay.ts";
+import { createHttpApp } from "./http/app.ts";
+import { createIdentity } from "./identity/index.ts";
+import type { Identity } from "./identity/types.ts";
+import { createObjectIdGenerator } from "./ids.ts";
+import { createMongoFlush } from "./jobs/mongo-flush.ts";
+import { createOutboxWorker, register } from "./jobs/outbox-worker.ts";
+import type { Logger } from "./log.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { createReadiness, registerGauges } from "./readiness.ts";
+import { createShutdown, serve, type Teardown } from "./server.ts";
+import { createGroupCommitter, type GroupCommitter } from "./store/group-commit.ts";
+import { createReadThrough } from "./store/read-through.ts";
+import { type ChatStore, openStore } from "./store/sqlite/index.ts";
+import { type ChatSocket, createSessionHandlers, type SessionData } from "./ws/session.ts";
+import { createUpgradeHandler } from "./ws/upgrade.ts";
+
+/**
+ * Builds the whole service from a configuration and starts listening: the composition root
+ * that main.ts calls with the environment and tests call with a temp SQLite file and port 0.
+ * Every part gets its dependencies here; nothing else opens a connection.
+ */
+
+export interface ServiceOverrides {
+  identity?: Identity;
+  now?: () => number;
+}
+
+export interface Service {
+  server: Server<SessionData>;
+  /** The REST routes (tests enumerate `app.routes` so none escapes the authorisation matrix). */
+  app: ReturnType<typeof createHttpApp>;
+  url: string;
+  port: number;
+  /** Drains and stops: unready, acks what is queued, closes sockets with 1001, closes the store. */
+  shutdown(reason?: string): Promise<void>;
+}
+
+/** SQLite, and with MONGO_URI the MongoDB behind the outbox: nothing on the request path waits for it. */
+async function openStorage(
+  config: Config,
+  deps: { logger: Logger; metrics: Metrics; now: () => number; onRemap: (oldId: string) => void },
+) {
+  const store = openStore({
+    path: config.SQLITE_PATH,
+    synchronous: config.SQLITE_SYNCHRONOUS,
+    outbox: Boolean(config.MONGO_URI),
+  });
+  // The driver is loaded only when used: it costs a start without MongoDB tens of milliseconds.
+  const mongo = config.MONGO_URI
+    ? (await import("./store/mongo.ts")).openMongo({
+        uri: config.MONGO_URI,
+        db: config.MONGO_DB,
+        connectTimeoutMs: config.MONGO_CONNECT_TIMEOUT_MS,
+        socketTimeoutMs: config.MONGO_SOCKET_TIMEOUT_MS,
+      })
+    : undefined;
+  const flush = mongo
+    ? createMongoFlush({
+        store,
+        mongo,
+        logger: deps.logger.child({ component: "flusher" }),
+        metrics: deps.metrics,
+        now: deps.now,
+        onRemap: deps.onRemap,
+      })
+    : undefined;
+  const worker = flush
+    ? createOutboxWorker(
+        {
+          outbox: store,
+          logger: deps.logger.child({ component: "flusher" }),
+          batchSize: config.MONGO_FLUSH_BATCH,
+          pollMs: config.MONGO_FLUSH_POLL_MS,
+          retryMaxMs: config.MONGO_RETRY_MAX_MS,
+          now: deps.now,
+        },
+        [register(flush.handler)],
+      )
+    : undefined;
+  const history = mongo
+    ? createReadThrough({ store, mongo, logger: deps.logger, timeoutMs: config.MONGO_READ_TIMEOUT_MS })
+    : undefined;
+  const committer = createGroupCommitter({
+    transaction: store.transaction,
+    onBatch: (n) => {
+      deps.metrics.commitBatch.observe(n);
+      worker?.notify();
+    },
+  });
+  return { store, flush, worker, history, committer };
+}
+
+/** last_seen rides along with the next group commit: an fsync per connect would make a reconnect storm crawl. */
+function lastSeenVia(store: ChatStore, committer: GroupCommitter): LastSeenStore {
+  return {
+    touchPresence: (userId, at) => {
+      committer
+        .submit(() => store.touchPresence(userId, at))
+        .catch(() => {
+          // Advisory only; the store may be closing at shutdown.
+        });
+    },
+    lastSeen: (userId) => store.lastSeen(userId),
+  };
+}
+
+/** Sockets hold the old id (and its topic): make them reconnect onto the adopted one. */
+const reconnectRemapped = (sockets: Set<ChatSocket>) => (oldId: string) => {
+  for (const ws of sockets) {
+    if (ws.data.conversation.id === oldId) ws.close(1012, "conversation id changed; reconnect");
+  }
+};
+
+type Storage = Awaited<ReturnType<typeof openStorage>>;
+
+interface Core {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  now: () => number;
+  storage: Storage;
+  identity: Identity;
+  chat: Chat;
+  presence: Presence;
+  bus: Awaited<ReturnType<typeof createFanout>>["bus"];
+  redisShape?: Awaited<ReturnType<typeof createFanout>>["redisShape"];
+  sockets: Set<ChatSocket>;
+  deliver: Deliver;
+  isDraining: () => boolean;
+  clientIp: (req: Request) => string;
+}
+
+/** The two transports over the same chat: REST (with the demo's routes when on) and WebSocket. */
+async function createTransports(
+  core: Core,
+  readiness: ReturnType<typeof createReadiness>,
+  demoAllowed: boolean,
+) {
+  const { config, logger, metrics, identity, chat, presence, bus } = core;
+  const { store, history } = core.storage;
+  const originAllowed = compileOrigins(config.ALLOWED_ORIGINS);
+  const authFailures = createFailedAuthGuard(config.AUTH_FAILURES_PER_MIN);
+  const authenticate = createAuthenticate({ identity, authFailures, clientIp: core.clientIp });
+  // Imported only when on, so the demo's bundling costs nothing otherwise.
+  const extend = config.DEMO_PAGE
+    ? await (await import("./demo/routes.ts")).createDemoRoutes({
+        config,
+        directoryIdentity: demoAllowed && identity.kind === "directory",
+        logger,
+      })
+    : undefined;
+  const app = createHttpApp({
+    store,
+    presence: (u) => presence.status(u),
+    restBuckets: new KeyedBuckets(config.RATE_REST_PER_MIN / 60, config.RATE_REST_PER_MIN),
+    originAllowed,
+    metrics,
+    logger,
+    readiness,
+    metricsToken: config.METRICS_TOKEN,
+    authenticate,
+    extend,
+    history,
+  });
+  const upgrade = createUpgradeHandler({
+    identity,
+    chat,
+    presence,
+    watch: (id) => bus.watch(id),
+    unwatch: (id) => bus.unwatch(id),
+    originAllowed,
+    metrics,
+    logger,
+    rate: { perS: config.RATE_MESSAGES_PER_S, burst: config.RATE_MESSAGES_BURST },
+    maxConnectionsPerUser: config.MAX_CONNECTIONS_PER_USER,
+    isDraining: core.isDraining,
+    authenticate,
+  });
+  const session = createSessionHandlers({
+    chat,
+    store,
+    identity,
+    presence,
+    unwatch: (id) => bus.unwatch(id),
+    userBuckets: new KeyedBuckets(config.RATE_USER_MESSAGES_PER_S, config.RATE_USER_MESSAGES_BURST),
+    metrics,
+    logger,
+    now: core.now,
+    publishLocal: core.deliver,
+    sockets: core.sockets,
+  });
+  return { app, upgrade, session };
+}
+
+/** What stops after the sockets, in the order createShutdown calls it. */
+function teardownOf(storage: Storage, fanout: { presence: Presence; bus: Core["bus"] }): Teardown {
+  return {
+    flushCommits: () => storage.committer.flushNow(),
+    closeFanout: async () => {
+      await fanout.presence.close();
+      await fanout.bus.close();
+    },
+    stopWorker: async (budgetMs) => storage.worker?.stop(budgetMs),
+    closeStore: () => storage.store.close(),
+  };
+}
+
+function probesOf(core: Core) {
+  const { storage, bus, presence } = core;
+  return {
+    store: storage.store,
+    identity: core.identity,
+    bus: {
+      healthy: () => bus.healthy(),
+      kind: core.config.REDIS_URL ? ("redis" as const) : ("local" as const),
+      redis: core.redisShape,
+    },
+    mongo: storage.flush?.status,
+    sockets: () => core.sockets.size,
+    localUsers: () => presence.localUsers,
+    isDraining: core.isDraining,
+    now: core.now,
+  };
+}
+
+export async function startService(
+  config: Config,
+  logger: Logger,
+  overrides: ServiceOverrides = {},
+): Promise<Service> {
+  const now = overrides.now ?? Date.now;
+  const metrics = createMetrics();
+  const sockets = new Set<ChatSocket>();
+  let draining = false;
+  let server: Server<SessionData> | undefined;
+  // The server is made last (its handlers need the chat); frames reach its topics through this.
+  const deliver: Deliver = (topic, frame) => {
+    server?.publish(topic, frame);
+  };
+  const storage = await openStorage(config, { logger, metrics, now, onRemap: reconnectRemapped(sockets) });
+  const { store, committer } = storage;
+  const { identity, notes } = overrides.identity
+    ? { identity: overrides.identity, notes: [] }
+    : createIdentity(config, logger);
+  for (const note of notes) logger.warn(note);
+  const accept = createRelayAccept({ store, committer });
+  const lastSeen = lastSeenVia(store, committer);
+  const fanout = await createFanout(config, {
+    deliver,
+    accept,
+    lastSeen,
+    registry: metrics.registry,
+    logger,
+    now,
+  });
+  const chat = createChat({
+    store,
+    committer,
+    bus: fanout.bus,
+    newId: createObjectIdGenerator(now, store.newestMessageId() ?? undefined),
+    now,
+    metrics,
+    maxMessageChars: config.MAX_MESSAGE_CHARS,
+    history: storage.history,
+  });
+  const clientIp = (req: Request) => server?.requestIP(req)?.address ?? "unknown";
+  const core: Core = {
+    config,
+    logger,
+    metrics,
+    now,
+    storage,
+    identity,
+    chat,
+    ...fanout,
+    sockets,
+    deliver,
+    clientIp,
+    isDraining: () => draining,
+  };
+  const probes = probesOf(core);
+  const readiness = createReadiness(probes);
+  registerGauges(metrics, probes);
+  const { app, upgrade, session } = await createTransports(core, readiness, !overrides.identity);
+  server = serve({ config, logger, upgrade, fetch: app.fetch, session, sockets });
+  const shutdown = createShutdown({
+    config,
+    logger,
+    sockets,
+    server: () => server,
+    setDraining: () => {
+      draining = true;
+    },
+    teardown: teardownOf(storage, fanout),
+  });
+  storage.worker?.start();
+  const port = server.port ?? config.PORT;
+  logger.info("listening", { port, identity: identity.kind, sqlite: config.SQLITE_PATH });
+  return { server, app, url: `http://127.0.0.1:${port}`, port, shutdown };
+}

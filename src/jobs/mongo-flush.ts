@@ -1,0 +1,150 @@
+import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import type { OutboxEntry } from "../model/outbox.ts";
+import type { StoredMessage } from "../model/types.ts";
+import type { MongoStore } from "../store/mongo.ts";
+import type { OutboxHandler } from "./outbox-worker.ts";
+
+/**
+ * The outbox handler that copies conversations, messages and read marks to MongoDB: consecutive
+ * messages go as one unordered insert; every write is keyed by an id made locally, so a replay
+ * is a duplicate-key answer, which counts as done. All three kinds are one handler because their
+ * order matters to each other.
+ */
+
+const KINDS = ["conversation", "message", "viewed"] as const;
+type MongoKind = (typeof KINDS)[number];
+
+/** What the handler needs of the store: the aliases of adopted conversations, and adopting one. */
+export interface ConversationMoves {
+  conversationAliases(): Map<string, string>;
+  remapConversation(oldId: string, newId: string): void;
+}
+
+export interface MongoFlushOptions {
+  store: ConversationMoves;
+  mongo: MongoStore;
+  logger: Logger;
+  metrics: Metrics;
+  /** Told when MongoDB already knew a conversation under another id and the local one moved. */
+  onRemap?: (oldId: string, newId: string) => void;
+  now?: () => number;
+}
+
+export type MongoFlushStatus = {
+  ok: boolean;
+  indexes: boolean;
+  flushed_messages: number;
+  flush_errors: number;
+  last_flush_at: string | null;
+  last_error?: string;
+};
+
+export function createMongoFlush(opts: MongoFlushOptions) {
+  const { store, mongo, logger } = opts;
+  const now = opts.now ?? Date.now;
+  const registry = opts.metrics.registry;
+  const flushed = registry.counter("chat_outbox_flushed_total", "Outbox rows confirmed by MongoDB, by kind");
+  const errors = registry.counter("chat_outbox_flush_errors_total", "Failed flush attempts to MongoDB");
+  let lastFlushAt: number | null = null;
+  let lastError: string | undefined;
+  registry.gauge("chat_mongo_connected", "MongoDB answered at last contact (1) or not (0)", () =>
+    mongo.connected ? 1 : 0,
+  );
+  registry.gauge(
+    "chat_outbox_last_flush_timestamp_seconds",
+    "When MongoDB last confirmed outbox rows (0: never since start)",
+    () => (lastFlushAt === null ? 0 : lastFlushAt / 1000),
+  );
+
+  const aliases = store.conversationAliases();
+  const conversationOf = (id: string) => aliases.get(id) ?? id;
+
+  /** Moves a conversation made here onto MongoDB's id for the same parties. */
+  const adopt = (oldId: string, newId: string) => {
+    store.remapConversation(oldId, newId);
+    aliases.set(oldId, newId);
+    logger.warn("adopted MongoDB's conversation id", { old_id: oldId, new_id: newId });
+    opts.onRemap?.(oldId, newId);
+  };
+
+  /**
+   * A message queued under an id remapped since: send it under the new one, and move any
+   * stragglers written locally under the old id (once per batch and id; the move is idempotent).
+   */
+  const translator = () => {
+    const moved = new Set<string>();
+    return (m: StoredMessage): StoredMessage => {
+      const to = aliases.get(m.conversationId);
+      if (to === undefined) return m;
+      if (!moved.has(m.conversationId)) {
+        store.remapConversation(m.conversationId, to);
+        moved.add(m.conversationId);
+      }
+      return { ...m, conversationId: to };
+    };
+  };
+
+  async function handle(
+    entries: OutboxEntry<MongoKind>[],
+    confirm: (done: OutboxEntry<MongoKind>[]) => void,
+  ): Promise<void> {
+    const translate = translator();
+    let i = 0;
+    while (i < entries.length) {
+      const entry = entries[i]!;
+      if (entry.kind === "message") {
+        const run: OutboxEntry<"message">[] = [];
+        for (let e = entries[i]; e?.kind === "message"; e = entries[++i]) run.push(e);
+        await mongo.putMessages(run.map((r) => translate(r.payload.message)));
+        confirm(run);
+        continue;
+      }
+      if (entry.kind === "conversation") {
+        const local = { ...entry.payload.conversation, id: conversationOf(entry.payload.conversation.id) };
+        const kept = await mongo.putConversation(local);
+        if (kept !== local.id) adopt(local.id, kept);
+      } else {
+        await mongo.markViewed({
+          ...entry.payload,
+          conversationId: conversationOf(entry.payload.conversationId),
+        });
+      }
+      confirm([entry]);
+      i++;
+    }
+  }
+
+  const handler: OutboxHandler<MongoKind> = {
+    name: "MongoDB",
+    kinds: KINDS,
+    prepare: () => mongo.ensureIndexes(),
+    handle,
+    failed(error) {
+      errors.inc();
+      lastError = error;
+    },
+    confirmed(kind, n) {
+      flushed.inc({ kind }, n);
+      lastFlushAt = now();
+    },
+    succeeded() {
+      lastError = undefined;
+    },
+    close: () => mongo.close(),
+  };
+
+  return {
+    handler,
+    status(): MongoFlushStatus {
+      return {
+        ok: mongo.connected,
+        indexes: mongo.indexesReady,
+        flushed_messages: flushed.get({ kind: "message" }),
+        flush_errors: errors.get(),
+        last_flush_at: lastFlushAt === null ? null : new Date(lastFlushAt).toISOString(),
+        ...(lastError ? { last_error: lastError } : {}),
+      };
+    },
+  };
+}

@@ -1,0 +1,73 @@
+import type { RedisShape } from "./bus/redis-shape.ts";
+import type { Readiness } from "./http/app.ts";
+import type { Metrics } from "./metrics.ts";
+
+/**
+ * What /readyz reports and the gauges that say the same to Prometheus, from one set of probes.
+ * Down Redis, identity or MongoDB degrade the service without making it unready: open chats go
+ * on and messages are accepted into SQLite. Only a broken SQLite or a drain make it unready.
+ */
+
+export interface Probes {
+  store: { healthy(): boolean; outboxStats(): { backlog: number; oldestAt: number | null } };
+  identity: { healthy(): boolean; readonly kind: string };
+  /** `redis`: what the server turned out to be (single or cluster, version, what it cannot do). */
+  bus: { healthy(): boolean; kind: "redis" | "local"; redis?: () => RedisShape };
+  mongo?: () => Record<string, unknown> & { ok: boolean };
+  sockets: () => number;
+  localUsers: () => number;
+  isDraining: () => boolean;
+  now: () => number;
+}
+
+const ageS = (oldestAt: number | null, now: number) =>
+  oldestAt === null ? 0 : Math.max(0, (now - oldestAt) / 1000);
+
+function busCheck(bus: Probes["bus"]): Readiness["checks"][string] {
+  const ok = bus.healthy();
+  const redis = bus.redis?.();
+  const state = ok ? "up" : redis?.unsupported ? "unsupported" : "degraded";
+  return { ok, kind: bus.kind, state, ...(redis ? { redis } : {}) };
+}
+
+export function createReadiness(p: Probes): () => Readiness {
+  return () => {
+    const sqlite = p.store.healthy();
+    const outbox = p.store.outboxStats();
+    const checks: Readiness["checks"] = {
+      sqlite: { ok: sqlite },
+      identity: { ok: p.identity.healthy(), backend: p.identity.kind },
+      bus: busCheck(p.bus),
+      outbox: { ok: true, backlog: outbox.backlog, oldest_age_s: ageS(outbox.oldestAt, p.now()) },
+      mongo: p.mongo ? { ...p.mongo(), configured: true } : { ok: true, configured: false },
+    };
+    checks.shutdown = { ok: !p.isDraining() };
+    return { ready: !p.isDraining() && sqlite, checks };
+  };
+}
+
+export function registerGauges(metrics: Metrics, p: Probes): void {
+  const r = metrics.registry;
+  r.gauge("chat_ws_connections", "Open WebSocket connections", p.sockets);
+  r.gauge("chat_users_online", "Users with at least one connection here", p.localUsers);
+  r.gauge(
+    "chat_outbox_backlog",
+    "Outbox rows not yet confirmed by MongoDB",
+    () => p.store.outboxStats().backlog,
+  );
+  r.gauge("chat_outbox_oldest_age_seconds", "Age of the oldest unflushed outbox row", () =>
+    ageS(p.store.outboxStats().oldestAt, p.now()),
+  );
+  r.gauge("chat_up", "Component health (1 up, 0 down)", () => [
+    [{ component: "sqlite" }, p.store.healthy() ? 1 : 0],
+    [{ component: "identity", backend: p.identity.kind }, p.identity.healthy() ? 1 : 0],
+    [{ component: "bus", kind: p.bus.kind }, p.bus.healthy() ? 1 : 0],
+    ...[...metrics.componentUp].map(([component, up]): [{ component: string }, number] => [
+      { component },
+      up ? 1 : 0,
+    ]),
+  ]);
+  r.gauge("chat_draining", "1 while shutting down (unready, closing connections)", () =>
+    p.isDraining() ? 1 : 0,
+  );
+}

@@ -1,0 +1,175 @@
+import type { Database } from "bun:sqlite";
+import type { Conversation, ConversationFilter, ConversationSummary, Parties } from "../../model/types.ts";
+import type { LatestPages } from "./latest-pages.ts";
+import { toMessage } from "./messages.ts";
+import type { Outbox } from "./outbox.ts";
+
+interface ConversationRow {
+  id: string;
+  lesson_id: number;
+  mentor_id: number;
+  student_id: number;
+  created_at: number;
+}
+
+const toConversation = (r: ConversationRow): Conversation => ({
+  id: r.id,
+  lessonId: r.lesson_id,
+  mentorId: r.mentor_id,
+  studentId: r.student_id,
+  createdAt: r.created_at,
+});
+
+function conversationStatements(db: Database) {
+  return {
+    byId: db.query<ConversationRow, [string]>("SELECT * FROM conversations WHERE id = ?"),
+    byParties: db.query<ConversationRow, [number, number, number]>(
+      "SELECT * FROM conversations WHERE lesson_id = ? AND mentor_id = ? AND student_id = ?",
+    ),
+    insert: db.query<null, [string, number, number, number, number]>(
+      "INSERT OR IGNORE INTO conversations (id, lesson_id, mentor_id, student_id, created_at) VALUES (?, ?, ?, ?, ?)",
+    ),
+    of: db.query<ConversationRow, [number, number]>(
+      "SELECT * FROM conversations WHERE mentor_id = ? UNION SELECT * FROM conversations WHERE student_id = ?",
+    ),
+    lastMessage: db.query<Parameters<typeof toMessage>[0], [string]>(
+      "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT 1",
+    ),
+    unread: db.query<{ n: number }, [string, number]>(
+      "SELECT count(*) AS n FROM messages WHERE conversation_id = ? AND sender_id = ? AND viewed_by IS NULL",
+    ),
+    aliasOf: db.query<{ new_id: string }, [string]>("SELECT new_id FROM conversation_alias WHERE old_id = ?"),
+    aliases: db.query<{ old_id: string; new_id: string }, []>(
+      "SELECT old_id, new_id FROM conversation_alias",
+    ),
+    share: db.query<{ one: number }, [number, number, number, number]>(
+      `SELECT 1 AS one FROM conversations WHERE (mentor_id = ? AND student_id = ?) OR (mentor_id = ? AND student_id = ?) LIMIT 1`,
+    ),
+    moveConversation: db.query<null, [string, string]>("UPDATE conversations SET id = ? WHERE id = ?"),
+    moveMessages: db.query<null, [string, string]>(
+      "UPDATE messages SET conversation_id = ? WHERE conversation_id = ?",
+    ),
+    addAlias: db.query<null, [string, string]>(
+      "INSERT OR REPLACE INTO conversation_alias (old_id, new_id) VALUES (?, ?)",
+    ),
+  };
+}
+
+/**
+ * Conversations, their summaries, and the ids they were remapped from.
+ *
+ * Conversations never change once created (a remap drops the old id below); every socket and
+ * REST call on one shares a single frozen object, and a connect or a lookup by id skips SQL.
+ * Bounded so a huge instance cannot grow it without limit.
+ */
+export function createConversations(db: Database, outbox: Outbox, pages: LatestPages) {
+  const q = conversationStatements(db);
+  const opened = new Map<string, Conversation>();
+  const remember = (c: Conversation): Conversation => {
+    if (opened.size >= 50_000) opened.clear();
+    const frozen = Object.freeze(c);
+    opened.set(c.id, frozen);
+    return frozen;
+  };
+  const aliased = (id: string) => {
+    const to = q.aliasOf.get(id);
+    return to ? q.byId.get(to.new_id) : null;
+  };
+  const insertRow = (c: Conversation) => q.insert.run(c.id, c.lessonId, c.mentorId, c.studentId, c.createdAt);
+
+  const self = {
+    /** Get-or-create; the id is decided by the caller (derived from the parties). */
+    openConversation(id: string, p: Parties, now: number): Conversation {
+      const known = opened.get(id);
+      if (
+        known &&
+        known.lessonId === p.lessonId &&
+        known.mentorId === p.mentorId &&
+        known.studentId === p.studentId
+      )
+        return known;
+      const existing = q.byParties.get(p.lessonId, p.mentorId, p.studentId);
+      if (existing) return remember(toConversation(existing));
+      const conversation: Conversation = { id, ...p, createdAt: now };
+      db.transaction(() => {
+        insertRow(conversation);
+        outbox.enqueue("conversation", { conversation }, now);
+      })();
+      return remember(toConversation(q.byParties.get(p.lessonId, p.mentorId, p.studentId)!));
+    },
+
+    conversationFor(p: Parties): Conversation | null {
+      const row = q.byParties.get(p.lessonId, p.mentorId, p.studentId);
+      return row ? toConversation(row) : null;
+    },
+
+    /** By id (or an id it was remapped from); every REST call on a conversation asks this first. */
+    conversation(id: string): Conversation | null {
+      const known = opened.get(id);
+      if (known) return known;
+      const row = q.byId.get(id) ?? aliased(id);
+      return row ? remember(toConversation(row)) : null;
+    },
+
+    conversationsOf(userId: number, f: ConversationFilter): ConversationSummary[] {
+      return q.of
+        .all(userId, userId)
+        .map(toConversation)
+        .filter(
+          (c) =>
+            (f.mentorId === undefined || c.mentorId === f.mentorId) &&
+            (f.studentId === undefined || c.studentId === f.studentId) &&
+            (f.lessonId === undefined || c.lessonId === f.lessonId),
+        )
+        .map((c) => self.summarise(c, userId))
+        .sort((a, b) => activity(b) - activity(a) || (a.id < b.id ? -1 : 1));
+    },
+
+    summarise(c: Conversation, viewerId: number): ConversationSummary {
+      const last = q.lastMessage.get(c.id);
+      const other = viewerId === c.mentorId ? c.studentId : c.mentorId;
+      return {
+        ...c,
+        lastMessage: last ? toMessage(last) : null,
+        unreadCount: q.unread.get(c.id, other)?.n ?? 0,
+      };
+    },
+
+    shareConversation(a: number, b: number): boolean {
+      return a === b || q.share.get(a, b, b, a) !== null;
+    },
+
+    /** Copies a conversation MongoDB holds, with no outbox row (it is there already). */
+    importConversation(c: Conversation): void {
+      pages.forget(c.id);
+      insertRow(c);
+    },
+
+    /**
+     * Adopts MongoDB's id for a conversation made here under another one: moves the conversation
+     * and its messages in one transaction and remembers the old id. Pending outbox entries keep
+     * the old id; their handler translates it through `conversationAliases`. Idempotent: run
+     * again, it only moves stragglers written under the old id since.
+     */
+    remapConversation(oldId: string, newId: string): void {
+      pages.forget(oldId);
+      pages.forget(newId);
+      db.transaction(() => {
+        q.moveConversation.run(newId, oldId);
+        q.moveMessages.run(newId, oldId);
+        q.addAlias.run(oldId, newId);
+      })();
+      // The shared frozen object still carries the old id: the next open must read the new one.
+      opened.delete(oldId);
+    },
+
+    conversationAliases(): Map<string, string> {
+      return new Map(q.aliases.all().map((r) => [r.old_id, r.new_id]));
+    },
+  };
+  return self;
+}
+
+function activity(s: ConversationSummary): number {
+  return s.lastMessage?.createdAt ?? s.createdAt;
+}

@@ -1,0 +1,173 @@
+import type { Database } from "bun:sqlite";
+import type { NewMessage, StoredMessage } from "../../model/types.ts";
+import { toWireMessage } from "../../protocol/wire.ts";
+import type { LatestPages } from "./latest-pages.ts";
+import type { Outbox } from "./outbox.ts";
+
+interface MessageRow {
+  id: string;
+  conversation_id: string;
+  sender_id: number;
+  text: string;
+  created_at: number;
+  client_id: string | null;
+  viewed_by: number | null;
+  viewed_at: number | null;
+}
+
+export const toMessage = (r: MessageRow): StoredMessage => ({
+  id: r.id,
+  conversationId: r.conversation_id,
+  senderId: r.sender_id,
+  text: r.text,
+  createdAt: r.created_at,
+  clientId: r.client_id,
+  viewedBy: r.viewed_by,
+  viewedAt: r.viewed_at,
+});
+
+function messageStatements(db: Database) {
+  return {
+    insert: db.query<{ id: string }, [string, string, number, string, number, string | null]>(
+      `INSERT INTO messages (conversation_id, id, sender_id, text, created_at, client_id) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT DO NOTHING RETURNING id`,
+    ),
+    byClientId: db.query<MessageRow, [string, number, string]>(
+      "SELECT * FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_id = ?",
+    ),
+    byId: db.query<MessageRow, [string, string]>(
+      "SELECT * FROM messages WHERE conversation_id = ? AND id = ?",
+    ),
+    markViewed: db.query<null, [number, number, string, number, string]>(
+      `UPDATE messages SET viewed_by = ?, viewed_at = ?
+       WHERE conversation_id = ? AND sender_id = ? AND id <= ? AND viewed_by IS NULL`,
+    ),
+    // One primary-key seek per conversation, not a scan of every message.
+    newestId: db.query<{ id: string | null }, []>(
+      "SELECT max((SELECT max(m.id) FROM messages m WHERE m.conversation_id = c.id)) AS id FROM conversations c",
+    ),
+    // Newest first straight off the primary key; page() reverses in JS, which is cheaper than
+    // the temp B-tree an outer ORDER BY would build.
+    latest: db.query<MessageRow, [string, number]>(
+      "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT ?",
+    ),
+    before: db.query<MessageRow, [string, string, number]>(
+      "SELECT * FROM messages WHERE conversation_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+    ),
+    after: db.query<MessageRow, [string, string, number]>(
+      "SELECT * FROM messages WHERE conversation_id = ? AND id > ? ORDER BY id LIMIT ?",
+    ),
+    between: db.query<MessageRow, [string, string, string, number]>(
+      "SELECT * FROM messages WHERE conversation_id = ? AND id > ? AND id < ? ORDER BY id LIMIT ?",
+    ),
+    importOne: db.query<
+      null,
+      [string, string, number, string, number, string | null, number | null, number | null]
+    >(
+      `INSERT INTO messages (conversation_id, id, sender_id, text, created_at, client_id, viewed_by, viewed_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT DO UPDATE SET viewed_by = coalesce(messages.viewed_by, excluded.viewed_by),
+         viewed_at = coalesce(messages.viewed_at, excluded.viewed_at)`,
+    ),
+  };
+}
+
+/** Messages and read marks. Every write drops its conversation's cached latest page beside it. */
+export function createMessages(db: Database, outbox: Outbox, pages: LatestPages) {
+  const q = messageStatements(db);
+  const insertRow = (m: NewMessage) =>
+    q.insert.get(m.conversationId, m.id, m.senderId, m.text, m.createdAt, m.clientId ?? null);
+
+  const self = {
+    /**
+     * Inserts a message unless its client_id was seen in this conversation from this sender;
+     * then returns the stored one. Must run inside the group commit's transaction.
+     */
+    insertMessage(m: NewMessage): { message: StoredMessage; duplicate: boolean } {
+      pages.forget(m.conversationId);
+      const inserted = insertRow(m);
+      if (!inserted && m.clientId !== undefined) {
+        const prior = q.byClientId.get(m.conversationId, m.senderId, m.clientId);
+        if (prior) return { message: toMessage(prior), duplicate: true };
+      }
+      if (!inserted) throw new Error(`message id ${m.id} collided`);
+      const message: StoredMessage = { ...m, clientId: m.clientId ?? null, viewedBy: null, viewedAt: null };
+      outbox.enqueue("message", { message }, m.createdAt);
+      return { message, duplicate: false };
+    },
+
+    message(conversationId: string, id: string): StoredMessage | null {
+      const row = q.byId.get(conversationId, id);
+      return row ? toMessage(row) : null;
+    },
+
+    /**
+     * Read-up-to: marks `upToId` and every earlier message from `senderId`. Returns rows changed.
+     * A mark relayed from another instance is that instance's to flush, so it gets no outbox row.
+     */
+    markViewed(
+      conversationId: string,
+      senderId: number,
+      viewerId: number,
+      upToId: string,
+      at: number,
+      origin: "here" | "relayed" = "here",
+    ): number {
+      pages.forget(conversationId);
+      const { changes } = q.markViewed.run(viewerId, at, conversationId, senderId, upToId);
+      if (changes > 0 && origin === "here")
+        outbox.enqueue("viewed", { conversationId, senderId, viewerId, upToId, viewedAt: at }, at);
+      return changes;
+    },
+
+    /**
+     * Keeps a message another instance accepted and relayed, so history, resume and client_id
+     * retries here see it. No outbox row: its own instance flushes it. True when it was new here.
+     */
+    keepRelayedMessage(m: NewMessage): boolean {
+      pages.forget(m.conversationId);
+      return insertRow(m) !== null;
+    },
+
+    page(conversationId: string, opts: { before?: string; after?: string; limit: number }): StoredMessage[] {
+      const { before, after, limit } = opts;
+      let rows: MessageRow[];
+      if (after !== undefined && before !== undefined)
+        rows = q.between.all(conversationId, after, before, limit);
+      else if (after !== undefined) rows = q.after.all(conversationId, after, limit);
+      else if (before !== undefined) rows = q.before.all(conversationId, before, limit).reverse();
+      else rows = q.latest.all(conversationId, limit).reverse();
+      return rows.map(toMessage);
+    },
+
+    /** `JSON.stringify(page(id, { limit }).map(toWireMessage))`, kept until a write touches it. */
+    latestPageJson(conversationId: string, limit: number): string {
+      return pages.get(conversationId, limit, () =>
+        JSON.stringify(self.page(conversationId, { limit }).map(toWireMessage)),
+      );
+    },
+
+    /** The newest message id stored, so ids made after a restart sort after it. */
+    newestMessageId(): string | null {
+      return q.newestId.get()?.id ?? null;
+    },
+
+    /** Copies messages MongoDB holds; a local read mark wins, a missing one is filled in. */
+    importMessages(messages: StoredMessage[]): void {
+      for (const m of messages) {
+        pages.forget(m.conversationId);
+        q.importOne.run(
+          m.conversationId,
+          m.id,
+          m.senderId,
+          m.text,
+          m.createdAt,
+          m.clientId,
+          m.viewedBy,
+          m.viewedAt,
+        );
+      }
+    },
+  };
+  return self;
+}

@@ -1,0 +1,55 @@
+import type { Database } from "bun:sqlite";
+
+/** The tables, and the version check that refuses a file written by a newer release. */
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS conversations (
+  id TEXT PRIMARY KEY,
+  lesson_id INTEGER NOT NULL,
+  mentor_id INTEGER NOT NULL,
+  student_id INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  UNIQUE (lesson_id, mentor_id, student_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS conversations_by_mentor ON conversations (mentor_id);
+CREATE INDEX IF NOT EXISTS conversations_by_student ON conversations (student_id);
+-- Clustered on (conversation, id): history pages and resume are range scans.
+CREATE TABLE IF NOT EXISTS messages (
+  conversation_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  sender_id INTEGER NOT NULL,
+  text TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  client_id TEXT,
+  viewed_by INTEGER,
+  viewed_at INTEGER,
+  PRIMARY KEY (conversation_id, id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_by_client_id
+  ON messages (conversation_id, sender_id, client_id) WHERE client_id IS NOT NULL;
+-- Read in seq order and deleted once the sink confirmed; no secondary index, on purpose.
+CREATE TABLE IF NOT EXISTS outbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  payload TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS presence (user_id INTEGER PRIMARY KEY, last_seen INTEGER NOT NULL);
+-- A conversation made here during an outage whose triple MongoDB already knew under another id
+-- (the original service's random ids): the old id keeps resolving to the adopted one.
+CREATE TABLE IF NOT EXISTS conversation_alias (old_id TEXT PRIMARY KEY, new_id TEXT NOT NULL) WITHOUT ROWID;
+`;
+
+export function migrate(db: Database, path: string): void {
+  db.exec(SCHEMA);
+  const version = db
+    .query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'schema_version'")
+    .get();
+  if (!version) {
+    db.run("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", [String(SCHEMA_VERSION)]);
+  } else if (Number(version.value) > SCHEMA_VERSION) {
+    throw new Error(`SQLITE_PATH: ${path} was written by a newer version (schema ${version.value})`);
+  }
+}
