@@ -1,14 +1,16 @@
 import { mkdirSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { RedisClient } from "bun";
+import { freePort } from "./net.ts";
 import { requireRedis } from "./redis.ts";
 import { tempDir } from "./service.ts";
+import { waitUntil } from "./wait.ts";
 
 /**
  * A private Redis Cluster for tests: `masters` nodes with slots, `replicas` more nodes that
- * replicate the first masters, each a `redis-server --cluster-enabled yes` on a free port whose
- * cluster bus port (port + 10000) is free too, in a temp dir, without persistence. A node can
+ * replicate the first masters, each a `redis-server --cluster-enabled yes` on a free port with
+ * its cluster bus on another (`--cluster-port`, Redis 7.0+, as sharded pub/sub needs anyway),
+ * in a temp dir, without persistence. A node can
  * be killed (SIGKILL) and started again from its nodes.conf; it comes back empty, as a
  * crashed cache would. Every node process is registered so the preload kills leftovers.
  */
@@ -20,29 +22,22 @@ export function killClusterNodes(): void {
   nodeProcs.clear();
 }
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once("error", () => resolve(false));
-    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
-  });
-}
-
-/** A port in 20000–50000 with port + 10000 free as well (the cluster bus). */
-async function clusterPort(taken: Set<number>): Promise<number> {
-  for (let i = 0; i < 200; i++) {
-    const port = 20000 + Math.floor(Math.random() * 30000);
-    if (taken.has(port) || taken.has(port + 10000) || taken.has(port - 10000)) continue;
-    if ((await portFree(port)) && (await portFree(port + 10000))) {
+/** A free port not yet given to another node of this cluster (a node keeps its ports on restart). */
+function nodePort(taken: Set<number>): number {
+  for (let i = 0; i < 20; i++) {
+    const port = freePort();
+    if (!taken.has(port)) {
       taken.add(port);
       return port;
     }
   }
-  throw new Error("no free port pair (p, p+10000) for a cluster node");
+  throw new Error("freePort kept answering ports this cluster already holds");
 }
 
 export interface ClusterNode {
   port: number;
+  /** The cluster bus port (gossip, failover votes). */
+  busPort: number;
   url: string;
   start(): Promise<void>;
   kill(): Promise<void>;
@@ -67,13 +62,15 @@ export async function startCluster(opts: { masters?: number; replicas?: number }
   const taken = new Set<number>();
   const nodes: ClusterNode[] = [];
   for (let i = 0; i < masters + replicas; i++) {
-    const port = await clusterPort(taken);
+    const port = nodePort(taken);
+    const busPort = nodePort(taken);
     const nodeDir = join(dir.path, String(port));
     mkdirSync(nodeDir);
     let proc: Bun.Subprocess | undefined;
     const url = `redis://127.0.0.1:${port}`;
     const node: ClusterNode = {
       port,
+      busPort,
       url,
       get running() {
         return proc !== undefined && proc.exitCode === null;
@@ -84,6 +81,8 @@ export async function startCluster(opts: { masters?: number; replicas?: number }
             "redis-server",
             "--port",
             String(port),
+            "--cluster-port",
+            String(busPort),
             "--bind",
             "127.0.0.1",
             "--cluster-enabled",
@@ -105,18 +104,14 @@ export async function startCluster(opts: { masters?: number; replicas?: number }
         nodeProcs.add(proc);
         const p = proc;
         void p.exited.then(() => nodeProcs.delete(p));
-        const deadline = Date.now() + 10_000;
-        for (;;) {
-          try {
+        await waitUntil(
+          async () => {
+            if (p.exitCode !== null) throw new Error(`redis-server exited with ${p.exitCode}`);
             await requireRedis(url);
-            return;
-          } catch (err) {
-            if (Date.now() > deadline || p.exitCode !== null) {
-              throw new Error(`cluster node on port ${port} did not start: ${String(err)}`);
-            }
-            await Bun.sleep(50);
-          }
-        }
+            return true;
+          },
+          { message: `the cluster node on port ${port} to answer`, timeoutMs: 10_000 },
+        );
       },
       async kill() {
         proc?.kill(9);
@@ -164,22 +159,21 @@ export async function startCluster(opts: { masters?: number; replicas?: number }
     masters: nodes.slice(0, masters),
     command,
     async waitOk(ms = 20_000) {
-      const deadline = Date.now() + ms;
-      for (;;) {
-        let ok = true;
-        for (const n of joined) {
-          if (!n.running) continue;
-          try {
+      await waitUntil(
+        async () => {
+          for (const n of joined) {
+            if (!n.running) continue;
             const info = String(await command(n, "CLUSTER", ["INFO"]));
-            if (!info.includes("cluster_state:ok")) ok = false;
-          } catch {
-            ok = false;
+            if (!info.includes("cluster_state:ok")) return false;
           }
-        }
-        if (ok) return;
-        if (Date.now() > deadline) throw new Error("the test cluster did not reach cluster_state:ok");
-        await Bun.sleep(100);
-      }
+          return true;
+        },
+        {
+          message: "every running node of the test cluster to report cluster_state:ok",
+          timeoutMs: ms,
+          intervalMs: 100,
+        },
+      );
     },
     async stop() {
       for (const n of nodes) await n.kill();
@@ -194,19 +188,14 @@ export async function startCluster(opts: { masters?: number; replicas?: number }
       const replica = nodes[masters + r]!;
       const master = nodes[r % masters]!;
       const masterId = String(await command(master, "CLUSTER", ["MYID"]));
-      await command(replica, "CLUSTER", ["MEET", "127.0.0.1", String(master.port)]);
-      const deadline = Date.now() + 10_000;
-      for (;;) {
-        try {
-          await command(replica, "CLUSTER", ["REPLICATE", masterId]);
-          joined.push(replica);
-          break;
-        } catch (err) {
-          // The replica must have heard of the master through the bus first.
-          if (Date.now() > deadline) throw err;
-          await Bun.sleep(100);
-        }
-      }
+      await command(replica, "CLUSTER", ["MEET", "127.0.0.1", String(master.port), String(master.busPort)]);
+      // The replica must have heard of the master through the bus first.
+      await waitUntil(() => command(replica, "CLUSTER", ["REPLICATE", masterId]), {
+        message: `node ${replica.port} to replicate node ${master.port}`,
+        timeoutMs: 10_000,
+        intervalMs: 100,
+      });
+      joined.push(replica);
     }
   }
   await cluster.waitOk();
