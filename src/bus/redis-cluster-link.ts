@@ -1,6 +1,6 @@
 import { Cluster, type ClusterOptions } from "ioredis";
 import type { Logger } from "../log.ts";
-import type { LinkOptions, RedisLink } from "./redis-link.ts";
+import { type LinkOptions, linkHooks, type RedisLink, superviseLink, Timeout, within } from "./redis-link.ts";
 
 /**
  * The same link as `createRedisLink`, to a Redis Cluster, through ioredis (Bun's client has no
@@ -24,18 +24,6 @@ export interface ClusterLinkOptions extends LinkOptions {
   sharded: (channel: string) => boolean;
   /** False on Redis < 7 (no SPUBLISH): every channel is then classic. */
   shardedPubSub: boolean;
-}
-
-class Timeout extends Error {}
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Timeout(`redis cluster ${what} took longer than ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /** Server replies that mean "not now" rather than "wrong command". */
@@ -80,14 +68,12 @@ export async function createClusterLink(opts: ClusterLinkOptions): Promise<Redis
   addSeed(url.hostname, Number(url.port || 6379));
   /** Wanted channels, and whether each is sharded. */
   const channels = new Map<string, boolean>();
-  const upHooks: Array<() => void> = [];
-  const downHooks: Array<() => void> = [];
+  const hooks = linkHooks(logger);
   let client: Cluster | null = null;
   let up = false;
   let everUp = false;
   let reconnects = 0;
   let closed = false;
-  let dialing: Promise<void> | null = null;
 
   const isSharded = (channel: string) => opts.shardedPubSub && opts.sharded(channel);
   const listener = (channel: string, message: string) => opts.onMessage(channel, message);
@@ -112,7 +98,7 @@ export async function createClusterLink(opts: ClusterLinkOptions): Promise<Redis
     logger.warn("redis cluster link down; delivering locally only until it returns", {
       error: reason instanceof Error ? reason.message : String(reason),
     });
-    for (const h of downHooks) h();
+    hooks.down();
   };
 
   /** Every master's PING, and the cluster's own verdict on its slots. */
@@ -132,12 +118,12 @@ export async function createClusterLink(opts: ClusterLinkOptions): Promise<Redis
     c.on("smessage", listener);
     const wanted = [...channels];
     try {
-      await within(c.connect(), timeoutMs, "connect");
-      await within(healthy(c), timeoutMs, "health check");
+      await within(c.connect(), timeoutMs, "cluster connect");
+      await within(healthy(c), timeoutMs, "cluster health check");
       await within(
         Promise.all(wanted.map(([ch, sharded]) => subscribeOn(c, ch, sharded))),
         timeoutMs,
-        "subscribe",
+        "cluster subscribe",
       );
     } catch (err) {
       c.removeAllListeners();
@@ -159,42 +145,23 @@ export async function createClusterLink(opts: ClusterLinkOptions): Promise<Redis
       logger.info("redis cluster link restored", { channels: channels.size, nodes: seeds.size });
     }
     everUp = true;
-    for (const h of upHooks) {
+    hooks.up();
+  };
+
+  const supervisor = await superviseLink({
+    everyMs: checkEveryMs,
+    isUp: () => up && client !== null,
+    dial,
+    async check() {
       try {
-        h();
+        await within(healthy(client!), timeoutMs, "cluster health check");
       } catch (err) {
-        logger.error("redis onUp hook failed", { error: err });
+        markDown(err);
       }
-    }
-  };
-
-  const check = async () => {
-    if (closed) return;
-    if (!up || !client) {
-      dialing ??= dial()
-        .catch(() => {
-          // Still down; the next tick tries again.
-        })
-        .finally(() => {
-          dialing = null;
-        });
-      return dialing;
-    }
-    try {
-      await within(healthy(client), timeoutMs, "health check");
-    } catch (err) {
-      markDown(err);
-    }
-  };
-
-  const timer = setInterval(check, checkEveryMs);
-  try {
-    await dial();
-  } catch (err) {
-    logger.warn("redis cluster not reachable at start; retrying in the background", {
-      error: err instanceof Error ? err.message : String(err),
-    });
-  }
+    },
+    name: "redis cluster",
+    logger,
+  });
 
   return {
     get up() {
@@ -207,7 +174,7 @@ export async function createClusterLink(opts: ClusterLinkOptions): Promise<Redis
       const c = client;
       if (!up || !c) throw new Error("redis link is down");
       try {
-        return await within(c.call(name, ...args), timeoutMs, name);
+        return await within(c.call(name, ...args), timeoutMs, `cluster ${name}`);
       } catch (err) {
         if (isOutage(err)) markDown(err);
         throw err;
@@ -220,7 +187,7 @@ export async function createClusterLink(opts: ClusterLinkOptions): Promise<Redis
         await within(
           isSharded(channel) ? c.spublish(channel, message) : c.publish(channel, message),
           timeoutMs,
-          "publish",
+          "cluster publish",
         );
       } catch (err) {
         markDown(err);
@@ -234,7 +201,7 @@ export async function createClusterLink(opts: ClusterLinkOptions): Promise<Redis
       const c = client;
       if (!up || !c) return;
       try {
-        await within(subscribeOn(c, channel, sharded), timeoutMs, "subscribe");
+        await within(subscribeOn(c, channel, sharded), timeoutMs, "cluster subscribe");
       } catch (err) {
         markDown(err);
       }
@@ -247,16 +214,11 @@ export async function createClusterLink(opts: ClusterLinkOptions): Promise<Redis
       if (!up || !c) return;
       (sharded ? c.sunsubscribe(channel) : c.unsubscribe(channel)).catch((err: unknown) => markDown(err));
     },
-    onUp(hook) {
-      upHooks.push(hook);
-    },
-    onDown(hook) {
-      downHooks.push(hook);
-    },
+    onUp: hooks.onUp,
+    onDown: hooks.onDown,
     async close() {
       closed = true;
-      clearInterval(timer);
-      await dialing;
+      await supervisor.stop();
       up = false;
       drop();
     },

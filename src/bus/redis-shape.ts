@@ -1,7 +1,7 @@
 import { RedisClient } from "bun";
 import { z } from "zod";
 import { createClusterLink } from "./redis-cluster-link.ts";
-import { createRedisLink, type LinkOptions, type RedisLink } from "./redis-link.ts";
+import { createRedisLink, type LinkOptions, linkHooks, type RedisLink } from "./redis-link.ts";
 
 /**
  * One REDIS_URL, two shapes: a single Redis (or a primary behind a failover proxy) gets the
@@ -98,8 +98,7 @@ export async function connectRedis(opts: ConnectOptions): Promise<ShapedLink> {
   let shape: RedisShape = { mode: "unknown", notes: [] };
   let inner: RedisLink | null = null;
   const channels = new Set<string>();
-  const upHooks: Array<() => void> = [];
-  const downHooks: Array<() => void> = [];
+  const hooks = linkHooks(opts.logger);
   let closed = false;
   let probing: Promise<void> | null = null;
   let timer: ReturnType<typeof setInterval> | undefined;
@@ -114,24 +113,14 @@ export async function connectRedis(opts: ConnectOptions): Promise<ShapedLink> {
       await link.close();
       return;
     }
-    link.onUp(() => {
-      for (const h of upHooks) h();
-    });
-    link.onDown(() => {
-      for (const h of downHooks) h();
-    });
+    link.onUp(hooks.up);
+    link.onDown(hooks.down);
     inner = link;
     // Channels asked for before the shape was known, and the first "up" that the inner
     // link announced before these hooks existed.
     await Promise.all([...channels].map((ch) => link.subscribe(ch)));
     if (link.up) {
-      for (const h of upHooks) {
-        try {
-          h();
-        } catch (err) {
-          opts.logger.error("redis onUp hook failed", { error: err });
-        }
-      }
+      hooks.up();
     }
   };
 
@@ -196,12 +185,8 @@ export async function connectRedis(opts: ConnectOptions): Promise<ShapedLink> {
       channels.delete(channel);
       inner?.unsubscribe(channel);
     },
-    onUp(hook) {
-      upHooks.push(hook);
-    },
-    onDown(hook) {
-      downHooks.push(hook);
-    },
+    onUp: hooks.onUp,
+    onDown: hooks.onDown,
     async close() {
       closed = true;
       clearInterval(timer);
