@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { isMessage, socketPool } from "../helpers/redis.ts";
+import { busState, isMessage, presenceVia, socketPool } from "../helpers/redis.ts";
 import { type ClusterNode, startCluster, type TestCluster } from "../helpers/redis-cluster.ts";
 import { startTestService, type TestService } from "../helpers/service.ts";
 import { waitUntil } from "../helpers/wait.ts";
@@ -24,11 +24,6 @@ const env = (id: string, node: ClusterNode) => ({
   INSTANCE_ID: id,
   PRESENCE_TTL_S: "3",
 });
-
-type BusCheck = { ok: boolean; state: string };
-async function busState(svc: TestService): Promise<BusCheck> {
-  return ((await (await svc.get("/readyz")).json()) as { checks: { bus: BusCheck } }).checks.bus;
-}
 
 async function role(node: ClusterNode): Promise<string> {
   const info = String(await cluster.command(node, "INFO", ["replication"]));
@@ -98,13 +93,9 @@ test("a master dies and its replica is promoted: the chat goes on, nothing acked
     [a, 10, 15],
     [b, 15, 10],
   ] as const) {
-    await waitUntil(
-      async () => {
-        const res = await svc.get(`/presence?user_id=${ofUser}`, asUser);
-        return ((await res.json()) as { online: boolean }).online;
-      },
-      { message: `user ${ofUser} is online as seen from ${asUser}` },
-    );
+    await waitUntil(async () => (await presenceVia(svc, asUser, ofUser)).online, {
+      message: `user ${ofUser} is online as seen from ${asUser}`,
+    });
   }
   student.close();
   mentor.close();

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { isMessage, socketPool } from "../helpers/redis.ts";
+import { busState, isMessage, presenceOf, presenceVia, socketPool } from "../helpers/redis.ts";
 import { startCluster, type TestCluster } from "../helpers/redis-cluster.ts";
 import { startTestService, type TestService, tempDir } from "../helpers/service.ts";
 import { waitUntil } from "../helpers/wait.ts";
@@ -43,20 +43,6 @@ const env = (id: string, node: number) => ({
   RATE_USER_MESSAGES_PER_S: "500",
   MAX_CONNECTIONS_PER_USER: "100",
 });
-
-const presenceOf = (userId: number, online: boolean) => (f: Frame) =>
-  f.type === "presence" && f.user_id === userId && f.online === online;
-
-async function presence(svc: TestService, asUser: number, ofUser: number) {
-  const res = await svc.get(`/presence?user_id=${ofUser}`, asUser);
-  expect(res.status).toBe(200);
-  return (await res.json()) as { online: boolean; last_seen?: string };
-}
-
-type BusCheck = { ok: boolean; state: string; redis?: { mode: string; pubsub?: string } };
-async function busState(svc: TestService): Promise<BusCheck> {
-  return ((await (await svc.get("/readyz")).json()) as { checks: { bus: BusCheck } }).checks.bus;
-}
 
 beforeAll(async () => {
   cluster = await startCluster({ masters: 3 });
@@ -109,16 +95,16 @@ describe("two instances on a Redis Cluster", () => {
     expect(mentor.all("typing")).toHaveLength(1);
 
     // The reported bug: A must see the student connected to B as online, and B the mentor.
-    expect((await presence(a, MENTOR, 100)).online).toBe(true);
-    expect((await presence(b, 100, MENTOR)).online).toBe(true);
+    expect((await presenceVia(a, MENTOR, 100)).online).toBe(true);
+    expect((await presenceVia(b, 100, MENTOR)).online).toBe(true);
 
     mentor.close();
     await student.next(presenceOf(MENTOR, false), 5000);
-    const after = await presence(b, 100, MENTOR);
+    const after = await presenceVia(b, 100, MENTOR);
     expect(after.online).toBe(false);
     expect(typeof after.last_seen).toBe("string");
     student.close();
-    await waitUntil(async () => !(await presence(a, MENTOR, 100)).online, {
+    await waitUntil(async () => !(await presenceVia(a, MENTOR, 100)).online, {
       message: "A sees the student offline",
     });
   });
@@ -147,10 +133,10 @@ describe("two instances on a Redis Cluster", () => {
     onB.close();
     await Bun.sleep(500);
     expect(mentor.frames.slice(seen).filter(presenceOf(102, false))).toHaveLength(0);
-    expect((await presence(b, MENTOR, 102)).online).toBe(true);
+    expect((await presenceVia(b, MENTOR, 102)).online).toBe(true);
     onA.close();
     await mentor.next(presenceOf(102, false), 5000);
-    expect((await presence(b, MENTOR, 102)).online).toBe(false);
+    expect((await presenceVia(b, MENTOR, 102)).online).toBe(false);
     mentor.close();
   });
 
@@ -226,10 +212,10 @@ describe("two instances on a Redis Cluster", () => {
     await mentor.next(isMessage(back.id), 5000);
 
     // The restarted node came back empty; presence it held is rewritten.
-    await waitUntil(async () => (await presence(b, 103, MENTOR)).online, {
+    await waitUntil(async () => (await presenceVia(b, 103, MENTOR)).online, {
       message: "B sees the mentor online",
     });
-    await waitUntil(async () => (await presence(a, MENTOR, 103)).online, {
+    await waitUntil(async () => (await presenceVia(a, MENTOR, 103)).online, {
       message: "A sees the student online",
     });
     student.close();

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { RedisClient } from "bun";
 import { shapeFromInfo } from "../../src/bus/redis-shape.ts";
-import { type OwnRedis, ownRedis } from "../helpers/redis.ts";
+import { busState, type OwnRedis, ownRedis } from "../helpers/redis.ts";
 import { startTestService, type TestService } from "../helpers/service.ts";
 import { waitUntil } from "../helpers/wait.ts";
 
@@ -52,8 +52,7 @@ afterAll(async () => {
 });
 
 test("Redis not there at start: the instance runs on its own, then finds a single Redis and joins", async () => {
-  type Bus = { ok: boolean; state: string; redis: { mode: string; pubsub?: string } };
-  const bus = async () => ((await (await a.get("/readyz")).json()) as { checks: { bus: Bus } }).checks.bus;
+  const bus = () => busState(a);
   expect(await bus()).toMatchObject({ ok: false, state: "degraded", redis: { mode: "unknown" } });
 
   await redis.start();
