@@ -209,6 +209,7 @@ interface Core {
   edits: Edits;
   presence: Presence;
   bus: Awaited<ReturnType<typeof createFanout>>["bus"];
+  redisShape?: Awaited<ReturnType<typeof createFanout>>["redisShape"];
   sockets: Set<ChatSocket>;
   deliver: Deliver;
   isDraining: () => boolean;
@@ -309,6 +310,7 @@ function probesOf(core: Core) {
     bus: {
       healthy: () => bus.healthy(),
       kind: core.config.REDIS_URL ? ("redis" as const) : ("local" as const),
+      redis: core.redisShape,
     },
     mongo: storage.flush?.status,
     notify: storage.notifier?.status,
