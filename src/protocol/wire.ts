@@ -20,7 +20,7 @@ export function toWireMessage(m: StoredMessage): Message {
     out.deleted = true;
     out.deleted_at = new Date(m.deletedAt).toISOString();
   }
-  if (m.attachments?.length) out.attachments = m.attachments;
+  if (m.attachments?.length && m.deletedAt === null) out.attachments = m.attachments;
   return out;
 }
 

@@ -21,7 +21,7 @@ export function createEdits(db: Database, outbox: Outbox, pages: LatestPages, fe
      RETURNING *`,
   );
   const erase = db.query<MessageRow, [number, string, string]>(
-    `UPDATE messages SET text = '', deleted_at = ? WHERE conversation_id = ? AND id = ? AND deleted_at IS NULL
+    `UPDATE messages SET text = '', attachments = NULL, deleted_at = ? WHERE conversation_id = ? AND id = ? AND deleted_at IS NULL
      RETURNING *`,
   );
 
