@@ -9,6 +9,7 @@ import type { Config } from "./config.ts";
 import { type Attachments, createAttachments } from "./domain/attachments.ts";
 import type { Deliver } from "./domain/bus.ts";
 import { type Chat, createChat } from "./domain/chat.ts";
+import { createDeletionHook, createEdits, type DeletionHook, type Edits } from "./domain/edits.ts";
 import type { LastSeenStore, Presence } from "./domain/presence.ts";
 import { KeyedBuckets } from "./domain/rate.ts";
 import { createRelayAccept } from "./domain/relay.ts";
@@ -45,6 +46,11 @@ export interface ServiceOverrides {
 
 export interface Service {
   server: Server<SessionData>;
+  /**
+   * Told after every message deletion is durable here (made here or relayed): where code that
+   * keeps things beside a message (attachments) subscribes.
+   */
+  deletions: DeletionHook;
   /** The REST routes (tests enumerate `app.routes` so none escapes the authorisation matrix). */
   app: ReturnType<typeof createHttpApp>;
   url: string;
@@ -200,6 +206,7 @@ interface Core {
   storage: Storage;
   identity: Identity;
   chat: Chat;
+  edits: Edits;
   presence: Presence;
   bus: Awaited<ReturnType<typeof createFanout>>["bus"];
   redisShape?: Awaited<ReturnType<typeof createFanout>>["redisShape"];
@@ -258,6 +265,7 @@ async function createTransports(
   });
   const session = createSessionHandlers({
     chat,
+    edits: core.edits,
     store,
     identity,
     presence,
@@ -343,7 +351,14 @@ export async function startService(
     ? { identity: overrides.identity, notes: [] }
     : createIdentity(config, logger);
   for (const note of notes) logger.warn(note);
-  const accept = createRelayAccept({ store, committer, notify });
+  const deletions = createDeletionHook((error) => logger.error("a deletion listener failed", { error }));
+  // A deleted message's attachments go too: here, and from GridFS when they were uploaded here.
+  deletions.subscribe(({ conversationId, messageId }) => {
+    storage.attachments
+      .deleteForMessage(conversationId, messageId)
+      .catch((error) => logger.warn("removing a deleted message's attachments failed", { error }));
+  });
+  const accept = createRelayAccept({ store, committer, notify, deletions });
   const lastSeen = lastSeenVia(store, committer);
   const fanout = await createFanout(config, {
     deliver,
@@ -365,6 +380,16 @@ export async function startService(
     history: storage.history,
     notify,
   });
+  const edits = createEdits({
+    store,
+    committer,
+    bus: fanout.bus,
+    now,
+    metrics,
+    maxMessageChars: config.MAX_MESSAGE_CHARS,
+    editWindowMs: config.EDIT_WINDOW_S * 1000,
+    deletions,
+  });
   const clientIp = (req: Request) => server?.requestIP(req)?.address ?? "unknown";
   const core: Core = {
     config,
@@ -374,6 +399,7 @@ export async function startService(
     storage,
     identity,
     chat,
+    edits,
     ...fanout,
     sockets,
     deliver,
@@ -401,5 +427,5 @@ export async function startService(
   storage.worker?.start();
   const port = server.port ?? config.PORT;
   logger.info("listening", { port, identity: identity.kind, sqlite: config.SQLITE_PATH });
-  return { server, app, url: `http://127.0.0.1:${port}`, port, shutdown };
+  return { server, app, deletions, url: `http://127.0.0.1:${port}`, port, shutdown };
 }

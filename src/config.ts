@@ -187,6 +187,9 @@ export const envSchema = z
       "comma-separated origin allow-list for WebSocket and CORS (https://*.example.org allowed); unset allows any",
     ),
     MAX_MESSAGE_CHARS: intIn(1, 100_000).default(4000).describe("longest message text, in characters"),
+    EDIT_WINDOW_S: intIn(0, 31_536_000)
+      .default(86_400)
+      .describe("a sender may edit a message this long after sending it (0: never); deleting has no window"),
     // A frame carries at most MAX_MESSAGE_CHARS characters of up to 4 UTF-8 bytes each,
     // plus JSON escaping; 64 KiB leaves room without letting a client park megabytes.
     MAX_FRAME_BYTES: intIn(1024, 16 * 1024 * 1024)

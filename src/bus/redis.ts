@@ -3,6 +3,7 @@ import {
   type Accept,
   type Bus,
   type Deliver,
+  FRAME_KINDS,
   type FrameKind,
   isDurableKind,
   topicOf,
@@ -18,7 +19,7 @@ import type { RedisLink } from "./redis-link.ts";
  * so every socket hears a frame once. One publishing connection per instance and Redis's
  * per-connection order keep each instance's frames in order for every subscriber.
  *
- * Messages and read marks are durable at their origin, so they are worth repairing after an
+ * Messages, read marks, edits and deletes are durable at their origin, so worth repairing after an
  * outage: each instance remembers those it published lately and publishes them again, marked
  * as a replay, when its own link comes back or when a peer says it was cut off. Receivers
  * drop replays they already hold (see `accept`). Typing and presence are not repaired.
@@ -35,7 +36,7 @@ const envelopeSchema = z.object({
   /** Set on replays after an outage. */
   r: z.literal(1).optional(),
   /** The frame's kind; absent from instances that predate it (then read from the frame). */
-  k: z.enum(["message", "viewed", "typing", "presence"]).optional(),
+  k: z.enum(FRAME_KINDS).optional(),
 });
 type Envelope = z.infer<typeof envelopeSchema>;
 
@@ -67,9 +68,7 @@ export interface RedisBus extends Bus {
 /** For a publish or an envelope that does not say: the kind the frame itself names. */
 function kindOfFrame(frame: string): FrameKind | undefined {
   const type = (safeJson(frame) as { type?: unknown } | null | undefined)?.type;
-  return type === "message" || type === "viewed" || type === "typing" || type === "presence"
-    ? type
-    : undefined;
+  return FRAME_KINDS.includes(type as FrameKind) ? (type as FrameKind) : undefined;
 }
 
 export function createRedisBus(opts: RedisBusOptions): RedisBus {

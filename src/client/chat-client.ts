@@ -1,15 +1,13 @@
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.ts";
-import { newClientId } from "./client-id.ts";
 import { Emitter } from "./emitter.ts";
 import {
   type ChatClientOptions,
   type ChatEvents,
   type ConnectionState,
-  type Pending,
-  RETRYABLE,
   socketUrl,
   ZERO_ID,
 } from "./options.ts";
+import { Outgoing } from "./outgoing.ts";
 import { ChatRest } from "./rest.ts";
 import { SeenIds } from "./seen.ts";
 import type {
@@ -45,8 +43,8 @@ export class ChatClient extends Emitter<ChatEvents> {
   private reconnectTimer?: ReturnType<typeof setTimeout>;
   private heartbeatTimer?: ReturnType<typeof setInterval>;
   private lastFrameAt = 0;
-  private readonly pending = new Map<string, Pending>();
   private readonly seen = new SeenIds(5000);
+  private readonly outgoing: Outgoing;
   private lastId: string | undefined;
   private viewedWanted: string | undefined;
   private viewedSent: string | undefined;
@@ -65,6 +63,15 @@ export class ChatClient extends Emitter<ChatEvents> {
     this.backoff = { ...DEFAULT_BACKOFF, ...opts.backoff };
     this.lastId = opts.since;
     this.tokenSource = opts.token;
+    this.outgoing = new Outgoing({
+      send: (f) => {
+        if (!this.isOpen()) return false;
+        this.frame(f);
+        return true;
+      },
+      ackTimeoutMs: opts.ackTimeoutMs ?? 10_000,
+      retryDelayMs: (n) => backoffDelay(n, this.backoff),
+    });
   }
 
   get state(): ConnectionState {
@@ -85,9 +92,9 @@ export class ChatClient extends Emitter<ChatEvents> {
     return this.lastId;
   }
 
-  /** Messages sent but not yet acked (queued offline or in flight). */
+  /** Messages, edits and deletes sent but not yet acked (queued offline or in flight). */
   get unacked(): number {
-    return this.pending.size;
+    return this.outgoing.size;
   }
 
   /** Opens the connection (once); resolves on the next `ready`, rejects on a fatal error. */
@@ -111,7 +118,11 @@ export class ChatClient extends Emitter<ChatEvents> {
    */
   send(
     text: string,
-    opts: { clientId?: string; attachments?: ReadonlyArray<string | AttachmentRef | Attachment> } = {},
+    opts: {
+      clientId?: string;
+      replyTo?: string;
+      attachments?: ReadonlyArray<string | AttachmentRef | Attachment>;
+    } = {},
   ): Promise<Ack> {
     if (this.stateNow === "closed") return Promise.reject(new ChatError("closed", "client is closed"));
     const attachments = (opts.attachments ?? []).map((a) => (typeof a === "string" ? a : a.id));
@@ -119,12 +130,25 @@ export class ChatClient extends Emitter<ChatEvents> {
       return Promise.reject(new ChatError("empty", "a message needs text or an attachment"));
     }
     this.stopTyping();
-    const clientId = opts.clientId ?? newClientId();
-    return new Promise<Ack>((resolve, reject) => {
-      const entry: Pending = { clientId, text, attachments, resolve, reject, retries: 0 };
-      this.pending.set(clientId, entry);
-      this.transmit(entry);
-    });
+    const frame = {
+      type: "message" as const,
+      ...(text.trim() !== "" ? { text } : {}),
+      ...(opts.replyTo ? { reply_to: opts.replyTo } : {}),
+      ...(attachments.length > 0 ? { attachments } : {}),
+    };
+    return this.outgoing.request(frame, opts.clientId);
+  }
+
+  /** Replaces the text of one's own message; resolves on the server's ack (durable). */
+  edit(messageId: string, text: string): Promise<Ack> {
+    if (this.stateNow === "closed") return Promise.reject(new ChatError("closed", "client is closed"));
+    return this.outgoing.request({ type: "edit", message_id: messageId, text });
+  }
+
+  /** Deletes one's own message (a mentor: any in the conversation); resolves on the ack. */
+  delete(messageId: string): Promise<Ack> {
+    if (this.stateNow === "closed") return Promise.reject(new ChatError("closed", "client is closed"));
+    return this.outgoing.request({ type: "delete", message_id: messageId });
   }
 
   /**
@@ -220,13 +244,7 @@ export class ChatClient extends Emitter<ChatEvents> {
   }
 
   private async latestStoredId(): Promise<string> {
-    const [conversation] = await this.rest.conversations({
-      lessonId: this.opts.lessonId,
-      studentId: this.opts.studentId,
-    });
-    if (!conversation) return ZERO_ID; // created by this connect: empty so far
-    const [latest] = await this.rest.messages(conversation.id, { limit: 1 });
-    return latest?.id ?? ZERO_ID;
+    return (await this.rest.latestId(this.opts.lessonId, this.opts.studentId)) ?? ZERO_ID;
   }
 
   private dialFailed(err: unknown): void {
@@ -280,7 +298,7 @@ export class ChatClient extends Emitter<ChatEvents> {
     const ws = this.ws;
     this.ws = null;
     clearInterval(this.heartbeatTimer);
-    for (const p of this.pending.values()) clearTimeout(p.timer);
+    this.outgoing.pause();
     if (ws) {
       ws.onmessage = null;
       ws.onclose = null;
@@ -323,7 +341,7 @@ export class ChatClient extends Emitter<ChatEvents> {
         this.startHeartbeat(ws);
         this.emit("ready", ready);
         this.settleWaiters(ready);
-        for (const p of this.pending.values()) this.transmit(p);
+        this.outgoing.resendAll();
         this.viewedSent = undefined;
         this.flushViewed();
         return;
@@ -337,8 +355,10 @@ export class ChatClient extends Emitter<ChatEvents> {
         return;
       }
       case "ack":
-        this.onAck(f);
+        this.outgoing.ack(f);
         return;
+      case "message_edited":
+      case "message_deleted":
       case "typing":
       case "viewed":
       case "presence": {
@@ -354,44 +374,11 @@ export class ChatClient extends Emitter<ChatEvents> {
     }
   }
 
-  private onAck(ack: Ack): void {
-    const p = ack.client_id === undefined ? undefined : this.pending.get(ack.client_id);
-    if (!p) return;
-    clearTimeout(p.timer);
-    this.pending.delete(p.clientId);
-    const { type: _, ...rest } = ack as Ack & { type?: string };
-    p.resolve(rest);
-  }
-
   private onError(e: ErrorFrame): void {
-    const p = e.ref === undefined ? undefined : this.pending.get(e.ref);
-    if (!p) {
-      this.emit("error", new ChatError(e.code, e.message, undefined, e.ref));
-      return;
-    }
-    clearTimeout(p.timer);
-    if (RETRYABLE.has(e.code)) {
-      p.timer = setTimeout(() => this.transmit(p), backoffDelay(p.retries++, this.backoff));
-      return;
-    }
-    this.pending.delete(p.clientId);
-    p.reject(new ChatError(e.code, e.message, undefined, e.ref));
+    if (!this.outgoing.error(e)) this.emit("error", new ChatError(e.code, e.message, undefined, e.ref));
   }
 
   // --- outbound frames ---
-
-  private transmit(p: Pending): void {
-    if (!this.isOpen()) return; // sent on the next `ready`
-    clearTimeout(p.timer);
-    this.frame({
-      type: "message",
-      ...(p.text.trim() !== "" ? { text: p.text } : {}),
-      client_id: p.clientId,
-      ...(p.attachments.length > 0 ? { attachments: p.attachments } : {}),
-    });
-    // A frame the server dropped (e.g. a per-connection flood limit) gets no ack and no ref.
-    p.timer = setTimeout(() => this.transmit(p), this.opts.ackTimeoutMs ?? 10_000);
-  }
 
   private flushViewed(): void {
     const id = this.viewedWanted;
@@ -425,11 +412,7 @@ export class ChatClient extends Emitter<ChatEvents> {
   }
 
   private failAll(err: ChatError): void {
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(err);
-    }
-    this.pending.clear();
+    this.outgoing.failAll(err);
     for (const w of this.waiters.splice(0)) w.reject(err);
   }
 }

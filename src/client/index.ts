@@ -11,6 +11,8 @@ export type {
   Attachment,
   AttachmentRef,
   Conversation,
+  Deleted,
+  Edited,
   ErrorCode,
   ErrorFrame,
   Message,

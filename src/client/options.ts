@@ -1,7 +1,8 @@
 import type { BackoffOptions } from "./backoff.ts";
 import type {
-  Ack,
   ChatError,
+  Deleted,
+  Edited,
   ErrorCode,
   Message,
   Presence,
@@ -40,22 +41,16 @@ export type ConnectionState = "idle" | "connecting" | "open" | "reconnecting" | 
 export interface ChatEvents {
   ready: Ready;
   message: Message;
+  /** A message was edited (live, or on catch-up after a reconnect: then also older messages). */
+  message_edited: Edited;
+  /** A message was deleted: drop its text, keep a tombstone. */
+  message_deleted: Deleted;
   typing: Typing;
   viewed: Viewed;
   presence: Presence;
   state: { state: ConnectionState; attempt: number; delayMs?: number; code?: number; reason?: string };
   /** Error frames not tied to a pending send, and fatal connection errors. */
   error: ChatError;
-}
-
-export interface Pending {
-  clientId: string;
-  text: string;
-  attachments: string[];
-  resolve: (ack: Ack) => void;
-  reject: (err: ChatError) => void;
-  retries: number;
-  timer?: ReturnType<typeof setTimeout>;
 }
 
 /** Resume from the very start: a valid ObjectId lower than any real one. */

@@ -2,6 +2,8 @@ import type {
   Attachment,
   Conversation,
   Message,
+  MessageDeleted,
+  MessageEdited,
   Page,
   PresenceStatus,
   TokenSource,
@@ -52,6 +54,23 @@ export class ChatRest {
       before: page.before,
       after: page.after,
       limit: page.limit,
+    });
+  }
+
+  /** The newest message id of the caller's conversation in this lesson; undefined while empty or new. */
+  async latestId(lessonId: number, studentId?: number): Promise<string | undefined> {
+    const [conversation] = await this.conversations({ lessonId, studentId });
+    if (!conversation) return undefined;
+    const [latest] = await this.messages(conversation.id, { limit: 1 });
+    return latest?.id;
+  }
+
+  /** Edits and deletes after `after` (a cursor from an earlier answer, or a message id). */
+  changes(conversationId: string, after?: string, limit?: number) {
+    return this.get<{ changes: Array<MessageEdited | MessageDeleted>; cursor: string }>("/messages/changes", {
+      conversation_id: conversationId,
+      after,
+      limit,
     });
   }
 

@@ -3,10 +3,10 @@
  * the client carries no zod.
  */
 
-import type { ErrorCode, Message, OutboundFrame } from "../protocol/frames.ts";
+import type { ErrorCode, Message, MessageDeleted, MessageEdited, OutboundFrame } from "../protocol/frames.ts";
 import type { ConversationJson } from "../protocol/wire.ts";
 
-export type { ErrorCode, Message, OutboundFrame };
+export type { ErrorCode, Message, MessageDeleted, MessageEdited, OutboundFrame };
 export type Conversation = ConversationJson;
 
 type FrameOf<T extends OutboundFrame["type"]> = Omit<Extract<OutboundFrame, { type: T }>, "type">;
@@ -17,6 +17,8 @@ export type Typing = FrameOf<"typing">;
 export type Viewed = FrameOf<"viewed">;
 export type Presence = FrameOf<"presence">;
 export type ErrorFrame = FrameOf<"error">;
+export type Edited = FrameOf<"message_edited">;
+export type Deleted = FrameOf<"message_deleted">;
 
 /** An uploaded file, as POST /attachments answers; pass it (or its id) to `send`. */
 export interface Attachment {

@@ -43,6 +43,10 @@ let client: ChatClient | null = null;
 let me = 0;
 let peer = 0;
 let peerViewedUpTo = "";
+let iAmMentor = false;
+/** The composer's mode: a new message, a reply to one, or an edit of one's own. */
+let replyTo: string | undefined;
+let editing: string | undefined;
 let oldestId: string | undefined;
 let typingTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -133,6 +137,7 @@ function wire(c: ChatClient): void {
   c.on("ready", (r: Ready) => {
     me = r.user_id;
     peer = me === r.mentor_id ? r.student_id : r.mentor_id;
+    iAmMentor = me === r.mentor_id;
     $("me").textContent = `signed in as ${nameOf(me)}`;
     $("peer").textContent = `Lesson ${r.lesson_id} · ${nameOf(peer)}`;
     $("signin").hidden = true;
@@ -140,6 +145,16 @@ function wire(c: ChatClient): void {
   });
   c.on("message", (m) => {
     addMessages([m]);
+    render();
+  });
+  c.on("message_edited", (e) => {
+    const m = messages.get(e.id);
+    if (m) messages.set(e.id, { ...m, text: e.text, edited_at: e.edited_at });
+    render();
+  });
+  c.on("message_deleted", (d) => {
+    const m = messages.get(d.id);
+    if (m) messages.set(d.id, { ...m, text: undefined, deleted: true, deleted_at: d.deleted_at });
     render();
   });
   c.on("viewed", (v) => {
@@ -258,6 +273,67 @@ function bubble(
   return li;
 }
 
+const el = (tag: string, className: string, text = "") => {
+  const e = document.createElement(tag);
+  e.className = className;
+  e.textContent = text;
+  return e;
+};
+
+/** A stored message's bubble: its quote, the edited/deleted marks, and what the reader may do. */
+function messageBubble(m: Message, mine: boolean, state: string, at: string): HTMLLIElement {
+  const li = m.deleted
+    ? bubble("This message was deleted", mine, state, at, m.id, [])
+    : bubble(m.text ?? "", mine, state, at, m.id, m.attachments ?? []);
+  if (m.deleted) li.dataset.deleted = "true";
+  if (m.reply_to) {
+    const original = messages.get(m.reply_to);
+    const quoted = !original ? "an earlier message" : original.deleted ? "a deleted message" : original.text;
+    li.insertBefore(el("blockquote", "quote", quoted ?? ""), li.querySelector(".meta"));
+  }
+  const meta = li.querySelector(".meta")!;
+  if (m.edited_at && !m.deleted) meta.prepend(el("span", "mark edited", "edited · "));
+  if (m.deleted) return li;
+  const actions = el("span", "actions");
+  actions.append(el("button", "act", "Reply"));
+  (actions.lastChild as HTMLElement).dataset.action = "reply";
+  if (mine) {
+    actions.append(el("button", "act", "Edit"));
+    (actions.lastChild as HTMLElement).dataset.action = "edit";
+  }
+  if (mine || iAmMentor) {
+    actions.append(el("button", "act", "Delete"));
+    (actions.lastChild as HTMLElement).dataset.action = "delete";
+  }
+  li.append(actions);
+  return li;
+}
+
+function setMode(mode: { replyTo?: string; editing?: string }): void {
+  replyTo = mode.replyTo;
+  editing = mode.editing;
+  const target = messages.get(replyTo ?? editing ?? "");
+  $("mode").hidden = !target;
+  $("mode-text").textContent = !target ? "" : `${editing ? "Editing" : "Replying to"}: ${target.text ?? ""}`;
+  $("send").textContent = editing ? "Save" : "Send";
+  if (editing && target) $<HTMLInputElement>("text").value = target.text ?? "";
+  $("text").focus();
+}
+
+function act(e: Event): void {
+  const button = (e.target as HTMLElement).closest<HTMLElement>("button[data-action]");
+  const id = button?.closest<HTMLElement>("li")?.dataset.id;
+  if (!client || !button || !id) return;
+  const action = button.dataset.action;
+  if (action === "reply") setMode({ replyTo: id });
+  else if (action === "edit") setMode({ editing: id });
+  else if (action === "delete") {
+    client.delete(id).catch((err: Error) => {
+      $("chat-error").textContent = `cannot delete: ${err.message}`;
+    });
+  }
+}
+
 function render(scrollToEnd = false): void {
   const scroller = $("scroller");
   const nearEnd = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 60;
@@ -269,7 +345,7 @@ function render(scrollToEnd = false): void {
     const mine = m.sender_id === me;
     const state = mine ? (id <= peerViewedUpTo ? "viewed" : "sent") : "received";
     const at = new Date(m.created_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    items.push(bubble(m.text, mine, state, at, id, m.attachments ?? []));
+    items.push(messageBubble(m, mine, state, at));
   }
   for (const [clientId, o] of outbox) {
     const li = bubble(
@@ -375,13 +451,23 @@ function send(e: Event): void {
   const ready = staged.filter((s) => s.done).map((s) => s.done!);
   if (!client || (!text && ready.length === 0) || staged.some((s) => !s.done && !s.failed)) return;
   input.value = "";
+  if (editing) {
+    const id = editing;
+    setMode({});
+    client.edit(id, text).catch((err: Error) => {
+      $("chat-error").textContent = `cannot edit: ${err.message}`;
+    });
+    return;
+  }
+  const reply = replyTo;
+  setMode({});
   staged.length = 0;
   renderStaged();
   const clientId = newClientId();
   const attachments = ready.map(({ id, name, size, mime }) => ({ id, name, size, mime }));
   outbox.set(clientId, { text, attachments });
   render(true);
-  client.send(text, { clientId, attachments }).then(
+  client.send(text, { clientId, attachments, replyTo: reply }).then(
     () => render(),
     (err: Error) => {
       outbox.set(clientId, { text, attachments, failed: err.message });
@@ -396,6 +482,11 @@ $("scroller").addEventListener("scroll", () => {
   if ($("scroller").scrollTop < 20) void loadOlder();
 });
 $("composer").addEventListener("submit", send);
+$("messages").addEventListener("click", act);
+$("mode-cancel").addEventListener("click", () => {
+  setMode({});
+  $<HTMLInputElement>("text").value = "";
+});
 $("text").addEventListener("input", () => client?.typing());
 $("attach").addEventListener("click", () => $<HTMLInputElement>("file").click());
 $("file").addEventListener("change", () => {

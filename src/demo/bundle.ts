@@ -14,6 +14,8 @@ import sdkIndex from "../client/index.ts" with { type: "text" };
 // @ts-expect-error text import
 import sdkOptions from "../client/options.ts" with { type: "text" };
 // @ts-expect-error text import
+import sdkOutgoing from "../client/outgoing.ts" with { type: "text" };
+// @ts-expect-error text import
 import sdkRest from "../client/rest.ts" with { type: "text" };
 // @ts-expect-error text import
 import sdkSeen from "../client/seen.ts" with { type: "text" };
@@ -32,6 +34,7 @@ const SOURCES: Record<string, string> = {
   [`${ROOT}/client/emitter.ts`]: sdkEmitter,
   [`${ROOT}/client/index.ts`]: sdkIndex,
   [`${ROOT}/client/options.ts`]: sdkOptions,
+  [`${ROOT}/client/outgoing.ts`]: sdkOutgoing,
   [`${ROOT}/client/rest.ts`]: sdkRest,
   [`${ROOT}/client/seen.ts`]: sdkSeen,
   [`${ROOT}/client/types.ts`]: sdkTypes,

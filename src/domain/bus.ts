@@ -1,8 +1,20 @@
 /** What a frame is, said beside it so a relay need not read the frame to know. */
-export type FrameKind = "message" | "viewed" | "typing" | "presence";
+export const FRAME_KINDS = [
+  "message",
+  "viewed",
+  "typing",
+  "presence",
+  "message_edited",
+  "message_deleted",
+] as const;
+export type FrameKind = (typeof FRAME_KINDS)[number];
 
-/** Messages and read marks are durable at their origin: worth keeping and repairing when relayed. */
-export const isDurableKind = (kind: FrameKind | undefined) => kind === "message" || kind === "viewed";
+/**
+ * Messages, read marks, edits and deletes are durable at their origin: worth keeping and
+ * repairing when relayed.
+ */
+export const isDurableKind = (kind: FrameKind | undefined) =>
+  kind !== undefined && kind !== "typing" && kind !== "presence";
 
 /**
  * Decides whether a frame relayed from another instance is delivered here, after keeping

@@ -69,13 +69,18 @@ export function createChat(deps: ChatDeps) {
       rawText: string,
       clientId: string | undefined,
       attachmentIds: readonly string[] = [],
+      replyTo?: string,
     ): Promise<{ message: StoredMessage; duplicate: boolean }> {
       const text = validateText(rawText, deps.maxMessageChars, attachmentIds.length > 0);
+      // Messages are never removed (a delete keeps the tombstone), so the check holds at commit.
+      if (replyTo !== undefined && !store.message(conversation.id, replyTo)) {
+        throw notFound("reply_to: no such message in this conversation");
+      }
       const id = deps.newId();
       const createdAt = deps.now();
       const result = await committer.submit(() => {
         const r = store.sendMessage(
-          { id, conversationId: conversation.id, senderId, text, createdAt, clientId },
+          { id, conversationId: conversation.id, senderId, text, createdAt, clientId, replyTo },
           attachmentIds,
         );
         if (!r.duplicate) deps.notify?.accepted(conversation, r.message);

@@ -16,12 +16,14 @@ import type { Conversation, ConversationSummary } from "../model/types.ts";
 import {
   attachmentParamSchema,
   attachmentUploadQuerySchema,
+  changesQuerySchema,
   conversationParamSchema,
   conversationsQuerySchema,
+  encodeChangeCursor,
   messagesQuerySchema,
   presenceQuerySchema,
 } from "../protocol/params.ts";
-import { toWireConversation, toWireMessage } from "../protocol/wire.ts";
+import { toWireChange, toWireConversation, toWireMessage } from "../protocol/wire.ts";
 import type { ChatStore } from "../store/sqlite/index.ts";
 import { serveAttachment } from "./attachment-response.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -184,6 +186,18 @@ export function createHttpApp(deps: HttpDeps) {
     }
     const page = store.page(conversation.id, { before: q.before, after: q.after, limit: q.limit });
     return c.json(page.map(toWireMessage));
+  });
+
+  /** The change feed after a cursor: what a client that was away must apply to its pages. */
+  app.get("/messages/changes", authenticate, sameUser, validate("query", changesQuerySchema), async (c) => {
+    const q = c.req.valid("query");
+    const conversation = await ownConversation(q.conversation_id, c.get("principal"));
+    const from = q.after ?? { at: 0, messageId: "" };
+    const entries = store.changesAfter(conversation.id, from, q.limit);
+    return c.json({
+      changes: entries.map((e) => toWireChange(e.change)),
+      cursor: encodeChangeCursor(entries.at(-1)?.position ?? from),
+    });
   });
 
   app.post("/attachments", authenticate, validate("query", attachmentUploadQuerySchema), async (c) => {

@@ -1,8 +1,9 @@
 import { z } from "zod";
-import { messageSchema, objectId } from "../protocol/frames.ts";
+import { messageDeletedSchema, messageEditedSchema, messageSchema, objectId } from "../protocol/frames.ts";
 import {
   attachmentParamSchema,
   attachmentUploadQuerySchema,
+  changesQuerySchema,
   connectQuerySchema,
   conversationParamSchema,
   conversationsQuerySchema,
@@ -29,6 +30,12 @@ export const conversationResponseSchema = z.strictObject({
   created_at: z.iso.datetime(),
   last_message: messageSchema.strict().nullable(),
   unread_count: z.number().int().min(0),
+});
+
+/** `GET /messages/changes`: one frame per changed message, and where to go on from. */
+export const changesResponseSchema = z.strictObject({
+  changes: z.array(z.discriminatedUnion("type", [messageEditedSchema, messageDeletedSchema])),
+  cursor: z.string(),
 });
 
 export const presenceResponseSchema = z.strictObject({
@@ -119,6 +126,7 @@ function build() {
         Attachment: jsonSchema(attachmentResponseSchema),
         Conversation: jsonSchema(conversationResponseSchema),
         Presence: jsonSchema(presenceResponseSchema),
+        Changes: jsonSchema(changesResponseSchema),
         Readiness: jsonSchema(readinessResponseSchema),
       },
     },
@@ -155,6 +163,28 @@ function build() {
           parameters: parameters(messagesQuerySchema, "query"),
           responses: {
             200: json({ type: "array", items: ref("Message") }, "Messages, oldest first"),
+            ...errors(400, 401, 403, 404, 429, 503),
+          },
+        },
+      },
+      "/messages/changes": {
+        get: {
+          summary:
+            "Edits and deletes after a cursor: one frame per changed message (its current state), oldest change first",
+          ...authed,
+          parameters: parameters(changesQuerySchema, "query").map((p) =>
+            p.name === "after"
+              ? {
+                  ...p,
+                  description:
+                    "The `cursor` of an earlier answer, or a message id: the changes made since that message (as `since` on /ws). Absent: from the start.",
+                }
+              : p.name === "limit"
+                ? { ...p, description: "Page size, 1..200, default 100." }
+                : p,
+          ),
+          responses: {
+            200: json(ref("Changes"), "Changes; pass `cursor` as `after` next time"),
             ...errors(400, 401, 403, 404, 429, 503),
           },
         },

@@ -6,13 +6,14 @@ import type { MongoStore } from "../store/mongo.ts";
 import type { OutboxHandler } from "./outbox-worker.ts";
 
 /**
- * The outbox handler that copies conversations, messages and read marks to MongoDB: consecutive
- * messages go as one unordered insert; every write is keyed by an id made locally, so a replay
- * is a duplicate-key answer, which counts as done. All three kinds are one handler because their
- * order matters to each other.
+ * The outbox handler that copies conversations, messages, read marks, edits and deletes to
+ * MongoDB: consecutive messages go as one unordered insert; every write is keyed by an id made
+ * locally, so a replay is a duplicate-key answer (or a conditional update that matches
+ * nothing), which counts as done. All kinds are one handler because their order matters to each
+ * other: an edit never reaches MongoDB before its message.
  */
 
-export const MONGO_KINDS = ["conversation", "message", "viewed"] as const;
+export const MONGO_KINDS = ["conversation", "message", "viewed", "edit", "delete"] as const;
 type MongoKind = (typeof MONGO_KINDS)[number];
 
 /** What the handler needs of the store: the aliases of adopted conversations, and adopting one. */
@@ -104,6 +105,8 @@ export function createMongoFlush(opts: MongoFlushOptions) {
         const local = { ...entry.payload.conversation, id: conversationOf(entry.payload.conversation.id) };
         const kept = await mongo.putConversation(local);
         if (kept !== local.id) adopt(local.id, kept);
+      } else if (entry.kind === "edit" || entry.kind === "delete") {
+        await mongo.putChange(translate(entry.payload.message));
       } else {
         await mongo.markViewed({
           ...entry.payload,

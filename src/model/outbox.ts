@@ -14,6 +14,13 @@ export interface OutboxPayloads {
   message: { message: StoredMessage };
   /** A read mark applied here. */
   viewed: ViewedMark;
+  /**
+   * A message edited here: the whole message after the edit, so MongoDB can take it even before
+   * the instance that accepted the message has flushed it.
+   */
+  edit: { message: StoredMessage };
+  /** A message deleted here: the tombstone (text erased), for the same reason. */
+  delete: { message: StoredMessage };
   /** A notification to the recipient of an unread message, due at `dueAt`. */
   notify: NotifyPayload;
   /** An attachment uploaded here, to be copied into GridFS. */

@@ -25,6 +25,11 @@ export interface StoredMessage {
   clientId: string | null;
   viewedBy: number | null;
   viewedAt: number | null;
+  /** The message this one answers, in the same conversation. */
+  replyTo: string | null;
+  editedAt: number | null;
+  /** Set on a tombstone: its text is erased (""), the rest is kept. */
+  deletedAt: number | null;
   /** Absent or empty: a text-only message. */
   attachments?: AttachmentRef[];
 }
@@ -36,6 +41,7 @@ export interface NewMessage {
   text: string;
   createdAt: number;
   clientId?: string;
+  replyTo?: string;
   attachments?: AttachmentRef[];
 }
 
@@ -46,6 +52,11 @@ export interface AttachmentRef {
   size: number;
   mime: string;
 }
+
+/** A change to a message already sent: what the change feed, the bus and catch-up carry. */
+export type MessageChange =
+  | { kind: "edited"; conversationId: string; messageId: string; text: string; at: number }
+  | { kind: "deleted"; conversationId: string; messageId: string; at: number };
 
 /** A read mark: `viewerId` read every message of `senderId` up to and including `upToId`. */
 export interface ViewedMark {
@@ -66,4 +77,10 @@ export interface ConversationFilter {
   mentorId?: number;
   studentId?: number;
   lessonId?: number;
+}
+
+/** A position in the change feed: the changes after (time of change, message id). */
+export interface ChangePosition {
+  at: number;
+  messageId: string;
 }

@@ -22,9 +22,18 @@ export const inboundFrameSchema = z.discriminatedUnion("type", [
     // the message carries attachments; a message with neither is refused as `empty`.
     text: z.string({ message: "text must be a string" }).optional(),
     client_id: clientId.optional(),
+    reply_to: objectId.optional(),
     // Ids from POST /attachments, uploaded by the sender into this conversation.
     attachments: z.array(objectId).max(10, "at most 10 attachments per message").optional(),
   }),
+  z.strictObject({
+    type: z.literal("edit"),
+    message_id: objectId,
+    // Same rules as a message's text.
+    text: z.string({ message: "text must be a string" }),
+    client_id: clientId.optional(),
+  }),
+  z.strictObject({ type: z.literal("delete"), message_id: objectId, client_id: clientId.optional() }),
   z.strictObject({
     type: z.literal("typing"),
     is_typing: z.boolean({ message: "is_typing must be true or false" }),
@@ -37,6 +46,8 @@ export const inboundFrameSchema = z.discriminatedUnion("type", [
 
 export type InboundFrame = z.infer<typeof inboundFrameSchema>;
 export type MessageFrame = Extract<InboundFrame, { type: "message" }>;
+export type EditFrame = Extract<InboundFrame, { type: "edit" }>;
+export type DeleteFrame = Extract<InboundFrame, { type: "delete" }>;
 
 const CLIENT_ID_RE = /^[\w.:-]{1,64}$/;
 
@@ -71,14 +82,36 @@ export const messageSchema = z.object({
   id: objectId,
   conversation_id: objectId,
   sender_id: z.number().int(),
-  text: z.string(),
+  /** Absent on a tombstone (`deleted: true`): the text is erased, not hidden. */
+  text: z.string().optional(),
   created_at: z.string(),
   client_id: z.string().optional(),
   viewed_by: z.number().int().optional(),
   viewed_at: z.string().optional(),
+  reply_to: objectId.optional(),
+  edited_at: z.string().optional(),
+  deleted: z.literal(true).optional(),
+  deleted_at: z.string().optional(),
   attachments: z.array(attachmentRefSchema).max(10).optional(),
 });
 export type Message = z.infer<typeof messageSchema>;
+
+/** Changes to a message already sent, as both participants (and catch-up) receive them. */
+export const messageEditedSchema = z.strictObject({
+  type: z.literal("message_edited"),
+  id: objectId,
+  conversation_id: objectId,
+  text: z.string(),
+  edited_at: z.string(),
+});
+export const messageDeletedSchema = z.strictObject({
+  type: z.literal("message_deleted"),
+  id: objectId,
+  conversation_id: objectId,
+  deleted_at: z.string(),
+});
+export type MessageEdited = z.infer<typeof messageEditedSchema>;
+export type MessageDeleted = z.infer<typeof messageDeletedSchema>;
 
 export type ErrorCode =
   | "bad_json"
@@ -87,6 +120,7 @@ export type ErrorCode =
   | "too_long"
   | "empty"
   | "not_found"
+  | "edit_window_closed"
   | "conflict"
   | "forbidden"
   | "unauthorized"
@@ -96,7 +130,18 @@ export type ErrorCode =
 
 export type OutboundFrame =
   | ({ type: "message" } & Message)
-  | { type: "ack"; id: string; created_at: string; client_id?: string; duplicate?: boolean }
+  | {
+      type: "ack";
+      id: string;
+      created_at: string;
+      client_id?: string;
+      duplicate?: boolean;
+      /** On the ack of an `edit` or a `delete`: the change's time. */
+      edited_at?: string;
+      deleted_at?: string;
+    }
+  | MessageEdited
+  | MessageDeleted
   | { type: "typing"; conversation_id: string; sender_id: number; is_typing: boolean }
   | { type: "viewed"; conversation_id: string; message_id: string; viewer_id: number; viewed_at: string }
   | { type: "presence"; user_id: number; online: boolean; last_seen?: string }

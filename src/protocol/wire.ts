@@ -1,5 +1,5 @@
-import type { ConversationSummary, StoredMessage } from "../model/types.ts";
-import type { Message } from "./frames.ts";
+import type { ConversationSummary, MessageChange, StoredMessage } from "../model/types.ts";
+import type { Message, MessageDeleted, MessageEdited } from "./frames.ts";
 
 /** The stored shapes as clients see them: snake_case, ISO times, absent fields left out. */
 
@@ -8,14 +8,34 @@ export function toWireMessage(m: StoredMessage): Message {
     id: m.id,
     conversation_id: m.conversationId,
     sender_id: m.senderId,
-    text: m.text,
     created_at: new Date(m.createdAt).toISOString(),
   };
+  if (m.deletedAt === null) out.text = m.text;
   if (m.clientId !== null) out.client_id = m.clientId;
   if (m.viewedBy !== null) out.viewed_by = m.viewedBy;
   if (m.viewedAt !== null) out.viewed_at = new Date(m.viewedAt).toISOString();
-  if (m.attachments?.length) out.attachments = m.attachments;
+  if (m.replyTo !== null) out.reply_to = m.replyTo;
+  if (m.editedAt !== null && m.deletedAt === null) out.edited_at = new Date(m.editedAt).toISOString();
+  if (m.deletedAt !== null) {
+    out.deleted = true;
+    out.deleted_at = new Date(m.deletedAt).toISOString();
+  }
+  if (m.attachments?.length && m.deletedAt === null) out.attachments = m.attachments;
   return out;
+}
+
+/** The frame that tells a client about an edit or a delete (live, relayed, or on catch-up). */
+export function toWireChange(c: MessageChange): MessageEdited | MessageDeleted {
+  const at = new Date(c.at).toISOString();
+  return c.kind === "edited"
+    ? {
+        type: "message_edited",
+        id: c.messageId,
+        conversation_id: c.conversationId,
+        text: c.text,
+        edited_at: at,
+      }
+    : { type: "message_deleted", id: c.messageId, conversation_id: c.conversationId, deleted_at: at };
 }
 
 /** The REST shape of a conversation; the client SDK imports this type. */

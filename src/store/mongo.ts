@@ -1,4 +1,4 @@
-import { type Db, MongoBulkWriteError, MongoClient, MongoServerError, ObjectId } from "mongodb";
+import { type Db, type Filter, MongoBulkWriteError, MongoClient, MongoServerError, ObjectId } from "mongodb";
 import type { Conversation, Parties, StoredMessage } from "../model/types.ts";
 
 /**
@@ -35,6 +35,10 @@ export interface MessageDoc {
   /** Null in documents of the original service for unread messages. */
   viewed_by?: number | null;
   viewed_at?: Date | null;
+  reply_to?: ObjectId;
+  edited_at?: Date | null;
+  /** On a tombstone; its text is "". */
+  deleted_at?: Date | null;
   /** The attachments' metadata; their bytes are in the GridFS bucket `attachments` under `id`. */
   attachments?: Array<{ id: string; name: string; size: number; mime: string }>;
 }
@@ -233,6 +237,37 @@ export function openMongo(opts: MongoOptions) {
       return res.modifiedCount;
     },
 
+    /**
+     * An edit or a delete: `m` is the message after it. Conditional, so a replay or an older
+     * change is a no-op (a delete wins; a newer edit wins). When MongoDB does not hold the message
+     * yet (accepted on an instance that has not flushed it), the changed message is inserted;
+     * that instance's later insert is then a duplicate, which it counts as done.
+     */
+    async putChange(msg: StoredMessage): Promise<void> {
+      const _id = new ObjectId(msg.id);
+      const deleting = msg.deletedAt !== null;
+      const filter: Filter<MessageDoc> = deleting
+        ? { _id, deleted_at: null }
+        : {
+            _id,
+            deleted_at: null,
+            $or: [{ edited_at: null }, { edited_at: { $lte: new Date(msg.editedAt ?? 0) } }],
+          };
+      const set = deleting
+        ? { text: "", deleted_at: new Date(msg.deletedAt ?? 0) }
+        : { text: msg.text, edited_at: new Date(msg.editedAt ?? 0) };
+      const update = () => track(() => m.messages.updateOne(filter, { $set: set }));
+      if ((await update()).matchedCount > 0) return;
+      try {
+        await track(() => m.messages.insertOne(toMessageDoc(msg)));
+        return;
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+      }
+      // It was there after all (already changed, or inserted just now by its own instance).
+      await update();
+    },
+
     async findConversation(p: Parties, timeoutMs: number): Promise<Conversation | null> {
       const doc = await track(() =>
         m.conversations.findOne(
@@ -313,7 +348,13 @@ export function toMessageDoc(m: StoredMessage): MessageDoc {
   if (m.clientId !== null) doc.client_id = m.clientId;
   if (m.viewedBy !== null) doc.viewed_by = m.viewedBy;
   if (m.viewedAt !== null) doc.viewed_at = new Date(m.viewedAt);
-  if (m.attachments?.length)
+  if (m.replyTo !== null) doc.reply_to = new ObjectId(m.replyTo);
+  if (m.editedAt !== null) doc.edited_at = new Date(m.editedAt);
+  if (m.deletedAt !== null) {
+    doc.deleted_at = new Date(m.deletedAt);
+    doc.text = "";
+  }
+  if (m.attachments?.length && m.deletedAt === null)
     doc.attachments = m.attachments.map(({ id, name, size, mime }) => ({ id, name, size, mime }));
   return doc;
 }
@@ -338,6 +379,9 @@ function fromMessageDoc(d: MessageDoc): StoredMessage {
     clientId: typeof d.client_id === "string" ? d.client_id : null,
     viewedBy: typeof d.viewed_by === "number" ? d.viewed_by : null,
     viewedAt: d.viewed_at instanceof Date ? d.viewed_at.getTime() : null,
+    replyTo: d.reply_to instanceof ObjectId ? d.reply_to.toHexString() : null,
+    editedAt: d.edited_at instanceof Date ? d.edited_at.getTime() : null,
+    deletedAt: d.deleted_at instanceof Date ? d.deleted_at.getTime() : null,
   };
   if (Array.isArray(d.attachments) && d.attachments.length > 0) {
     m.attachments = d.attachments.map((a) => ({

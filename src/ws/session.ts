@@ -2,14 +2,17 @@ import type { ServerWebSocket } from "bun";
 import { otherParty } from "../domain/access.ts";
 import { conversationTopic, participantTopic } from "../domain/bus.ts";
 import type { Chat } from "../domain/chat.ts";
+import type { ChangeResult, Edits } from "../domain/edits.ts";
 import type { Presence } from "../domain/presence.ts";
 import type { KeyedBuckets, TokenBucket } from "../domain/rate.ts";
 import { AppError } from "../errors.ts";
 import type { Credentials, Identity, Principal } from "../identity/types.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import type { Conversation } from "../model/types.ts";
+import type { ChangePosition, Conversation } from "../model/types.ts";
 import {
+  type DeleteFrame,
+  type EditFrame,
   type ErrorCode,
   encode,
   fastMessageFrame,
@@ -17,7 +20,8 @@ import {
   inboundFrameSchema,
   type OutboundFrame,
 } from "../protocol/frames.ts";
-import { toWireMessage } from "../protocol/wire.ts";
+import { positionAfterMessage } from "../protocol/params.ts";
+import { toWireChange, toWireMessage } from "../protocol/wire.ts";
 import type { ChatStore } from "../store/sqlite/index.ts";
 
 /** What a socket carries from its upgrade to its close. */
@@ -30,6 +34,9 @@ export interface SessionData {
   since?: string;
   /** While a resume is being written: the last message id sent. Live traffic waits until it ends. */
   resumeAfter?: string;
+  /** Then, while catch-up on edits and deletes is being written: the last change sent. */
+  changesAfter?: ChangePosition;
+  resuming?: boolean;
   bucket: TokenBucket;
   openedAt: number;
 }
@@ -38,6 +45,7 @@ export type ChatSocket = ServerWebSocket<SessionData>;
 
 export interface SessionDeps {
   chat: Chat;
+  edits: Edits;
   store: ChatStore;
   identity: Identity;
   presence: Presence;
@@ -94,29 +102,66 @@ export function createSessionHandlers(deps: SessionDeps) {
   const { chat, store, presence, metrics, logger } = deps;
 
   /**
-   * Writes the backlog after `ws.data.resumeAfter` page by page, pausing when the socket pushes
-   * back and going on from `drain`, so a long absence cannot overflow the send buffer (which
-   * closes the socket). The live topic is joined in the same turn as the read that finds
-   * nothing more: commits and publishes run on this thread, so nothing falls between the two
-   * and nothing is sent twice.
+   * Writes the backlog after `ws.data.resumeAfter` page by page, then one frame per message
+   * edited or deleted since (`ws.data.changesAfter`, older messages too), pausing when the
+   * socket pushes back and going on from `drain`, so a long absence cannot overflow the send
+   * buffer (which closes the socket). The live topic is joined in the same turn as the read
+   * that finds nothing more: commits and publishes run on this thread, so nothing falls
+   * between the two and nothing is sent twice.
    */
   function pumpResume(ws: ChatSocket): void {
+    if (!ws.data.resuming) return;
     const conversationId = ws.data.conversation.id;
-    for (;;) {
-      const after = ws.data.resumeAfter;
-      if (after === undefined) return;
-      const page = store.page(conversationId, { after, limit: RESUME_PAGE });
+    while (ws.data.resumeAfter !== undefined) {
+      const page = store.page(conversationId, { after: ws.data.resumeAfter, limit: RESUME_PAGE });
       for (const m of page) {
         ws.data.resumeAfter = m.id;
         // -1: queued, but the socket is pushing back; `drain` resumes from here.
         if (ws.send(encode({ type: "message", ...toWireMessage(m) })) === -1) return;
       }
-      if (page.length < RESUME_PAGE) {
-        ws.data.resumeAfter = undefined;
-        ws.subscribe(conversationTopic(conversationId));
-        return;
-      }
+      if (page.length < RESUME_PAGE) ws.data.resumeAfter = undefined;
     }
+    while (ws.data.changesAfter !== undefined) {
+      const entries = store.changesAfter(conversationId, ws.data.changesAfter, RESUME_PAGE);
+      for (const e of entries) {
+        ws.data.changesAfter = e.position;
+        if (ws.send(encode(toWireChange(e.change))) === -1) return;
+      }
+      if (entries.length < RESUME_PAGE) ws.data.changesAfter = undefined;
+    }
+    ws.data.resuming = false;
+    ws.subscribe(conversationTopic(conversationId));
+  }
+
+  /** An edit or a delete: acked with the caller's client_id once durable (or a duplicate). */
+  async function handleChange(ws: ChatSocket, frame: EditFrame | DeleteFrame): Promise<void> {
+    const { conversation, principal } = ws.data;
+    const ref = frame.client_id ?? frame.message_id;
+    if (!deps.userBuckets.take(String(principal.userId)).ok) {
+      return sendError(ws, deps, "rate_limited", "too many changes from this user; slow down", ref);
+    }
+    let result: ChangeResult;
+    try {
+      result =
+        frame.type === "edit"
+          ? await deps.edits.edit(conversation, principal.userId, frame.message_id, frame.text)
+          : await deps.edits.remove(conversation, principal.userId, frame.message_id);
+    } catch (err) {
+      return reportFailure(ws, err, ref);
+    }
+    const { message, duplicate } = result;
+    const iso = (t: number | null) => (t === null ? undefined : new Date(t).toISOString());
+    const ack: OutboundFrame = {
+      type: "ack",
+      id: message.id,
+      created_at: new Date(message.createdAt).toISOString(),
+      ...(frame.client_id !== undefined ? { client_id: frame.client_id } : {}),
+      ...(duplicate ? { duplicate: true } : {}),
+      ...(frame.type === "edit"
+        ? { edited_at: iso(message.editedAt) }
+        : { deleted_at: iso(message.deletedAt) }),
+    };
+    deps.publishLocal(ackTopic(ws), encode(ack));
   }
 
   async function handle(ws: ChatSocket, raw: string): Promise<void> {
@@ -171,6 +216,7 @@ export function createSessionHandlers(deps: SessionDeps) {
             frame.text ?? "",
             frame.client_id,
             frame.attachments,
+            frame.reply_to,
           );
           deps.publishLocal(
             ackTopic(ws),
@@ -188,6 +234,9 @@ export function createSessionHandlers(deps: SessionDeps) {
         }
         return;
       }
+      case "edit":
+      case "delete":
+        return handleChange(ws, frame);
       case "typing":
         chat.typing(conversation, principal.userId, frame.is_typing);
         return;
@@ -257,7 +306,9 @@ export function createSessionHandlers(deps: SessionDeps) {
       if (since === undefined) {
         ws.subscribe(conversationTopic(conversation.id));
       } else {
+        ws.data.resuming = true;
         ws.data.resumeAfter = since;
+        ws.data.changesAfter = positionAfterMessage(since);
         pumpResume(ws);
       }
       // The shared presence view may live in Redis: the snapshot follows the backlog.

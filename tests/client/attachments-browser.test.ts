@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
+import { chromiumForFile } from "../helpers/chromium.ts";
 import { makePdf, makePng } from "../helpers/files.ts";
 import { type ChildService, spawnService, tempDir } from "../helpers/service.ts";
 import { mintToken } from "../helpers/tokens.ts";
@@ -11,37 +12,24 @@ import { mintToken } from "../helpers/tokens.ts";
  * and the PDF as a download link.
  */
 
-const CHROMIUM = "/usr/bin/chromium";
-const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"];
 const WAIT = { timeout: 20_000 };
 
 const dir = tempDir("chat-attach-browser-");
 let svc: ChildService | null = null;
-let browser: Browser | null = null;
-const contexts: BrowserContext[] = [];
+const { newPage } = chromiumForFile();
 
 beforeAll(async () => {
-  try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
-  } catch (err) {
-    throw new Error(`Chromium could not launch from ${CHROMIUM}: ${(err as Error).message}`);
-  }
   svc = await spawnService({ dir: dir.path, env: { DEMO_PAGE: "true" } });
 });
 
 afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => {});
-  await browser?.close();
   await svc?.stop();
   dir.remove();
 });
 
 async function open(userId: number, studentId?: number): Promise<Page> {
-  if (!browser || !svc) throw new Error("Chromium or the service did not start (see beforeAll)");
-  const context = await browser.newContext({ viewport: { width: 900, height: 760 } });
-  contexts.push(context);
-  const page = await context.newPage();
-  page.on("pageerror", (err) => console.error("page error:", err.message));
+  if (!svc) throw new Error("the service did not start (see beforeAll)");
+  const page = await newPage();
   await page.goto(`${svc.url}/demo`);
   await page.locator("#token").fill(await mintToken(userId));
   if (studentId !== undefined) await page.locator("#student").fill(String(studentId));

@@ -1,7 +1,8 @@
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, expect, test } from "bun:test";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
+import { chromiumForFile } from "../helpers/chromium.ts";
 import { type ChildService, spawnService, tempDir } from "../helpers/service.ts";
 import { mintToken } from "../helpers/tokens.ts";
 
@@ -11,47 +12,17 @@ import { mintToken } from "../helpers/tokens.ts";
  * pages reconnect and resume with nothing lost and nothing doubled.
  */
 
-const CHROMIUM = "/usr/bin/chromium";
-const ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
 const WAIT = { timeout: 20_000 };
 
 const dir = tempDir("chat-demo-browser-");
 let svc: ChildService | null = null;
-let browser: Browser | null = null;
-const contexts: BrowserContext[] = [];
-
-beforeAll(async () => {
-  try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
-  } catch (err) {
-    throw new Error(`Chromium could not launch from ${CHROMIUM}: ${(err as Error).message}`);
-  }
-});
+const { newPage } = chromiumForFile();
 
 afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => {});
-  await browser?.close();
   await svc?.stop();
   if (process.env.KEEP_TEST_DIR) console.log(`test files kept in ${dir.path}`);
   else dir.remove();
 });
-
-async function newPage(): Promise<Page> {
-  if (!browser) throw new Error("Chromium did not launch (see beforeAll)");
-  const context = await browser.newContext({ viewport: { width: 900, height: 760 } });
-  contexts.push(context);
-  const page = await context.newPage();
-  page.on("pageerror", (err) => console.error("page error:", err.message));
-  return page;
-}
 
 /** The texts of the bubbles on a page, in order (the first node of each bubble is its text). */
 const bubbleTexts = (page: Page) =>

@@ -11,6 +11,7 @@ import {
 import { messageSchema } from "../../src/protocol/frames.ts";
 import {
   attachmentUploadQuerySchema,
+  changesQuerySchema,
   connectQuerySchema,
   conversationsQuerySchema,
   messagesQuerySchema,
@@ -35,6 +36,7 @@ const QUERY_SCHEMAS: Record<string, z.ZodObject> = {
   "/conversations": conversationsQuerySchema,
   "/conversations/{id}": legacyUserQuerySchema,
   "/messages": messagesQuerySchema,
+  "/messages/changes": changesQuerySchema,
   "/presence": presenceQuerySchema,
   "/ws": connectQuerySchema,
 };

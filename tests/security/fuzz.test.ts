@@ -86,6 +86,7 @@ const key = fc.oneof(
     "client_id",
     "is_typing",
     "message_id",
+    "reply_to",
     "token",
     "sender_id",
     "conversation_id",
@@ -123,6 +124,22 @@ const nearlyValid = fc
     }),
     fc.record({ type: fc.constant("typing"), is_typing: anyValue }),
     fc.record({ type: fc.constant("viewed"), message_id: value }),
+    fc.record({
+      type: fc.constant("edit"),
+      message_id: value,
+      text: fc.oneof(weirdString, anyValue),
+      client_id: fc.option(fc.stringMatching(/^[\w.:-]{1,64}$/), { nil: undefined }),
+    }),
+    fc.record({
+      type: fc.constant("delete"),
+      message_id: value,
+      client_id: fc.option(fc.oneof(fc.stringMatching(/^[\w.:-]{1,64}$/), anyValue), { nil: undefined }),
+    }),
+    fc.record({
+      type: fc.constant("message"),
+      text: fc.constant("a reply"),
+      reply_to: value,
+    }),
     fc.record({
       type: fc.constant("auth"),
       token: fc.oneof(
@@ -197,7 +214,10 @@ describe("fuzzing inbound frames", () => {
         seen = sender.frames.length;
         for (const r of replies) {
           checkReply(r);
-          if (r.type === "ack") acked.set(String(r.id), r.client_id as string | undefined);
+          // An edit's or a delete's ack names a message acked before; only new ids are messages.
+          if (r.type === "ack" && !acked.has(String(r.id))) {
+            acked.set(String(r.id), r.client_id as string | undefined);
+          }
         }
         expect(sender.closed).toBeNull();
       }),
@@ -238,7 +258,16 @@ describe("fuzzing inbound frames", () => {
 // ---------------------------------------------------------------- REST
 
 const routePath = fc.oneof(
-  fc.constantFrom("/conversations", "/messages", "/presence", "/healthz", "/readyz", "/metrics", "/ws"),
+  fc.constantFrom(
+    "/conversations",
+    "/messages",
+    "/messages/changes",
+    "/presence",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/ws",
+  ),
   fc
     .oneof(weirdString, fc.stringMatching(/^[0-9a-f]{24}$/), fc.constant(CONV))
     .map((id) => `/conversations/${encodeURIComponent(id.toWellFormed())}`),

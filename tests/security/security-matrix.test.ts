@@ -133,6 +133,15 @@ const PROTECTED: Record<
       otherMentor: [404],
     },
   },
+  "GET /messages/changes": {
+    path: `/messages/changes?conversation_id=${CONV}`,
+    answers: {
+      mentor: [200, (b) => expect(Array.isArray((b as { changes: unknown }).changes)).toBe(true)],
+      student: [200, (b) => expect(Array.isArray((b as { changes: unknown }).changes)).toBe(true)],
+      otherStudent: [404],
+      otherMentor: [404],
+    },
+  },
   "GET /presence": {
     path: "/presence?user_id=15",
     answers: {
@@ -420,7 +429,94 @@ interface FrameRow {
   closes?: number;
 }
 
+/** A message of its own for a row that changes one, so rows do not depend on each other. */
+async function freshMessage(userId: 10 | 15): Promise<string> {
+  const sock = await svc.connect(userId, { lesson_id: 5, student_id: 15 });
+  sock.send({ type: "message", text: "to be changed", client_id: `fresh-${crypto.randomUUID()}` });
+  const id = String((await sock.next("ack")).id);
+  sock.close();
+  return id;
+}
+
+const changeRows: FrameRow[] = [
+  {
+    type: "edit",
+    name: "own message",
+    as: "mentor",
+    frame: async () => ({ type: "edit", message_id: await freshMessage(10), text: "fixed" }),
+    reply: { type: "ack" },
+    peer: "message_edited",
+  },
+  {
+    type: "edit",
+    name: "own message",
+    as: "student",
+    frame: async () => ({ type: "edit", message_id: await freshMessage(15), text: "fixed" }),
+    reply: { type: "ack" },
+    peer: "message_edited",
+  },
+  {
+    type: "edit",
+    name: "the mentor's message",
+    as: "student",
+    frame: () => ({ type: "edit", message_id: msgFrom10, text: "hijacked" }),
+    reply: { error: "forbidden" },
+  },
+  {
+    type: "edit",
+    name: "the student's message (moderation is delete only)",
+    as: "mentor",
+    frame: () => ({ type: "edit", message_id: msgFrom15, text: "hijacked" }),
+    reply: { error: "forbidden" },
+  },
+  {
+    type: "edit",
+    name: "a message of another conversation",
+    as: "mentor",
+    frame: () => ({ type: "edit", message_id: msgIn16, text: "x" }),
+    reply: { error: "not_found" },
+  },
+  {
+    type: "delete",
+    name: "own message",
+    as: "student",
+    frame: async () => ({ type: "delete", message_id: await freshMessage(15) }),
+    reply: { type: "ack" },
+    peer: "message_deleted",
+  },
+  {
+    type: "delete",
+    name: "the student's message (moderation)",
+    as: "mentor",
+    frame: async () => ({ type: "delete", message_id: await freshMessage(15) }),
+    reply: { type: "ack" },
+    peer: "message_deleted",
+  },
+  {
+    type: "delete",
+    name: "the mentor's message",
+    as: "student",
+    frame: () => ({ type: "delete", message_id: msgFrom10 }),
+    reply: { error: "forbidden" },
+  },
+  {
+    type: "delete",
+    name: "a message of another conversation (the same mentor's)",
+    as: "mentor",
+    frame: () => ({ type: "delete", message_id: msgIn16 }),
+    reply: { error: "not_found" },
+  },
+  {
+    type: "delete",
+    name: "not an id",
+    as: "student",
+    frame: () => ({ type: "delete", message_id: "../../etc" }),
+    reply: { error: "bad_frame" },
+  },
+];
+
 const frameRows: FrameRow[] = [
+  ...changeRows,
   {
     type: "message",
     name: "valid",
@@ -646,7 +742,8 @@ describe("inbound frame matrix (mentor and student in conversation (5, 10, 15))"
     const leaked = bystander.frames.filter(
       (f: Frame) =>
         f !== snapshot &&
-        (["message", "typing", "viewed", "presence"].includes(f.type) || f.conversation_id === CONV),
+        (["message", "typing", "viewed", "presence", "message_edited", "message_deleted"].includes(f.type) ||
+          f.conversation_id === CONV),
     );
     expect(leaked).toEqual([]);
   });

@@ -33,10 +33,11 @@ function conversationStatements(db: Database) {
       "SELECT * FROM conversations WHERE mentor_id = ? UNION SELECT * FROM conversations WHERE student_id = ?",
     ),
     lastMessage: db.query<Parameters<typeof toMessage>[0], [string]>(
-      "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT 1",
+      "SELECT * FROM messages WHERE conversation_id = ? AND deleted_at IS NULL ORDER BY id DESC LIMIT 1",
     ),
     unread: db.query<{ n: number }, [string, number]>(
-      "SELECT count(*) AS n FROM messages WHERE conversation_id = ? AND sender_id = ? AND viewed_by IS NULL",
+      `SELECT count(*) AS n FROM messages
+       WHERE conversation_id = ? AND sender_id = ? AND viewed_by IS NULL AND deleted_at IS NULL`,
     ),
     aliasOf: db.query<{ new_id: string }, [string]>("SELECT new_id FROM conversation_alias WHERE old_id = ?"),
     aliases: db.query<{ old_id: string; new_id: string }, []>(
@@ -48,6 +49,9 @@ function conversationStatements(db: Database) {
     moveConversation: db.query<null, [string, string]>("UPDATE conversations SET id = ? WHERE id = ?"),
     moveMessages: db.query<null, [string, string]>(
       "UPDATE messages SET conversation_id = ? WHERE conversation_id = ?",
+    ),
+    moveChanges: db.query<null, [string, string]>(
+      "UPDATE message_changes SET conversation_id = ? WHERE conversation_id = ?",
     ),
     addAlias: db.query<null, [string, string]>(
       "INSERT OR REPLACE INTO conversation_alias (old_id, new_id) VALUES (?, ?)",
@@ -157,6 +161,7 @@ export function createConversations(db: Database, outbox: Outbox, pages: LatestP
       db.transaction(() => {
         q.moveConversation.run(newId, oldId);
         q.moveMessages.run(newId, oldId);
+        q.moveChanges.run(newId, oldId);
         q.addAlias.run(oldId, newId);
       })();
       // The shared frozen object still carries the old id: the next open must read the new one.

@@ -1,7 +1,9 @@
 import type { OutboxKind } from "../../model/outbox.ts";
 import type { Conversation, NewMessage, StoredMessage } from "../../model/types.ts";
 import { createAttachmentTable } from "./attachments.ts";
+import { createChangeFeed } from "./change-feed.ts";
 import { createConversations } from "./conversations.ts";
+import { createEdits } from "./edits.ts";
 import { createLatestPages } from "./latest-pages.ts";
 import { createMessages } from "./messages.ts";
 import { createNotifyCycles } from "./notify.ts";
@@ -29,12 +31,15 @@ export function openStore(opts: OpenOptions) {
   const outbox = createOutbox(db, new Set(opts.outboxKinds ?? []));
   const pages = createLatestPages();
   const conversations = createConversations(db, outbox, pages);
-  const messages = createMessages(db, outbox, pages);
+  const feed = createChangeFeed(db);
+  const messages = createMessages(db, outbox, pages, feed);
   const attachments = createAttachmentTable(db);
   const cycles = createNotifyCycles(db, outbox);
   return {
     ...conversations,
     ...messages,
+    ...createEdits(db, outbox, pages, feed),
+    changesAfter: feed.changesAfter,
     ...cycles,
 
     /** Adopts MongoDB's id for a conversation; its notification cycles move with it. */

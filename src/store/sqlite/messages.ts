@@ -4,7 +4,7 @@ import { toWireMessage } from "../../protocol/wire.ts";
 import type { LatestPages } from "./latest-pages.ts";
 import type { Outbox } from "./outbox.ts";
 
-interface MessageRow {
+export interface MessageRow {
   id: string;
   conversation_id: string;
   sender_id: number;
@@ -13,6 +13,9 @@ interface MessageRow {
   client_id: string | null;
   viewed_by: number | null;
   viewed_at: number | null;
+  reply_to: string | null;
+  edited_at: number | null;
+  deleted_at: number | null;
   /** JSON of AttachmentRef[]; null for a text-only message. */
   attachments: string | null;
 }
@@ -27,6 +30,9 @@ export const toMessage = (r: MessageRow): StoredMessage => {
     clientId: r.client_id,
     viewedBy: r.viewed_by,
     viewedAt: r.viewed_at,
+    replyTo: r.reply_to,
+    editedAt: r.edited_at,
+    deletedAt: r.deleted_at,
   };
   if (r.attachments !== null) m.attachments = JSON.parse(r.attachments) as AttachmentRef[];
   return m;
@@ -35,11 +41,29 @@ export const toMessage = (r: MessageRow): StoredMessage => {
 const attachmentsJson = (list: AttachmentRef[] | undefined): string | null =>
   list && list.length > 0 ? JSON.stringify(list) : null;
 
+type ImportRow = [
+  string,
+  string,
+  number,
+  string,
+  number,
+  string | null,
+  number | null,
+  number | null,
+  string | null,
+  number | null,
+  number | null,
+  string | null,
+];
+
 function messageStatements(db: Database) {
   return {
-    insert: db.query<{ id: string }, [string, string, number, string, number, string | null, string | null]>(
-      `INSERT INTO messages (conversation_id, id, sender_id, text, created_at, client_id, attachments)
-       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
+    insert: db.query<
+      { id: string },
+      [string, string, number, string, number, string | null, string | null, string | null]
+    >(
+      `INSERT INTO messages (conversation_id, id, sender_id, text, created_at, client_id, reply_to, attachments)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
     ),
     byClientId: db.query<MessageRow, [string, number, string]>(
       "SELECT * FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_id = ?",
@@ -69,20 +93,33 @@ function messageStatements(db: Database) {
     between: db.query<MessageRow, [string, string, string, number]>(
       "SELECT * FROM messages WHERE conversation_id = ? AND id > ? AND id < ? ORDER BY id LIMIT ?",
     ),
-    importOne: db.query<
-      null,
-      [string, string, number, string, number, string | null, number | null, number | null, string | null]
-    >(
-      `INSERT INTO messages (conversation_id, id, sender_id, text, created_at, client_id, viewed_by, viewed_at, attachments)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    // A delete wins over everything, a newer edit over an older one, wherever each was made.
+    importOne: db.query<null, ImportRow>(
+      `INSERT INTO messages (conversation_id, id, sender_id, text, created_at, client_id, viewed_by, viewed_at,
+         reply_to, edited_at, deleted_at, attachments)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT DO UPDATE SET viewed_by = coalesce(messages.viewed_by, excluded.viewed_by),
-         viewed_at = coalesce(messages.viewed_at, excluded.viewed_at)`,
+         viewed_at = coalesce(messages.viewed_at, excluded.viewed_at),
+         text = CASE WHEN messages.deleted_at IS NOT NULL OR excluded.deleted_at IS NOT NULL THEN ''
+           WHEN coalesce(excluded.edited_at, 0) > coalesce(messages.edited_at, 0) THEN excluded.text
+           ELSE messages.text END,
+         edited_at = CASE WHEN coalesce(excluded.edited_at, 0) > coalesce(messages.edited_at, 0)
+           THEN excluded.edited_at ELSE messages.edited_at END,
+         deleted_at = coalesce(messages.deleted_at, excluded.deleted_at),
+         reply_to = coalesce(messages.reply_to, excluded.reply_to),
+         attachments = CASE WHEN messages.deleted_at IS NOT NULL OR excluded.deleted_at IS NOT NULL THEN NULL
+           ELSE messages.attachments END`,
     ),
   };
 }
 
 /** Messages and read marks. Every write drops its conversation's cached latest page beside it. */
-export function createMessages(db: Database, outbox: Outbox, pages: LatestPages) {
+/** What imports need of the change feed (change-feed.ts), typed here so neither imports the other. */
+interface FeedNote {
+  note(conversationId: string, messageId: string, at: number): void;
+}
+
+export function createMessages(db: Database, outbox: Outbox, pages: LatestPages, feed: FeedNote) {
   const q = messageStatements(db);
   const insertRow = (m: NewMessage) =>
     q.insert.get(
@@ -92,6 +129,7 @@ export function createMessages(db: Database, outbox: Outbox, pages: LatestPages)
       m.text,
       m.createdAt,
       m.clientId ?? null,
+      m.replyTo ?? null,
       attachmentsJson(m.attachments),
     );
 
@@ -108,7 +146,15 @@ export function createMessages(db: Database, outbox: Outbox, pages: LatestPages)
         if (prior) return { message: toMessage(prior), duplicate: true };
       }
       if (!inserted) throw new Error(`message id ${m.id} collided`);
-      const message: StoredMessage = { ...m, clientId: m.clientId ?? null, viewedBy: null, viewedAt: null };
+      const message: StoredMessage = {
+        ...m,
+        clientId: m.clientId ?? null,
+        viewedBy: null,
+        viewedAt: null,
+        replyTo: m.replyTo ?? null,
+        editedAt: null,
+        deletedAt: null,
+      };
       if (!m.attachments?.length) delete message.attachments;
       outbox.enqueue("message", { message }, m.createdAt);
       return { message, duplicate: false };
@@ -176,7 +222,10 @@ export function createMessages(db: Database, outbox: Outbox, pages: LatestPages)
       return q.newestId.get()?.id ?? null;
     },
 
-    /** Copies messages MongoDB holds; a local read mark wins, a missing one is filled in. */
+    /**
+     * Copies messages MongoDB holds; a local read mark wins, a missing one is filled in; edits
+     * and deletes made elsewhere enter the change feed, so catch-up here includes them.
+     */
     importMessages(messages: StoredMessage[]): void {
       for (const m of messages) {
         pages.forget(m.conversationId);
@@ -184,13 +233,18 @@ export function createMessages(db: Database, outbox: Outbox, pages: LatestPages)
           m.conversationId,
           m.id,
           m.senderId,
-          m.text,
+          m.deletedAt === null ? m.text : "",
           m.createdAt,
           m.clientId,
           m.viewedBy,
           m.viewedAt,
+          m.replyTo,
+          m.editedAt,
+          m.deletedAt,
           attachmentsJson(m.attachments),
         );
+        const changedAt = m.deletedAt ?? m.editedAt;
+        if (changedAt !== null) feed.note(m.conversationId, m.id, changedAt);
       }
     },
   };

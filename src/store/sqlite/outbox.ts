@@ -37,6 +37,12 @@ export function createOutbox(db: Database, kinds: ReadonlySet<OutboxKind>) {
   const nextDue = db.query<{ due: number | null }, [string, number]>(
     "SELECT min(due_at) AS due FROM outbox WHERE kind = ? AND due_at > ?",
   );
+  // Scans the MongoDB kinds' rows only: paid by a delete, and short unless MongoDB has been down.
+  const scrub = db.query<null, [string]>(
+    `UPDATE outbox SET payload = json_set(payload, '$.message.text', '')
+     WHERE kind IN ('message', 'edit', 'delete') AND json_extract(payload, '$.message.id') = ?
+       AND json_extract(payload, '$.message.text') <> ''`,
+  );
   const stats = db.query<{ n: number; oldest: number | null }, [string]>(
     "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE kind IN (SELECT value FROM json_each(?))",
   );
@@ -83,6 +89,11 @@ export function createOutbox(db: Database, kinds: ReadonlySet<OutboxKind>) {
     /** Forget entries their sink confirmed. */
     outboxConfirm(entries: readonly { seq: number }[]): void {
       if (entries.length > 0) remove.run(JSON.stringify(entries.map((e) => e.seq)));
+    },
+
+    /** A deleted message's text leaves the queued entries too (they would carry it to MongoDB). */
+    scrubText(messageId: string): void {
+      scrub.run(messageId);
     },
 
     /** Backlog of these kinds (all kinds some handler reads, by default). */

@@ -81,6 +81,21 @@ CREATE TABLE notify_cycles (
     why: "attachments: their metadata (store/sqlite/attachments.ts), and each message's refs as JSON",
     sql: `ALTER TABLE messages ADD COLUMN attachments TEXT;\n${ATTACHMENTS_SCHEMA}`,
   },
+  {
+    to: 5,
+    why: "edit, delete, reply (#16); the change feed for catch-up is its own table, one row per changed message",
+    sql: `
+ALTER TABLE messages ADD COLUMN reply_to TEXT;
+ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+ALTER TABLE messages ADD COLUMN deleted_at INTEGER;
+CREATE TABLE message_changes (
+  conversation_id TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  changed_at INTEGER NOT NULL,
+  PRIMARY KEY (conversation_id, message_id)
+) WITHOUT ROWID;
+CREATE INDEX message_changes_by_time ON message_changes (conversation_id, changed_at, message_id);`,
+  },
 ];
 
 export const SCHEMA_VERSION = 1 + MIGRATIONS.length;
