@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { removePrefix } from "../tests/helpers/redis.ts";
 import { startCluster, type TestCluster } from "../tests/helpers/redis-cluster.ts";
-import { type ChildService, spawnService, tempDir } from "../tests/helpers/service.ts";
+import { type ChildService, spawnService, tempDir, UNTHROTTLED } from "../tests/helpers/service.ts";
 import type { TestSocket } from "../tests/helpers/ws-client.ts";
 
 const { values } = parseArgs({
@@ -52,9 +52,8 @@ function directory(dir: string): string {
 const baseEnv = (dir: string) => ({
   DIRECTORY_FILE: directory(dir),
   LOG_LEVEL: "info", // spawnService reads the port from the "listening" line
-  RATE_MESSAGES_PER_S: "100000",
-  RATE_MESSAGES_BURST: "100000",
-  RATE_USER_MESSAGES_PER_S: "100000",
+  // Every pair shares one mentor, so the per-user limits (burst too) must be out of the way.
+  ...UNTHROTTLED,
   MAX_CONNECTIONS_PER_USER: "10000",
   SQLITE_SYNCHRONOUS: process.env.SQLITE_SYNCHRONOUS ?? "FULL",
 });
@@ -100,6 +99,12 @@ async function run(scenario: string, senderSide: ChildService, receiverSide: Chi
           if (++received === MESSAGES) resolve();
         });
       });
+      // An error frame (rate limit, refusal) means the run is misconfigured: stop at once, not
+      // after the timeout, and say which frame.
+      let refuse: (err: Error) => void = () => undefined;
+      const refused = new Promise<never>((_, reject) => {
+        refuse = reject;
+      });
       let acked = 0;
       let sent = 0;
       const pump = () => {
@@ -112,16 +117,26 @@ async function run(scenario: string, senderSide: ChildService, receiverSide: Chi
         }
       };
       mentor.ws.addEventListener("message", (e) => {
-        if ((JSON.parse(String(e.data)) as { type: string }).type === "ack") {
+        const f = JSON.parse(String(e.data)) as { type: string };
+        if (f.type === "error") refuse(new Error(`${scenario}: pair ${p} sender got ${JSON.stringify(f)}`));
+        if (f.type === "ack") {
           acked++;
           pump();
         }
       });
       pump();
-      const timeout = Bun.sleep(120_000).then(() => {
-        throw new Error(`${scenario}: pair ${p} got ${received}/${MESSAGES} within 120 s`);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`${scenario}: pair ${p} got ${received}/${MESSAGES} within 120 s`)),
+          120_000,
+        );
       });
-      await Promise.race([done, timeout]);
+      try {
+        await Promise.race([done, refused, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
     }),
   );
   const seconds = (performance.now() - started) / 1000;

@@ -5,6 +5,7 @@ import { createFailedAuthGuard } from "./auth/failed-auth.ts";
 import { compileOrigins } from "./auth/origin.ts";
 import { createFanout } from "./bus/fanout.ts";
 import { closedClaims, createRedisClaims, localClaims, type NotifyClaims } from "./bus/notify-claims.ts";
+import type { RedisLink } from "./bus/redis-link.ts";
 import type { Config } from "./config.ts";
 import { type Attachments, createAttachments } from "./domain/attachments.ts";
 import type { Deliver } from "./domain/bus.ts";
@@ -68,6 +69,7 @@ async function openStorage(
     now: () => number;
     onRemap: (oldId: string) => void;
     claims: () => NotifyClaims;
+    busRedis: () => RedisLink | undefined;
   },
 ) {
   const store = openStore({
@@ -114,6 +116,7 @@ async function openStorage(
   const notifier = notifierFromConfig(config, {
     cycles: store,
     claims: deps.claims,
+    busRedis: deps.busRedis,
     logger: deps.logger.child({ component: "notifier" }),
     metrics: deps.metrics,
     now: deps.now,
@@ -335,14 +338,16 @@ export async function startService(
   const deliver: Deliver = (topic, frame) => {
     server?.publish(topic, frame);
   };
-  // Notification claims go through the bus's Redis, which exists only after the fan-out below.
+  // Notification claims and stream go through the bus's Redis, which exists only after the fan-out.
   let claims: NotifyClaims = localClaims;
+  let busRedis: RedisLink | undefined;
   const storage = await openStorage(config, {
     logger,
     metrics,
     now,
     onRemap: reconnectRemapped(sockets),
     claims: () => claims,
+    busRedis: () => busRedis,
   });
   const { store, committer } = storage;
   const sweeper = sweepUnsent(storage.attachments, config, logger);
@@ -368,7 +373,8 @@ export async function startService(
     logger,
     now,
   });
-  if (fanout.redis) claims = createRedisClaims({ redis: fanout.redis, prefix: config.REDIS_PREFIX });
+  busRedis = fanout.redis;
+  if (busRedis) claims = createRedisClaims({ redis: busRedis, prefix: config.REDIS_PREFIX });
   const chat = createChat({
     store,
     committer,

@@ -1,4 +1,5 @@
 import { ClaimsClosed, type NotifyClaims } from "../bus/notify-claims.ts";
+import { connectRedis } from "../bus/redis-shape.ts";
 import type { Config } from "../config.ts";
 import {
   buildNotification,
@@ -14,7 +15,13 @@ import type { NotifyCycle, NotifyPayload } from "../model/notification.ts";
 import type { OutboxEntry } from "../model/outbox.ts";
 import type { Conversation } from "../model/types.ts";
 import type { NotifyCycles } from "../store/sqlite/notify.ts";
-import { createHttpSink, createStreamSink, type NotifySink } from "./notify-sinks.ts";
+import {
+  createHttpSink,
+  createStreamSink,
+  type NotifySink,
+  ownStreamLink,
+  type StreamRedis,
+} from "./notify-sinks.ts";
 import type { OutboxHandler } from "./outbox-worker.ts";
 
 /**
@@ -266,19 +273,16 @@ export function createNotifier(opts: NotifierOptions) {
 export const notificationsOn = (config: Config): boolean =>
   Boolean(config.NOTIFY_STREAM || config.NOTIFY_URL);
 
+export interface SinkDeps {
+  /** The fan-out's link (redis-shape.ts), once the bus is up; undefined without REDIS_URL. */
+  busRedis: () => StreamRedis | undefined;
+  logger: Logger;
+}
+
 /** The sinks the configuration names; none means notifications are off. */
-export function sinksFromConfig(config: Config): NotifySink[] {
+export function sinksFromConfig(config: Config, deps: SinkDeps): NotifySink[] {
   const sinks: NotifySink[] = [];
-  const streamRedis = config.NOTIFY_REDIS_URL ?? config.REDIS_URL;
-  if (config.NOTIFY_STREAM && streamRedis) {
-    sinks.push(
-      createStreamSink({
-        url: streamRedis,
-        stream: config.NOTIFY_STREAM,
-        timeoutMs: config.NOTIFY_TIMEOUT_MS,
-      }),
-    );
-  }
+  if (config.NOTIFY_STREAM) sinks.push(streamSinkFromConfig(config, config.NOTIFY_STREAM, deps));
   if (config.NOTIFY_URL) {
     sinks.push(
       createHttpSink({
@@ -291,11 +295,34 @@ export function sinksFromConfig(config: Config): NotifySink[] {
   return sinks;
 }
 
+/**
+ * The stream on the bus's Redis goes through the fan-out's link; on another Redis, through a
+ * link of its own. Either is shaped (redis-shape.ts), so a Redis Cluster works as one server.
+ */
+function streamSinkFromConfig(config: Config, stream: string, deps: SinkDeps): NotifySink {
+  const timeoutMs = config.NOTIFY_TIMEOUT_MS;
+  const url = config.NOTIFY_REDIS_URL;
+  const sameAsBus =
+    !url || (config.REDIS_URL !== undefined && new URL(url).href === new URL(config.REDIS_URL).href);
+  if (sameAsBus) return createStreamSink({ redis: deps.busRedis, stream, timeoutMs });
+  const own = ownStreamLink(() =>
+    connectRedis({
+      url,
+      logger: deps.logger.child({ redis: "notify" }),
+      onMessage: () => undefined,
+      sharded: () => false,
+      timeoutMs,
+    }),
+  );
+  return createStreamSink({ redis: own.redis, close: own.close, stream, timeoutMs });
+}
+
 export function notifierFromConfig(
   config: Config,
-  deps: Pick<NotifierOptions, "cycles" | "claims" | "logger" | "metrics" | "now">,
+  deps: Pick<NotifierOptions, "cycles" | "claims" | "logger" | "metrics" | "now"> &
+    Pick<SinkDeps, "busRedis">,
 ): Notifier | undefined {
-  const sinks = sinksFromConfig(config);
+  const sinks = sinksFromConfig(config, deps);
   if (sinks.length === 0) return undefined;
   return createNotifier({
     ...deps,

@@ -1,4 +1,3 @@
-import { RedisClient } from "bun";
 import type { PlatformNotification } from "../model/notification.ts";
 
 /**
@@ -29,62 +28,49 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   ]).finally(() => clearTimeout(timer));
 }
 
+/** What the stream sink needs of a Redis link (redis-shape.ts: one server or a cluster alike). */
+export interface StreamRedis {
+  command(name: string, args: string[]): Promise<unknown>;
+}
+
 export interface StreamSinkOptions {
-  url: string;
+  /**
+   * The link the stream lives on, asked at each send: the fan-out's exists only once the bus is
+   * up, after the worker was made. Undefined means not yet, and the send fails to be retried.
+   */
+  redis: () => StreamRedis | undefined | Promise<StreamRedis | undefined>;
   stream: string;
   timeoutMs: number;
+  /** Closes a link the sink owns; a borrowed one (the fan-out's) is closed by its owner. */
+  close?: () => Promise<void>;
 }
 
 /**
- * XADD on the stream the platform's service reads with its consumer group. The stream is not
- * trimmed here: the service acknowledges entries but does not delete them, and trimming is the
- * owner's decision (MAXLEN on its side or a Redis policy), not one a producer should make for it.
+ * XADD on the stream the platform's service reads with its consumer group, through a shaped
+ * link, so on a Redis Cluster the command goes to the node owning the stream's slot (a plain
+ * client on another node would get MOVED forever). The link owns reconnecting; a send while it
+ * is down fails at once and the outbox retries. The stream is not trimmed here: the service
+ * acknowledges entries but does not delete them, and trimming is the owner's decision (MAXLEN
+ * on its side or a Redis policy), not one a producer should make for it.
  */
 export function createStreamSink(opts: StreamSinkOptions): NotifySink {
-  let client: RedisClient | null = null;
   let closed = false;
-
-  // A fresh connection after any failure: Bun's client may keep believing a dead socket is open,
-  // and a retry loop that reuses it would never notice Redis came back.
-  const connected = async () => {
-    if (client) return client;
-    const c = new RedisClient(opts.url, {
-      autoReconnect: false,
-      enableOfflineQueue: false,
-      connectionTimeout: opts.timeoutMs,
-    });
-    try {
-      await within(c.connect(), opts.timeoutMs, "redis connect");
-    } catch (err) {
-      c.close();
-      throw err;
-    }
-    client = c;
-    return c;
-  };
-
   return {
     name: "stream",
     async send(notification) {
       if (closed) throw new SinkError("stream sink closed");
-      const c = await connected();
-      try {
-        const id = await within(
-          c.send("XADD", [opts.stream, "*", "data", JSON.stringify(notification)]),
-          opts.timeoutMs,
-          "XADD",
-        );
-        if (typeof id !== "string") throw new SinkError(`XADD answered ${String(id)}`);
-      } catch (err) {
-        if (client === c) client = null;
-        c.close();
-        throw err;
-      }
+      const redis = await within(Promise.resolve(opts.redis()), opts.timeoutMs, "redis connect");
+      if (!redis) throw new SinkError("the stream's Redis link is not open yet");
+      const id = await within(
+        redis.command("XADD", [opts.stream, "*", "data", JSON.stringify(notification)]),
+        opts.timeoutMs,
+        "XADD",
+      );
+      if (typeof id !== "string") throw new SinkError(`XADD answered ${String(id)}`);
     },
     async close() {
       closed = true;
-      client?.close();
-      client = null;
+      await opts.close?.();
     },
   };
 }
@@ -128,6 +114,29 @@ export function createHttpSink(opts: HttpSinkOptions): NotifySink {
     },
     async close() {
       for (const a of inFlight) a.abort();
+    },
+  };
+}
+
+/**
+ * A link of the stream sink's own, for NOTIFY_REDIS_URL naming another Redis than the bus's:
+ * opened at the first send (a service that never notifies never dials it) with `open`, which
+ * asks the server its shape as the fan-out does. An open that failed is tried again next send.
+ */
+export function ownStreamLink(open: () => Promise<StreamRedis & { close(): Promise<void> }>) {
+  let link: ReturnType<typeof open> | undefined;
+  return {
+    redis() {
+      link ??= open().catch((err) => {
+        link = undefined;
+        throw err;
+      });
+      return link;
+    },
+    async close() {
+      const opened = link;
+      link = undefined;
+      await (await opened?.catch(() => undefined))?.close();
     },
   };
 }

@@ -170,6 +170,32 @@ export interface StreamReader {
   close(): Promise<void>;
 }
 
+/** What the reader needs of a Redis client: Bun's `RedisClient` has this shape. */
+export interface StreamClient {
+  send(name: string, args: string[]): Promise<unknown>;
+  close(): void;
+}
+
+type Entries = Array<[string, string[]]>;
+
+/**
+ * RESP3 answers a map of stream → entries; RESP2 an array of [stream, entries]; ioredis 6
+ * flattens that array to [stream, entries, stream, entries, …].
+ */
+function streamEntries(reply: Record<string, Entries> | unknown[]): Array<[string, Entries]> {
+  if (!Array.isArray(reply)) return Object.entries(reply);
+  if (typeof reply[0] !== "string") return reply as Array<[string, Entries]>;
+  const pairs: Array<[string, Entries]> = [];
+  for (let i = 0; i < reply.length; i += 2) pairs.push([reply[i] as string, reply[i + 1] as Entries]);
+  return pairs;
+}
+
+async function singleClient(url: string): Promise<StreamClient> {
+  const client = new RedisClient(url, { autoReconnect: false, connectionTimeout: 2000 });
+  await client.connect();
+  return client;
+}
+
 /**
  * Reads `stream` the way the platform's service does: it creates `group` at `$` with MKSTREAM
  * when it starts, then loops on XREADGROUP ... STREAMS <stream> > and XACKs each entry.
@@ -178,13 +204,11 @@ export async function startStreamReader(opts: {
   stream: string;
   group?: string;
   url?: string;
+  /** Reads through this client instead of one to `url` (a cluster client, for a cluster). */
+  client?: StreamClient;
 }): Promise<StreamReader> {
   const group = opts.group ?? "notif_group";
-  const client = new RedisClient(opts.url ?? SHARED_REDIS_URL, {
-    autoReconnect: false,
-    connectionTimeout: 2000,
-  });
-  await client.connect();
+  const client = opts.client ?? (await singleClient(opts.url ?? SHARED_REDIS_URL));
   try {
     await client.send("XGROUP", ["CREATE", opts.stream, group, "$", "MKSTREAM"]);
   } catch (err) {
@@ -208,10 +232,9 @@ export async function startStreamReader(opts: {
         "STREAMS",
         opts.stream,
         ">",
-      ])) as null | Record<string, Array<[string, string[]]>> | Array<[string, Array<[string, string[]]>]>;
+      ])) as null | Record<string, Entries> | unknown[];
       if (!reply) return [];
-      // RESP3 answers a map of stream → entries; RESP2 an array of [stream, entries].
-      const streams = Array.isArray(reply) ? reply : Object.entries(reply);
+      const streams = streamEntries(reply);
       const got: ReceivedNotification[] = [];
       for (const [, entries] of streams) {
         for (const [entryId, fields] of entries) {

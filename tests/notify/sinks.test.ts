@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { connectRedis } from "../../src/bus/redis-shape.ts";
 import { buildNotification } from "../../src/domain/notification.ts";
 import { notificationIdFor } from "../../src/ids.ts";
-import { createHttpSink, createStreamSink } from "../../src/jobs/notify-sinks.ts";
+import { createHttpSink, createStreamSink, ownStreamLink } from "../../src/jobs/notify-sinks.ts";
+import { silentLogger } from "../../src/log.ts";
 import { freePort } from "../helpers/net.ts";
 import {
   parsePlatformNotification,
@@ -10,6 +12,7 @@ import {
   testStream,
 } from "../helpers/notification-service.ts";
 import { ownRedis, requireRedis, SHARED_REDIS_URL } from "../helpers/redis.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 /** The two sinks against real servers: the shared Redis with a consumer group, and an HTTP stand-in. */
 
@@ -88,11 +91,23 @@ describe("HTTP sink", () => {
   });
 });
 
+/** The shaped link the service gives the sink (redis-shape.ts), to one Redis. */
+const shapedLink = (url: string, timeoutMs: number) =>
+  connectRedis({
+    url,
+    logger: silentLogger,
+    onMessage: () => undefined,
+    sharded: () => false,
+    timeoutMs,
+    checkEveryMs: 200,
+  });
+
 describe("Redis stream sink", () => {
   test("XADD data=<json>; a notif_group consumer reads it with the service's types", async () => {
     const stream = testStream();
     const reader = await startStreamReader({ stream });
-    const sink = createStreamSink({ url: SHARED_REDIS_URL, stream, timeoutMs: 2000 });
+    const link = await shapedLink(SHARED_REDIS_URL, 2000);
+    const sink = createStreamSink({ redis: () => link, stream, timeoutMs: 2000 });
     try {
       await sink.send(sample());
       const got = await reader.read(2000);
@@ -105,26 +120,80 @@ describe("Redis stream sink", () => {
       });
     } finally {
       await sink.close();
+      await link.close();
       await reader.close();
     }
   });
 
-  test("fails while Redis is down and works again, on a fresh connection, once it is back", async () => {
+  test("fails while Redis is down and works again once the link has redialled", async () => {
     const redis = await ownRedis();
     const stream = testStream();
-    const sink = createStreamSink({ url: redis.url, stream, timeoutMs: 500 });
+    const own = ownStreamLink(() => shapedLink(redis.url, 500));
+    const sink = createStreamSink({ redis: own.redis, close: own.close, stream, timeoutMs: 500 });
     try {
       await sink.send(sample());
       await redis.kill();
       await expect(sink.send(sample())).rejects.toThrow();
       await redis.start();
       const reader = await startStreamReader({ stream, url: redis.url });
-      await sink.send(sample());
+      // The outbox worker retries with backoff; here, the same until the link is back.
+      await waitUntil(() => sink.send(sample()).then(() => true), {
+        message: "a send to succeed after Redis restarted",
+        timeoutMs: 10_000,
+      });
       expect(await reader.read(2000)).toHaveLength(1);
       await reader.close();
     } finally {
       await sink.close();
       await redis.kill();
     }
+  });
+
+  test("no link yet, a link that does not answer, an odd answer, a closed sink: each an error", async () => {
+    const stream = testStream();
+    const notYet = createStreamSink({ redis: () => undefined, stream, timeoutMs: 500 });
+    await expect(notYet.send(sample())).rejects.toThrow(/not open yet/);
+    const hang = createStreamSink({
+      redis: () => ({ command: () => new Promise<never>(() => {}) }),
+      stream,
+      timeoutMs: 200,
+    });
+    await expect(hang.send(sample())).rejects.toThrow(/XADD took longer than 200 ms/);
+    const odd = createStreamSink({ redis: () => ({ command: async () => null }), stream, timeoutMs: 200 });
+    await expect(odd.send(sample())).rejects.toThrow(/XADD answered null/);
+    const refused = createStreamSink({
+      redis: () => ({
+        command: async () => {
+          throw new Error("WRONGTYPE Operation against a key holding the wrong kind of value");
+        },
+      }),
+      stream,
+      timeoutMs: 200,
+    });
+    await expect(refused.send(sample())).rejects.toThrow(/WRONGTYPE/);
+    await odd.close();
+    await expect(odd.send(sample())).rejects.toThrow(/closed/);
+  });
+
+  test("its own link opens at the first send, once; a failed open is tried again; close closes it", async () => {
+    let opened = 0;
+    let closed = 0;
+    let failNext = true;
+    const own = ownStreamLink(async () => {
+      opened++;
+      if (failNext) {
+        failNext = false;
+        throw new Error("no route to host");
+      }
+      return { command: async () => "1-0", close: async () => void closed++ };
+    });
+    const sink = createStreamSink({ redis: own.redis, close: own.close, stream: "s", timeoutMs: 200 });
+    expect(opened).toBe(0);
+    await expect(sink.send(sample())).rejects.toThrow(/no route to host/);
+    await sink.send(sample());
+    await sink.send(sample());
+    expect(opened).toBe(2);
+    await sink.close();
+    expect(closed).toBe(1);
   });
 });
