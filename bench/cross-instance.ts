@@ -49,6 +49,9 @@ const baseEnv = (dir: string) => ({
   RATE_MESSAGES_BURST: "100000",
   RATE_USER_MESSAGES_PER_S: "100000",
   MAX_CONNECTIONS_PER_USER: "10000",
+  // Thousands of sockets from one address and few users: the upgrade budgets are off.
+  UPGRADES_PER_MIN_PER_USER: "0",
+  UPGRADES_PER_MIN_PER_ADDRESS: "0",
   SQLITE_SYNCHRONOUS: process.env.SQLITE_SYNCHRONOUS ?? "FULL",
 });
 

@@ -2,11 +2,13 @@ import type { Server } from "bun";
 import { createAuthenticate } from "./auth/authenticate.ts";
 import { createFailedAuthGuard } from "./auth/failed-auth.ts";
 import { compileOrigins } from "./auth/origin.ts";
+import { createUpgradeBudget } from "./auth/upgrade-budget.ts";
 import { createFanout } from "./bus/fanout.ts";
 import type { Config } from "./config.ts";
 import type { Deliver } from "./domain/bus.ts";
 import { type Chat, createChat } from "./domain/chat.ts";
 import type { LastSeenStore, Presence } from "./domain/presence.ts";
+import { createPresenceAnnouncer, type PresenceAnnouncer } from "./domain/presence-announce.ts";
 import { KeyedBuckets } from "./domain/rate.ts";
 import { createRelayAccept } from "./domain/relay.ts";
 import { createHttpApp } from "./http/app.ts";
@@ -133,6 +135,7 @@ interface Core {
   identity: Identity;
   chat: Chat;
   presence: Presence;
+  announcer: PresenceAnnouncer;
   bus: Awaited<ReturnType<typeof createFanout>>["bus"];
   sockets: Set<ChatSocket>;
   deliver: Deliver;
@@ -185,12 +188,19 @@ async function createTransports(
     maxConnectionsPerUser: config.MAX_CONNECTIONS_PER_USER,
     isDraining: core.isDraining,
     authenticate,
+    budget: createUpgradeBudget({
+      perUserPerMin: config.UPGRADES_PER_MIN_PER_USER,
+      perAddressPerMin: config.UPGRADES_PER_MIN_PER_ADDRESS,
+    }),
+    clientIp: core.clientIp,
   });
   const session = createSessionHandlers({
     chat,
     store,
     identity,
+    authFailures,
     presence,
+    announcer: core.announcer,
     unwatch: (id) => bus.unwatch(id),
     userBuckets: new KeyedBuckets(config.RATE_USER_MESSAGES_PER_S, config.RATE_USER_MESSAGES_BURST),
     metrics,
@@ -203,10 +213,16 @@ async function createTransports(
 }
 
 /** What stops after the sockets, in the order createShutdown calls it. */
-function teardownOf(storage: Storage, fanout: { presence: Presence; bus: Core["bus"] }): Teardown {
+function teardownOf(
+  storage: Storage,
+  fanout: { presence: Presence; bus: Core["bus"] },
+  announcer: PresenceAnnouncer,
+): Teardown {
   return {
     flushCommits: () => storage.committer.flushNow(),
     closeFanout: async () => {
+      // The sockets are closed by now: their debounced "offline"s go out while the bus is up.
+      await announcer.flush();
       await fanout.presence.close();
       await fanout.bus.close();
     },
@@ -272,6 +288,12 @@ export async function startService(
     maxMessageChars: config.MAX_MESSAGE_CHARS,
     history: storage.history,
   });
+  const announcer = createPresenceAnnouncer({
+    presence: fanout.presence,
+    announce: chat.announcePresence,
+    offlineDelayMs: config.PRESENCE_OFFLINE_DELAY_MS,
+    onError: (err) => logger.warn("presence announcement failed", { error: err }),
+  });
   const clientIp = (req: Request) => server?.requestIP(req)?.address ?? "unknown";
   const core: Core = {
     config,
@@ -282,6 +304,7 @@ export async function startService(
     identity,
     chat,
     ...fanout,
+    announcer,
     sockets,
     deliver,
     clientIp,
@@ -300,7 +323,7 @@ export async function startService(
     setDraining: () => {
       draining = true;
     },
-    teardown: teardownOf(storage, fanout),
+    teardown: teardownOf(storage, fanout, announcer),
   });
   storage.worker?.start();
   const port = server.port ?? config.PORT;
