@@ -114,6 +114,13 @@ function describeFrameIssue(
   return field ? `${field}: ${first.message}` : first.message;
 }
 
+/** A socket is not a way around the failed-login budget: a few refusals (401, 429) close it. */
+function countFailedAuth(ws: ChatSocket, err: unknown): void {
+  if (!(err instanceof AppError) || (err.status !== 401 && err.status !== 429)) return;
+  ws.data.failedAuths = (ws.data.failedAuths ?? 0) + 1;
+  if (ws.data.failedAuths >= MAX_FAILED_AUTH_FRAMES) ws.close(1008, "too many failed re-authentications");
+}
+
 export function createSessionHandlers(deps: SessionDeps) {
   const { chat, store, presence, metrics, logger } = deps;
 
@@ -264,13 +271,6 @@ export function createSessionHandlers(deps: SessionDeps) {
     });
     ws.data.authTurn = turn;
     return turn;
-  }
-
-  /** A socket is not a way around the failed-login budget: a few refusals (401, 429) close it. */
-  function countFailedAuth(ws: ChatSocket, err: unknown): void {
-    if (!(err instanceof AppError) || (err.status !== 401 && err.status !== 429)) return;
-    ws.data.failedAuths = (ws.data.failedAuths ?? 0) + 1;
-    if (ws.data.failedAuths >= MAX_FAILED_AUTH_FRAMES) ws.close(1008, "too many failed re-authentications");
   }
 
   return {
