@@ -1,8 +1,7 @@
-import { SignJWT } from "jose";
-import { type DjangoCalls, type DjangoLogin, startDjango } from "../tests/helpers/django.ts";
+import { type DjangoCalls, type DjangoLogin, socketsAs, startDjango } from "../tests/helpers/django.ts";
 import { rawUpgrade } from "../tests/helpers/hostile.ts";
 import { type InProcessService, startTestService } from "../tests/helpers/service.ts";
-import { TestSocket } from "../tests/helpers/ws-client.ts";
+import { mintToken } from "../tests/helpers/tokens.ts";
 
 /**
  * What an authenticated or anonymous caller can make the service spend (issue #20, items 1–4),
@@ -92,20 +91,11 @@ async function presenceChurn() {
 async function forgedAuthFrames() {
   const svc = await service("remote");
   const login = await django.login(15);
-  const url = `${svc.url.replace("http", "ws")}/ws?lesson_id=5&token=${login.access}`;
-  const sockets = await Promise.all(
-    Array.from({ length: 10 }, () => TestSocket.open(url, { headers: { Cookie: login.cookie } })),
-  );
-  await Promise.all(sockets.map((s) => s.next("ready")));
+  const sockets = await socketsAs(svc.url, login, "lesson_id=5", 10);
   await django.resetCalls();
-  const now = Math.floor(Date.now() / 1000);
   for (const s of sockets) {
     for (let i = 0; i < 40; i++) {
-      const forged = await new SignJWT({ token_type: "access", user_id: 15, jti: crypto.randomUUID() })
-        .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-        .setIssuedAt(now)
-        .setExpirationTime(now + 900)
-        .sign(new TextEncoder().encode("not-the-site-key-0123456789abcdef"));
+      const forged = await mintToken(15, { secret: "not-the-site-key-0123456789abcdef" });
       if (s.closed) break;
       s.send({ type: "auth", token: forged });
     }

@@ -178,7 +178,7 @@ async function createTransports(
   const upgrade = createUpgradeHandler({
     identity,
     chat,
-    presence,
+    presence: core.announcer,
     watch: (id) => bus.watch(id),
     unwatch: (id) => bus.unwatch(id),
     originAllowed,
@@ -221,7 +221,7 @@ function teardownOf(
   return {
     flushCommits: () => storage.committer.flushNow(),
     closeFanout: async () => {
-      // The sockets are closed by now: their debounced "offline"s go out while the bus is up.
+      // The sockets are closed by now: their held closes leave presence while the bus is up.
       await announcer.flush();
       await fanout.presence.close();
       await fanout.bus.close();

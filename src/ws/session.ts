@@ -51,7 +51,7 @@ export interface SessionDeps {
   /** The per-address failed-login budget that REST and upgrades spend too. */
   authFailures: FailedAuthGuard;
   presence: Presence;
-  /** Which presence changes the other side hears (transitions only, "offline" debounced). */
+  /** Presence in and out: a close is held a while, so a reconnect is no transition (domain/presence-announce.ts). */
   announcer: PresenceAnnouncer;
   /** Releases the bus subscription the upgrade took for this socket's conversation. */
   unwatch: (conversationId: string) => void;
@@ -290,8 +290,7 @@ export function createSessionHandlers(deps: SessionDeps) {
         student_id: conversation.studentId,
       });
       const other = otherParty(conversation, principal.userId);
-      presence.connected(principal.userId, deps.now());
-      deps.announcer.opened(conversation, principal.userId);
+      deps.announcer.opened(conversation, principal.userId, deps.now());
       if (since === undefined) {
         ws.subscribe(conversationTopic(conversation.id));
       } else {
@@ -334,15 +333,7 @@ export function createSessionHandlers(deps: SessionDeps) {
       const { conversation, principal } = ws.data;
       deps.sockets.delete(ws);
       deps.unwatch(conversation.id);
-      const at = deps.now();
-      const wentOffline = presence.disconnected(principal.userId, at).then(
-        (r) => r.wentOffline,
-        (err) => {
-          logger.warn("presence update failed", { error: err });
-          return false;
-        },
-      );
-      deps.announcer.closed(conversation, principal.userId, at, wentOffline);
+      deps.announcer.closed(conversation, principal.userId, deps.now());
       logger.debug("connection closed", { connId: ws.data.connId, code });
     },
   };

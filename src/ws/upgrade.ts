@@ -17,7 +17,8 @@ import type { SessionData } from "./session.ts";
 export interface UpgradeDeps {
   identity: Identity;
   chat: Chat;
-  presence: Presence;
+  /** Open sockets per user here, for the cap (closes held by the presence debounce do not count). */
+  presence: Pick<Presence, "connections">;
   /** Takes the bus subscription for a conversation before its socket opens (see Bus.watch). */
   watch: (conversationId: string) => Promise<void>;
   unwatch: (conversationId: string) => void;

@@ -5,12 +5,17 @@
  * the per-address failed-login budget and close their socket after a few.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { SignJWT } from "jose";
 import { MAX_FAILED_AUTH_FRAMES } from "../../src/ws/session.ts";
-import { type DjangoCalls, type DjangoHandle, type DjangoLogin, startDjango } from "../helpers/django.ts";
+import {
+  type DjangoCalls,
+  type DjangoHandle,
+  type DjangoLogin,
+  socketsAs,
+  startDjango,
+} from "../helpers/django.ts";
 import { type RawAnswer, rawUpgrade } from "../helpers/hostile.ts";
 import { type InProcessService, startTestService } from "../helpers/service.ts";
-import { TestSocket } from "../helpers/ws-client.ts";
+import { mintToken } from "../helpers/tokens.ts";
 
 let django: DjangoHandle;
 const started: InProcessService[] = [];
@@ -62,14 +67,7 @@ async function attempts(
 const statuses = (answers: RawAnswer[]) => answers.map((a) => a.status);
 
 /** A token Django refuses: right shape and user, wrong key. */
-async function forged(userId: number): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ token_type: "access", user_id: userId, jti: crypto.randomUUID() })
-    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-    .setIssuedAt(now)
-    .setExpirationTime(now + 900)
-    .sign(new TextEncoder().encode("not-the-site-key-0123456789abcdef"));
-}
+const forged = (userId: number) => mintToken(userId, { secret: "not-the-site-key-0123456789abcdef" });
 
 function expect429(answer: RawAnswer, message: RegExp): void {
   expect(answer.status).toBe(429);
@@ -124,10 +122,8 @@ describe("UPGRADES_PER_MIN_PER_USER: every attempt is charged before the lesson 
       student.cookie,
     );
     expect(statuses(spent)).toEqual([404, 404, 404, 429, 429]);
-    const url = `${svc.url.replace("http", "ws")}/ws?lesson_id=5&token=${other.access}`;
-    const sock = await TestSocket.open(url, { headers: { Cookie: other.cookie } });
-    await sock.next("ready");
-    sock.close();
+    const [sock] = await socketsAs(svc.url, other, "lesson_id=5", 1);
+    sock!.close();
   });
 });
 
@@ -167,11 +163,7 @@ describe("auth frames spend the failed-login budget", () => {
   test(`400 forged auth frames over 10 sockets: each socket closes after ${MAX_FAILED_AUTH_FRAMES}, Django sees at most that many each`, async () => {
     const svc = await chatService("remote", { AUTH_FAILURES_PER_MIN: "1000" });
     const login = await django.login(15);
-    const url = `${svc.url.replace("http", "ws")}/ws?lesson_id=5&token=${login.access}`;
-    const sockets = await Promise.all(
-      Array.from({ length: 10 }, () => TestSocket.open(url, { headers: { Cookie: login.cookie } })),
-    );
-    await Promise.all(sockets.map((s) => s.next("ready")));
+    const sockets = await socketsAs(svc.url, login, "lesson_id=5", 10);
     await django.resetCalls();
     const tokens = await Promise.all(Array.from({ length: 400 }, () => forged(15)));
     for (const [i, t] of tokens.entries()) sockets[i % 10]!.send({ type: "auth", token: t });
@@ -187,11 +179,7 @@ describe("auth frames spend the failed-login budget", () => {
   test("refused auth frames count against the address on REST and upgrades too", async () => {
     const svc = await chatService("remote", { AUTH_FAILURES_PER_MIN: "4" });
     const login = await django.login(16);
-    const url = `${svc.url.replace("http", "ws")}/ws?lesson_id=5&token=${login.access}`;
-    const sockets = await Promise.all(
-      Array.from({ length: 2 }, () => TestSocket.open(url, { headers: { Cookie: login.cookie } })),
-    );
-    await Promise.all(sockets.map((s) => s.next("ready")));
+    const sockets = await socketsAs(svc.url, login, "lesson_id=5", 2);
     for (const s of sockets) {
       s.send({ type: "auth", token: await forged(16) });
       s.send({ type: "auth", token: await forged(16) });
@@ -216,14 +204,12 @@ describe("auth frames spend the failed-login budget", () => {
   test("good auth frames spend nothing: a socket re-authenticates as often as it needs", async () => {
     const svc = await chatService("remote", { AUTH_FAILURES_PER_MIN: "1" });
     const login = await django.login(15);
-    const url = `${svc.url.replace("http", "ws")}/ws?lesson_id=5&token=${login.access}`;
-    const sock = await TestSocket.open(url, { headers: { Cookie: login.cookie } });
-    await sock.next("ready");
+    const [sock] = await socketsAs(svc.url, login, "lesson_id=5", 1);
     for (let i = 0; i < MAX_FAILED_AUTH_FRAMES + 2; i++) {
-      sock.send({ type: "auth", token: login.access });
-      await sock.next("auth_ok", 10_000);
+      sock!.send({ type: "auth", token: login.access });
+      await sock!.next("auth_ok", 10_000);
     }
-    expect(sock.closed).toBeNull();
-    sock.close();
+    expect(sock!.closed).toBeNull();
+    sock!.close();
   });
 });
