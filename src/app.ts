@@ -4,6 +4,7 @@ import { createFailedAuthGuard } from "./auth/failed-auth.ts";
 import { compileOrigins } from "./auth/origin.ts";
 import { createUpgradeBudget } from "./auth/upgrade-budget.ts";
 import { createFanout } from "./bus/fanout.ts";
+import { closedClaims, createRedisClaims, localClaims, type NotifyClaims } from "./bus/notify-claims.ts";
 import type { Config } from "./config.ts";
 import type { Deliver } from "./domain/bus.ts";
 import { type Chat, createChat } from "./domain/chat.ts";
@@ -15,7 +16,8 @@ import { createHttpApp } from "./http/app.ts";
 import { createIdentity } from "./identity/index.ts";
 import type { Identity } from "./identity/types.ts";
 import { createObjectIdGenerator } from "./ids.ts";
-import { createMongoFlush } from "./jobs/mongo-flush.ts";
+import { createMongoFlush, MONGO_KINDS } from "./jobs/mongo-flush.ts";
+import { NOTIFY_KINDS, notificationsOn, notifierFromConfig } from "./jobs/notifier.ts";
 import { createOutboxWorker, register } from "./jobs/outbox-worker.ts";
 import type { Logger } from "./log.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
@@ -51,12 +53,19 @@ export interface Service {
 /** SQLite, and with MONGO_URI the MongoDB behind the outbox: nothing on the request path waits for it. */
 async function openStorage(
   config: Config,
-  deps: { logger: Logger; metrics: Metrics; now: () => number; onRemap: (oldId: string) => void },
+  deps: {
+    logger: Logger;
+    metrics: Metrics;
+    now: () => number;
+    onRemap: (oldId: string) => void;
+    claims: () => NotifyClaims;
+  },
 ) {
   const store = openStore({
     path: config.SQLITE_PATH,
     synchronous: config.SQLITE_SYNCHRONOUS,
-    outbox: Boolean(config.MONGO_URI),
+    // Each handler's kinds, when its sink is configured: nothing is queued that nobody drains.
+    outboxKinds: [...(config.MONGO_URI ? MONGO_KINDS : []), ...(notificationsOn(config) ? NOTIFY_KINDS : [])],
   });
   // The driver is loaded only when used: it costs a start without MongoDB tens of milliseconds.
   const mongo = config.MONGO_URI
@@ -77,19 +86,31 @@ async function openStorage(
         onRemap: deps.onRemap,
       })
     : undefined;
-  const worker = flush
-    ? createOutboxWorker(
-        {
-          outbox: store,
-          logger: deps.logger.child({ component: "flusher" }),
-          batchSize: config.MONGO_FLUSH_BATCH,
-          pollMs: config.MONGO_FLUSH_POLL_MS,
-          retryMaxMs: config.MONGO_RETRY_MAX_MS,
-          now: deps.now,
-        },
-        [register(flush.handler)],
-      )
-    : undefined;
+  const notifier = notifierFromConfig(config, {
+    cycles: store,
+    claims: deps.claims,
+    logger: deps.logger.child({ component: "notifier" }),
+    metrics: deps.metrics,
+    now: deps.now,
+  });
+  const handlers = [
+    ...(flush ? [register(flush.handler)] : []),
+    ...(notifier ? [register(notifier.handler)] : []),
+  ];
+  const worker =
+    handlers.length > 0
+      ? createOutboxWorker(
+          {
+            outbox: store,
+            logger: deps.logger.child({ component: "flusher" }),
+            batchSize: config.MONGO_FLUSH_BATCH,
+            pollMs: config.MONGO_FLUSH_POLL_MS,
+            retryMaxMs: config.MONGO_RETRY_MAX_MS,
+            now: deps.now,
+          },
+          handlers,
+        )
+      : undefined;
   const history = mongo
     ? createReadThrough({ store, mongo, logger: deps.logger, timeoutMs: config.MONGO_READ_TIMEOUT_MS })
     : undefined;
@@ -100,7 +121,7 @@ async function openStorage(
       worker?.notify();
     },
   });
-  return { store, flush, worker, history, committer };
+  return { store, flush, notifier, worker, history, committer };
 }
 
 /** last_seen rides along with the next group commit: an fsync per connect would make a reconnect storm crawl. */
@@ -217,12 +238,14 @@ function teardownOf(
   storage: Storage,
   fanout: { presence: Presence; bus: Core["bus"] },
   announcer: PresenceAnnouncer,
+  onClose?: () => void,
 ): Teardown {
   return {
     flushCommits: () => storage.committer.flushNow(),
     closeFanout: async () => {
       // The sockets are closed by now: their held closes leave presence while the bus is up.
       await announcer.flush();
+      onClose?.();
       await fanout.presence.close();
       await fanout.bus.close();
     },
@@ -234,13 +257,18 @@ function teardownOf(
 function probesOf(core: Core) {
   const { storage, bus, presence } = core;
   return {
-    store: storage.store,
+    // The outbox figures are MongoDB's: notifications report their own backlog.
+    store: {
+      healthy: () => storage.store.healthy(),
+      outboxStats: () => storage.store.outboxStats(MONGO_KINDS),
+    },
     identity: core.identity,
     bus: {
       healthy: () => bus.healthy(),
       kind: core.config.REDIS_URL ? ("redis" as const) : ("local" as const),
     },
     mongo: storage.flush?.status,
+    notify: storage.notifier?.status,
     sockets: () => core.sockets.size,
     localUsers: () => presence.localUsers,
     isDraining: core.isDraining,
@@ -262,13 +290,22 @@ export async function startService(
   const deliver: Deliver = (topic, frame) => {
     server?.publish(topic, frame);
   };
-  const storage = await openStorage(config, { logger, metrics, now, onRemap: reconnectRemapped(sockets) });
+  // Notification claims go through the bus's Redis, which exists only after the fan-out below.
+  let claims: NotifyClaims = localClaims;
+  const storage = await openStorage(config, {
+    logger,
+    metrics,
+    now,
+    onRemap: reconnectRemapped(sockets),
+    claims: () => claims,
+  });
   const { store, committer } = storage;
+  const notify = storage.notifier?.hooks;
   const { identity, notes } = overrides.identity
     ? { identity: overrides.identity, notes: [] }
     : createIdentity(config, logger);
   for (const note of notes) logger.warn(note);
-  const accept = createRelayAccept({ store, committer });
+  const accept = createRelayAccept({ store, committer, notify });
   const lastSeen = lastSeenVia(store, committer);
   const fanout = await createFanout(config, {
     deliver,
@@ -278,6 +315,7 @@ export async function startService(
     logger,
     now,
   });
+  if (fanout.redis) claims = createRedisClaims({ redis: fanout.redis, prefix: config.REDIS_PREFIX });
   const chat = createChat({
     store,
     committer,
@@ -287,6 +325,7 @@ export async function startService(
     metrics,
     maxMessageChars: config.MAX_MESSAGE_CHARS,
     history: storage.history,
+    notify,
   });
   const announcer = createPresenceAnnouncer({
     presence: fanout.presence,
@@ -323,7 +362,9 @@ export async function startService(
     setDraining: () => {
       draining = true;
     },
-    teardown: teardownOf(storage, fanout, announcer),
+    teardown: teardownOf(storage, fanout, announcer, () => {
+      claims = closedClaims;
+    }),
   });
   storage.worker?.start();
   const port = server.port ?? config.PORT;

@@ -12,6 +12,8 @@ export interface Probes {
   identity: { healthy(): boolean; readonly kind: string };
   bus: { healthy(): boolean; kind: "redis" | "local" };
   mongo?: () => Record<string, unknown> & { ok: boolean };
+  /** The notifier, when a sink is configured; a failing sink degrades, it does not unready. */
+  notify?: () => Record<string, unknown> & { ok: boolean };
   sockets: () => number;
   localUsers: () => number;
   isDraining: () => boolean;
@@ -32,6 +34,7 @@ export function createReadiness(p: Probes): () => Readiness {
       bus: { ok: busUp, kind: p.bus.kind, state: busUp ? "up" : "degraded" },
       outbox: { ok: true, backlog: outbox.backlog, oldest_age_s: ageS(outbox.oldestAt, p.now()) },
       mongo: p.mongo ? { ...p.mongo(), configured: true } : { ok: true, configured: false },
+      notify: p.notify ? { ...p.notify(), configured: true } : { ok: true, configured: false },
     };
     checks.shutdown = { ok: !p.isDraining() };
     return { ready: !p.isDraining() && sqlite, checks };

@@ -8,6 +8,7 @@ import type { GroupCommitter } from "../store/group-commit.ts";
 import type { ChatStore } from "../store/sqlite/index.ts";
 import { otherParty } from "./access.ts";
 import type { Bus } from "./bus.ts";
+import type { NotifyHooks } from "./notification.ts";
 
 /**
  * The chat's rules: what a message may be, what marking read means, who hears what. Every
@@ -26,6 +27,8 @@ export interface ChatDeps {
   history?: {
     open(id: string, parties: Parties, now: number, since?: string): Promise<Conversation>;
   };
+  /** With a notification sink: opens and ends notification cycles inside the same commits. */
+  notify?: NotifyHooks;
 }
 
 export type Chat = ReturnType<typeof createChat>;
@@ -66,9 +69,18 @@ export function createChat(deps: ChatDeps) {
       const text = validateText(rawText, deps.maxMessageChars);
       const id = deps.newId();
       const createdAt = deps.now();
-      const result = await committer.submit(() =>
-        store.insertMessage({ id, conversationId: conversation.id, senderId, text, createdAt, clientId }),
-      );
+      const result = await committer.submit(() => {
+        const r = store.insertMessage({
+          id,
+          conversationId: conversation.id,
+          senderId,
+          text,
+          createdAt,
+          clientId,
+        });
+        if (!r.duplicate) deps.notify?.accepted(conversation, r.message);
+        return r;
+      });
       if (!result.duplicate) {
         metrics.messagesIn.inc();
         bus.publish(
@@ -93,7 +105,11 @@ export function createChat(deps: ChatDeps) {
       if (target.senderId === viewerId) throw forbidden("only the recipient can mark a message viewed");
       const viewedAt = deps.now();
       const sender = otherParty(conversation, viewerId);
-      await committer.submit(() => store.markViewed(conversation.id, sender, viewerId, messageId, viewedAt));
+      await committer.submit(() => {
+        store.markViewed(conversation.id, sender, viewerId, messageId, viewedAt);
+        deps.notify?.viewed(conversation.id, viewerId, messageId);
+      });
+      deps.notify?.viewedHere(conversation.id, viewerId, messageId);
       // Broadcast even when nothing changed: a second device may have missed the first receipt.
       bus.publish(
         conversation.id,

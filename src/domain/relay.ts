@@ -4,6 +4,7 @@ import type { GroupCommitter } from "../store/group-commit.ts";
 import type { ChatStore } from "../store/sqlite/index.ts";
 import { otherParty } from "./access.ts";
 import type { Accept } from "./bus.ts";
+import type { NotifyHooks } from "./notification.ts";
 
 /**
  * What this instance keeps of frames relayed from others: a message frame carries the whole
@@ -21,7 +22,12 @@ const relayedViewed = z.object({
   viewed_at: z.string(),
 });
 
-export function createRelayAccept(deps: { store: ChatStore; committer: GroupCommitter }): Accept {
+export function createRelayAccept(deps: {
+  store: ChatStore;
+  committer: GroupCommitter;
+  /** A relayed read mark ends this instance's notification cycle it covers, in the same commit. */
+  notify?: Pick<NotifyHooks, "viewed">;
+}): Accept {
   const { store, committer } = deps;
   return (conversationId, frame, replay, kind) => {
     if (kind === "message") {
@@ -47,16 +53,18 @@ export function createRelayAccept(deps: { store: ChatStore; committer: GroupComm
       const viewedAt = Date.parse(v.data.viewed_at);
       const viewerId = v.data.viewer_id;
       return committer
-        .submit(() =>
-          store.markViewed(
+        .submit(() => {
+          const changed = store.markViewed(
             conversationId,
             otherParty(conversation, viewerId),
             viewerId,
             v.data.message_id,
             viewedAt,
             "relayed",
-          ),
-        )
+          );
+          deps.notify?.viewed(conversationId, viewerId, v.data.message_id);
+          return changed;
+        })
         .then((changed) => changed > 0 || !replay);
     }
     return !replay;

@@ -1,3 +1,4 @@
+import type { NotifyPayload } from "./notification.ts";
 import type { Conversation, StoredMessage, ViewedMark } from "./types.ts";
 
 /**
@@ -13,6 +14,8 @@ export interface OutboxPayloads {
   message: { message: StoredMessage };
   /** A read mark applied here. */
   viewed: ViewedMark;
+  /** A notification to the recipient of an unread message, due at `dueAt`. */
+  notify: NotifyPayload;
 }
 
 export type OutboxKind = keyof OutboxPayloads;

@@ -1,7 +1,9 @@
+import type { OutboxKind } from "../../model/outbox.ts";
 import type { Conversation, StoredMessage } from "../../model/types.ts";
 import { createConversations } from "./conversations.ts";
 import { createLatestPages } from "./latest-pages.ts";
 import { createMessages } from "./messages.ts";
+import { createNotifyCycles } from "./notify.ts";
 import { openDatabase, type Synchronous } from "./open.ts";
 import { createOutbox } from "./outbox.ts";
 import { createPresenceTable } from "./presence.ts";
@@ -15,26 +17,39 @@ import { createPresenceTable } from "./presence.ts";
 export interface OpenOptions {
   path: string;
   synchronous?: Synchronous;
-  /** Write outbox entries. Off when no handler would read them (no MongoDB to feed). */
-  outbox: boolean;
+  /** The outbox kinds some handler reads; entries of other kinds are not written (none: no outbox). */
+  outboxKinds?: readonly OutboxKind[];
 }
 
 export type ChatStore = ReturnType<typeof openStore>;
 
 export function openStore(opts: OpenOptions) {
   const db = openDatabase(opts.path, opts.synchronous);
-  const outbox = createOutbox(db, opts.outbox);
+  const outbox = createOutbox(db, new Set(opts.outboxKinds ?? []));
   const pages = createLatestPages();
   const conversations = createConversations(db, outbox, pages);
   const messages = createMessages(db, outbox, pages);
+  const cycles = createNotifyCycles(db, outbox);
   return {
     ...conversations,
     ...messages,
+    ...cycles,
+
+    /** Adopts MongoDB's id for a conversation; its notification cycles move with it. */
+    remapConversation(oldId: string, newId: string): void {
+      db.transaction(() => {
+        conversations.remapConversation(oldId, newId);
+        cycles.moveCycles(oldId, newId);
+      })();
+    },
     ...createPresenceTable(db),
     outboxBatch: outbox.outboxBatch,
     outboxConfirm: outbox.outboxConfirm,
     outboxStats: outbox.outboxStats,
     enqueue: outbox.enqueue,
+    outboxCancel: outbox.cancel,
+    outboxNextDue: outbox.nextDue,
+    outboxWants: outbox.wants,
 
     /**
      * Copies what MongoDB already holds into the local store, with no outbox entries (it is
