@@ -23,7 +23,8 @@ async function service(mode: "local" | "remote" | "directory"): Promise<InProces
           DIRECTORY_FILE: "",
           JWT_SECRET: mode === "local" ? django.secretKey : "",
         };
-  const svc = await startTestService({ env });
+  // testEnv shortens the presence delay for tests; measure the default.
+  const svc = await startTestService({ env: { ...env, PRESENCE_OFFLINE_DELAY_MS: "5000" } });
   started.push(svc);
   return svc;
 }
