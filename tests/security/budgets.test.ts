@@ -121,7 +121,8 @@ describe("UPGRADES_PER_MIN_PER_USER: every attempt is charged before the lesson 
       (i) => `/ws?lesson_id=${70_000 + i}&token=${student.access}`,
       student.cookie,
     );
-    expect(statuses(spent)).toEqual([404, 404, 404, 429, 429]);
+    // Five at a time: which attempts got the 429s depends on the order they arrived.
+    expect(statuses(spent).sort()).toEqual([404, 404, 404, 429, 429]);
     const [sock] = await socketsAs(svc.url, other, "lesson_id=5", 1);
     sock!.close();
   });
