@@ -1,3 +1,4 @@
+import { dirname, join } from "node:path";
 import type { Server } from "bun";
 import { createAuthenticate } from "./auth/authenticate.ts";
 import { createFailedAuthGuard } from "./auth/failed-auth.ts";
@@ -6,6 +7,7 @@ import { createUpgradeBudget } from "./auth/upgrade-budget.ts";
 import { createFanout } from "./bus/fanout.ts";
 import { closedClaims, createRedisClaims, localClaims, type NotifyClaims } from "./bus/notify-claims.ts";
 import type { Config } from "./config.ts";
+import { type Attachments, createAttachments } from "./domain/attachments.ts";
 import type { Deliver } from "./domain/bus.ts";
 import { type Chat, createChat } from "./domain/chat.ts";
 import type { LastSeenStore, Presence } from "./domain/presence.ts";
@@ -16,6 +18,7 @@ import { createHttpApp } from "./http/app.ts";
 import { createIdentity } from "./identity/index.ts";
 import type { Identity } from "./identity/types.ts";
 import { createObjectIdGenerator } from "./ids.ts";
+import { ATTACHMENT_KINDS, createAttachmentCopy } from "./jobs/attachment-copy.ts";
 import { createMongoFlush, MONGO_KINDS } from "./jobs/mongo-flush.ts";
 import { NOTIFY_KINDS, notificationsOn, notifierFromConfig } from "./jobs/notifier.ts";
 import { createOutboxWorker, register } from "./jobs/outbox-worker.ts";
@@ -23,6 +26,8 @@ import type { Logger } from "./log.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createReadiness, registerGauges } from "./readiness.ts";
 import { createShutdown, serve, type Teardown } from "./server.ts";
+import { openBlobStore } from "./store/blobs.ts";
+import { createGridStore } from "./store/gridfs.ts";
 import { createGroupCommitter, type GroupCommitter } from "./store/group-commit.ts";
 import { createReadThrough } from "./store/read-through.ts";
 import { type ChatStore, openStore } from "./store/sqlite/index.ts";
@@ -65,7 +70,10 @@ async function openStorage(
     path: config.SQLITE_PATH,
     synchronous: config.SQLITE_SYNCHRONOUS,
     // Each handler's kinds, when its sink is configured: nothing is queued that nobody drains.
-    outboxKinds: [...(config.MONGO_URI ? MONGO_KINDS : []), ...(notificationsOn(config) ? NOTIFY_KINDS : [])],
+    outboxKinds: [
+      ...(config.MONGO_URI ? [...MONGO_KINDS, ...ATTACHMENT_KINDS] : []),
+      ...(notificationsOn(config) ? NOTIFY_KINDS : []),
+    ],
   });
   // The driver is loaded only when used: it costs a start without MongoDB tens of milliseconds.
   const mongo = config.MONGO_URI
@@ -86,6 +94,19 @@ async function openStorage(
         onRemap: deps.onRemap,
       })
     : undefined;
+  const grid = mongo ? createGridStore(() => mongo.database()) : undefined;
+  // Made below, once the committer it writes through exists; the worker only calls it later.
+  let attachments: Attachments | undefined;
+  const gridSync = grid
+    ? createAttachmentCopy(
+        {
+          prepare: () => grid.ensureIndexes(),
+          copy: (id) => attachments!.copyToGrid(id),
+          remove: (id) => attachments!.removeFromGrid(id),
+        },
+        deps.metrics,
+      )
+    : undefined;
   const notifier = notifierFromConfig(config, {
     cycles: store,
     claims: deps.claims,
@@ -96,6 +117,7 @@ async function openStorage(
   const handlers = [
     ...(flush ? [register(flush.handler)] : []),
     ...(notifier ? [register(notifier.handler)] : []),
+    ...(gridSync ? [register(gridSync)] : []),
   ];
   const worker =
     handlers.length > 0
@@ -121,7 +143,22 @@ async function openStorage(
       worker?.notify();
     },
   });
-  return { store, flush, notifier, worker, history, committer };
+  attachments = createAttachments({
+    store: store.attachments,
+    blobs: openBlobStore(config.ATTACHMENT_DIR ?? join(dirname(config.SQLITE_PATH), "attachments")),
+    grid,
+    newId: createObjectIdGenerator(deps.now),
+    now: deps.now,
+    maxBytes: config.ATTACHMENT_MAX_MB * 1024 * 1024,
+    allowedTypes: new Set(config.ATTACHMENT_TYPES),
+    commit: (fn) => committer.submit(fn),
+    enqueue: (kind, id) => store.enqueue(kind, { id }, deps.now()),
+    gridTimeoutMs: config.MONGO_READ_TIMEOUT_MS,
+    unsentTtlMs: config.ATTACHMENT_UNSENT_TTL_S * 1000,
+    retryAfterS: config.ATTACHMENT_RETRY_AFTER_S,
+    logger: deps.logger.child({ component: "attachments" }),
+  });
+  return { store, flush, notifier, worker, history, committer, attachments };
 }
 
 /** last_seen rides along with the next group commit: an fsync per connect would make a reconnect storm crawl. */
@@ -146,6 +183,16 @@ const reconnectRemapped = (sockets: Set<ChatSocket>) => (oldId: string) => {
 };
 
 type Storage = Awaited<ReturnType<typeof openStorage>>;
+
+/** Uploads no message took are removed after ATTACHMENT_UNSENT_TTL_S; checked a few times per TTL. */
+function sweepUnsent(attachments: Attachments, config: Config, logger: Logger) {
+  const everyMs = Math.min(3_600_000, Math.max(500, (config.ATTACHMENT_UNSENT_TTL_S * 1000) / 4));
+  const timer = setInterval(() => {
+    attachments.sweep().catch((err) => logger.warn("attachment sweep failed", { error: err }));
+  }, everyMs);
+  timer.unref();
+  return timer;
+}
 
 interface Core {
   config: Config;
@@ -185,6 +232,7 @@ async function createTransports(
     : undefined;
   const app = createHttpApp({
     store,
+    attachments: core.storage.attachments,
     presence: (u) => presence.status(u),
     restBuckets: new KeyedBuckets(config.RATE_REST_PER_MIN / 60, config.RATE_REST_PER_MIN),
     originAllowed,
@@ -209,10 +257,7 @@ async function createTransports(
     maxConnectionsPerUser: config.MAX_CONNECTIONS_PER_USER,
     isDraining: core.isDraining,
     authenticate,
-    budget: createUpgradeBudget({
-      perUserPerMin: config.UPGRADES_PER_MIN_PER_USER,
-      perAddressPerMin: config.UPGRADES_PER_MIN_PER_ADDRESS,
-    }),
+    budget: createUpgradeBudget(config.UPGRADES_PER_MIN_PER_USER, config.UPGRADES_PER_MIN_PER_ADDRESS),
     clientIp: core.clientIp,
   });
   const session = createSessionHandlers({
@@ -260,7 +305,7 @@ function probesOf(core: Core) {
     // The outbox figures are MongoDB's: notifications report their own backlog.
     store: {
       healthy: () => storage.store.healthy(),
-      outboxStats: () => storage.store.outboxStats(MONGO_KINDS),
+      outboxStats: () => storage.store.outboxStats([...MONGO_KINDS, ...ATTACHMENT_KINDS]),
     },
     identity: core.identity,
     bus: {
@@ -300,6 +345,7 @@ export async function startService(
     claims: () => claims,
   });
   const { store, committer } = storage;
+  const sweeper = sweepUnsent(storage.attachments, config, logger);
   const notify = storage.notifier?.hooks;
   const { identity, notes } = overrides.identity
     ? { identity: overrides.identity, notes: [] }
@@ -363,6 +409,7 @@ export async function startService(
       draining = true;
     },
     teardown: teardownOf(storage, fanout, announcer, () => {
+      clearInterval(sweeper);
       claims = closedClaims;
     }),
   });

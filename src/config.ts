@@ -253,6 +253,31 @@ export const envSchema = z
       .min(8)
       .optional()
       .describe("when set, /metrics needs Authorization: Bearer <it>"),
+    // Attachments (docs/attachments.md).
+    ATTACHMENT_DIR: z.string().trim().min(1).optional().meta({
+      description: "where attachment bytes are kept locally (content-addressed)",
+      shownDefault: "attachments/ beside SQLITE_PATH",
+    }),
+    ATTACHMENT_MAX_MB: intIn(1, 1024)
+      .default(10)
+      .describe("largest upload in MiB; larger is refused with 413"),
+    ATTACHMENT_TYPES: csv
+      .default([
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "application/pdf",
+        "text/plain",
+        "application/zip",
+      ])
+      .describe("sniffed types accepted, comma-separated (text/plain covers source files); others get 415"),
+    ATTACHMENT_UNSENT_TTL_S: intIn(1, 30 * 86_400)
+      .default(86_400)
+      .describe("an upload no message refers to is removed this long after it was made"),
+    ATTACHMENT_RETRY_AFTER_S: intIn(1, 3600)
+      .default(2)
+      .describe("Retry-After of the 503 for an attachment another instance has not yet copied to GridFS"),
     DEMO_PAGE: boolFlag.optional().meta({
       description: "serve the demo web client at /demo",
       shownDefault: "true on the embedded default (no Django, no key), else false",

@@ -41,9 +41,12 @@ function charCount(s: string, atMost: number): number {
   return n;
 }
 
-export function validateText(raw: string, maxChars: number): string {
+/** `allowEmpty`: the message carries attachments, so no text is fine. */
+export function validateText(raw: string, maxChars: number, allowEmpty = false): string {
   const text = raw.trim();
-  if (text.length === 0) throw new AppError(400, "empty", "text must not be empty");
+  if (text.length === 0 && !allowEmpty) {
+    throw new AppError(400, "empty", "a message needs text or at least one attachment");
+  }
   if (charCount(text, maxChars) > maxChars) {
     throw new AppError(413, "too_long", `text is longer than ${maxChars} characters`);
   }
@@ -65,19 +68,16 @@ export function createChat(deps: ChatDeps) {
       senderId: number,
       rawText: string,
       clientId: string | undefined,
+      attachmentIds: readonly string[] = [],
     ): Promise<{ message: StoredMessage; duplicate: boolean }> {
-      const text = validateText(rawText, deps.maxMessageChars);
+      const text = validateText(rawText, deps.maxMessageChars, attachmentIds.length > 0);
       const id = deps.newId();
       const createdAt = deps.now();
       const result = await committer.submit(() => {
-        const r = store.insertMessage({
-          id,
-          conversationId: conversation.id,
-          senderId,
-          text,
-          createdAt,
-          clientId,
-        });
+        const r = store.sendMessage(
+          { id, conversationId: conversation.id, senderId, text, createdAt, clientId },
+          attachmentIds,
+        );
         if (!r.duplicate) deps.notify?.accepted(conversation, r.message);
         return r;
       });

@@ -36,13 +36,15 @@ export function createRelayAccept(deps: {
       const msg = m.data;
       // Deliver only what was new here: a replay of something already relayed is dropped.
       return committer.submit(() =>
-        store.keepRelayedMessage({
+        store.keepRelayedMessageWithAttachments({
           id: msg.id,
           conversationId,
           senderId: msg.sender_id,
           text: msg.text,
           createdAt: Date.parse(msg.created_at),
           clientId: msg.client_id,
+          // Metadata only: this instance serves the bytes from GridFS once the sender's has copied them.
+          attachments: msg.attachments,
         }),
       );
     }

@@ -16,6 +16,10 @@ export interface OutboxPayloads {
   viewed: ViewedMark;
   /** A notification to the recipient of an unread message, due at `dueAt`. */
   notify: NotifyPayload;
+  /** An attachment uploaded here, to be copied into GridFS. */
+  attachment_copy: { id: string };
+  /** An attachment removed here (never sent, or its message deleted), to be removed from GridFS. */
+  attachment_delete: { id: string };
 }
 
 export type OutboxKind = keyof OutboxPayloads;

@@ -1,5 +1,6 @@
 import type { OutboxKind } from "../../model/outbox.ts";
-import type { Conversation, StoredMessage } from "../../model/types.ts";
+import type { Conversation, NewMessage, StoredMessage } from "../../model/types.ts";
+import { createAttachmentTable } from "./attachments.ts";
 import { createConversations } from "./conversations.ts";
 import { createLatestPages } from "./latest-pages.ts";
 import { createMessages } from "./messages.ts";
@@ -29,6 +30,7 @@ export function openStore(opts: OpenOptions) {
   const pages = createLatestPages();
   const conversations = createConversations(db, outbox, pages);
   const messages = createMessages(db, outbox, pages);
+  const attachments = createAttachmentTable(db);
   const cycles = createNotifyCycles(db, outbox);
   return {
     ...conversations,
@@ -50,6 +52,36 @@ export function openStore(opts: OpenOptions) {
     outboxCancel: outbox.cancel,
     outboxNextDue: outbox.nextDue,
     outboxWants: outbox.wants,
+    attachments,
+
+    /**
+     * insertMessage, with the sender's uploads bound to the message. A retry of a message
+     * already stored (same client_id) is answered with it before the uploads are checked: they
+     * are bound to it already. Must run inside the group commit's transaction.
+     */
+    sendMessage(
+      m: NewMessage,
+      attachmentIds: readonly string[],
+    ): { message: StoredMessage; duplicate: boolean } {
+      if (attachmentIds.length === 0) return messages.insertMessage(m);
+      if (m.clientId !== undefined) {
+        const prior = messages.messageByClientId(m.conversationId, m.senderId, m.clientId);
+        if (prior) return { message: prior, duplicate: true };
+      }
+      const refs = attachments.check(attachmentIds, m.conversationId, m.senderId);
+      const result = messages.insertMessage({ ...m, attachments: refs });
+      attachments.bind(attachmentIds, result.message.id);
+      return result;
+    },
+
+    /** A relayed message and the metadata of its attachments (their bytes stay in GridFS). */
+    keepRelayedMessageWithAttachments(m: NewMessage): boolean {
+      const fresh = messages.keepRelayedMessage(m);
+      if (fresh && m.attachments?.length) {
+        attachments.keepRelayed(m.attachments, m.conversationId, m.senderId, m.id, m.createdAt);
+      }
+      return fresh;
+    },
 
     /**
      * Copies what MongoDB already holds into the local store, with no outbox entries (it is

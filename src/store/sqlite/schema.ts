@@ -1,4 +1,5 @@
 import type { Database } from "bun:sqlite";
+import { ATTACHMENTS_SCHEMA } from "./attachments.ts";
 
 /**
  * The tables, and their migrations. SCHEMA is version 1 as first released; each later change is
@@ -74,6 +75,11 @@ CREATE TABLE notify_cycles (
   sent_at INTEGER,
   PRIMARY KEY (conversation_id, recipient_id)
 ) WITHOUT ROWID;`,
+  },
+  {
+    to: 4,
+    why: "attachments: their metadata (store/sqlite/attachments.ts), and each message's refs as JSON",
+    sql: `ALTER TABLE messages ADD COLUMN attachments TEXT;\n${ATTACHMENTS_SCHEMA}`,
   },
 ];
 
