@@ -26,12 +26,9 @@ function perMinute(limit: number, what: string): (key: string) => void {
   };
 }
 
-export function createUpgradeBudget(limits: {
-  perUserPerMin: number;
-  perAddressPerMin: number;
-}): UpgradeBudget {
-  const user = perMinute(limits.perUserPerMin, "by this user");
-  const address = perMinute(limits.perAddressPerMin, "from this address");
+export function createUpgradeBudget(perUserPerMin: number, perAddressPerMin: number): UpgradeBudget {
+  const user = perMinute(perUserPerMin, "by this user");
+  const address = perMinute(perAddressPerMin, "from this address");
   return {
     chargeAddress: address,
     chargeUser: (userId) => user(String(userId)),
