@@ -205,6 +205,7 @@ interface Core {
   presence: Presence;
   announcer: PresenceAnnouncer;
   bus: Awaited<ReturnType<typeof createFanout>>["bus"];
+  redisShape?: Awaited<ReturnType<typeof createFanout>>["redisShape"];
   sockets: Set<ChatSocket>;
   deliver: Deliver;
   isDraining: () => boolean;
@@ -311,6 +312,7 @@ function probesOf(core: Core) {
     bus: {
       healthy: () => bus.healthy(),
       kind: core.config.REDIS_URL ? ("redis" as const) : ("local" as const),
+      redis: core.redisShape,
     },
     mongo: storage.flush?.status,
     notify: storage.notifier?.status,
