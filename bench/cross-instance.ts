@@ -55,6 +55,9 @@ const baseEnv = (dir: string) => ({
   // Every pair shares one mentor, so the per-user limits (burst too) must be out of the way.
   ...UNTHROTTLED,
   MAX_CONNECTIONS_PER_USER: "10000",
+  // Thousands of sockets from one address and few users: the upgrade budgets are off.
+  UPGRADES_PER_MIN_PER_USER: "0",
+  UPGRADES_PER_MIN_PER_ADDRESS: "0",
   SQLITE_SYNCHRONOUS: process.env.SQLITE_SYNCHRONOUS ?? "FULL",
 });
 

@@ -3,6 +3,7 @@ import type { Server } from "bun";
 import { createAuthenticate } from "./auth/authenticate.ts";
 import { createFailedAuthGuard } from "./auth/failed-auth.ts";
 import { compileOrigins } from "./auth/origin.ts";
+import { createUpgradeBudget } from "./auth/upgrade-budget.ts";
 import { createFanout } from "./bus/fanout.ts";
 import { closedClaims, createRedisClaims, localClaims, type NotifyClaims } from "./bus/notify-claims.ts";
 import type { RedisLink } from "./bus/redis-link.ts";
@@ -12,6 +13,7 @@ import type { Deliver } from "./domain/bus.ts";
 import { type Chat, createChat } from "./domain/chat.ts";
 import { createDeletionHook, createEdits, type DeletionHook, type Edits } from "./domain/edits.ts";
 import type { LastSeenStore, Presence } from "./domain/presence.ts";
+import { createPresenceAnnouncer, type PresenceAnnouncer } from "./domain/presence-announce.ts";
 import { KeyedBuckets } from "./domain/rate.ts";
 import { createRelayAccept } from "./domain/relay.ts";
 import { createHttpApp } from "./http/app.ts";
@@ -211,6 +213,7 @@ interface Core {
   chat: Chat;
   edits: Edits;
   presence: Presence;
+  announcer: PresenceAnnouncer;
   bus: Awaited<ReturnType<typeof createFanout>>["bus"];
   redisShape?: Awaited<ReturnType<typeof createFanout>>["redisShape"];
   sockets: Set<ChatSocket>;
@@ -255,7 +258,7 @@ async function createTransports(
   const upgrade = createUpgradeHandler({
     identity,
     chat,
-    presence,
+    presence: core.announcer,
     watch: (id) => bus.watch(id),
     unwatch: (id) => bus.unwatch(id),
     originAllowed,
@@ -265,13 +268,17 @@ async function createTransports(
     maxConnectionsPerUser: config.MAX_CONNECTIONS_PER_USER,
     isDraining: core.isDraining,
     authenticate,
+    budget: createUpgradeBudget(config.UPGRADES_PER_MIN_PER_USER, config.UPGRADES_PER_MIN_PER_ADDRESS),
+    clientIp: core.clientIp,
   });
   const session = createSessionHandlers({
     chat,
     edits: core.edits,
     store,
     identity,
+    authFailures,
     presence,
+    announcer: core.announcer,
     unwatch: (id) => bus.unwatch(id),
     userBuckets: new KeyedBuckets(config.RATE_USER_MESSAGES_PER_S, config.RATE_USER_MESSAGES_BURST),
     metrics,
@@ -287,11 +294,14 @@ async function createTransports(
 function teardownOf(
   storage: Storage,
   fanout: { presence: Presence; bus: Core["bus"] },
+  announcer: PresenceAnnouncer,
   onClose?: () => void,
 ): Teardown {
   return {
     flushCommits: () => storage.committer.flushNow(),
     closeFanout: async () => {
+      // The sockets are closed by now: their held closes leave presence while the bus is up.
+      await announcer.flush();
       onClose?.();
       await fanout.presence.close();
       await fanout.bus.close();
@@ -396,6 +406,12 @@ export async function startService(
     editWindowMs: config.EDIT_WINDOW_S * 1000,
     deletions,
   });
+  const announcer = createPresenceAnnouncer({
+    presence: fanout.presence,
+    announce: chat.announcePresence,
+    offlineDelayMs: config.PRESENCE_OFFLINE_DELAY_MS,
+    onError: (err) => logger.warn("presence announcement failed", { error: err }),
+  });
   const clientIp = (req: Request) => server?.requestIP(req)?.address ?? "unknown";
   const core: Core = {
     config,
@@ -407,6 +423,7 @@ export async function startService(
     chat,
     edits,
     ...fanout,
+    announcer,
     sockets,
     deliver,
     clientIp,
@@ -425,7 +442,7 @@ export async function startService(
     setDraining: () => {
       draining = true;
     },
-    teardown: teardownOf(storage, fanout, () => {
+    teardown: teardownOf(storage, fanout, announcer, () => {
       clearInterval(sweeper);
       claims = closedClaims;
     }),

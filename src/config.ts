@@ -50,6 +50,20 @@ const boolFlag = z
   .enum(["1", "0", "true", "false", "yes", "no", "on", "off"], { message: "expected true or false" })
   .transform((v) => ["1", "true", "yes", "on"].includes(v));
 
+// An entry is matched as a parsed origin (src/auth/origin.ts): anything else would never match.
+const ORIGIN_ENTRY = /^(\*|https?:\/\/(\*\.)?([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(:\d{1,5})?\/?)$/i;
+
+function checkOrigins(list: string[] | undefined, ctx: z.RefinementCtx): void {
+  for (const entry of list ?? []) {
+    if (!ORIGIN_ENTRY.test(entry)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `"${entry}" is not an origin: expected scheme://host[:port] (https://school.example), https://*.school.example or *`,
+      });
+    }
+  }
+}
+
 const TRIAL_HOST = "127.0.0.1";
 const SERVER_HOST = "0.0.0.0";
 
@@ -139,6 +153,11 @@ export const envSchema = z
       .regex(/^[\w.-]{1,64}$/, "expected 1-64 letters, digits or _ . -")
       .optional()
       .describe("this instance's name on the bus; unset means a random one per start"),
+    PRESENCE_OFFLINE_DELAY_MS: intIn(0, 600_000)
+      .default(5000)
+      .describe(
+        "a user whose last socket closed is announced offline only after this long without a reconnect",
+      ),
     PRESENCE_TTL_S: intIn(3, 3600)
       .default(15)
       .describe("a crashed instance's users go offline this long after its last heartbeat"),
@@ -183,9 +202,11 @@ export const envSchema = z
     NOTIFY_RETRY_MAX_MS: intIn(100, 3_600_000)
       .default(60_000)
       .describe("ceiling of the backoff while a notification sink fails"),
-    ALLOWED_ORIGINS: csv.describe(
-      "comma-separated origin allow-list for WebSocket and CORS (https://*.example.org allowed); unset allows any",
-    ),
+    ALLOWED_ORIGINS: csv
+      .superRefine(checkOrigins)
+      .describe(
+        "comma-separated origin allow-list for WebSocket and CORS (https://*.example.org allowed); unset allows any",
+      ),
     MAX_MESSAGE_CHARS: intIn(1, 100_000).default(4000).describe("longest message text, in characters"),
     EDIT_WINDOW_S: intIn(0, 31_536_000)
       .default(86_400)
@@ -212,6 +233,15 @@ export const envSchema = z
       .default(60)
       .describe("failed logins (401) per minute per client address; 0 turns it off"),
     MAX_CONNECTIONS_PER_USER: intIn(1, 10_000).default(20).describe("open sockets per user on one instance"),
+    // Every upgrade attempt is charged, refused or not: a refused one costs Django calls too.
+    UPGRADES_PER_MIN_PER_USER: intIn(0, 1_000_000)
+      .default(60)
+      .describe("WebSocket upgrade attempts per minute per user, before lesson checks; 0 turns it off"),
+    UPGRADES_PER_MIN_PER_ADDRESS: intIn(0, 1_000_000)
+      .default(600)
+      .describe(
+        "WebSocket upgrade attempts per minute per client address, before any identity call; 0 turns it off",
+      ),
     SEND_BUFFER_LIMIT_BYTES: intIn(1024, 1 << 30)
       .default(1 << 20)
       .describe("a socket whose unsent data passes this is closed"),

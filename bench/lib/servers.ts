@@ -92,6 +92,9 @@ export async function startOurs(opts: {
     RATE_USER_MESSAGES_PER_S: "100000",
     RATE_REST_PER_MIN: "1000000",
     MAX_CONNECTIONS_PER_USER: "10000",
+    // Thousands of sockets from one address and few users: the upgrade budgets are off.
+    UPGRADES_PER_MIN_PER_USER: "0",
+    UPGRADES_PER_MIN_PER_ADDRESS: "0",
     HEARTBEAT_IDLE_S: "120",
   };
   const proc = Bun.spawn(pinned(SERVER_CPU, [process.execPath, ...(opts.extraArgs ?? []), "src/main.ts"]), {

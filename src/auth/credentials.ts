@@ -1,3 +1,5 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+
 /**
  * Where a token may come from. Browsers cannot set headers on a WebSocket, and query strings
  * end up in access logs, so the upgrade also accepts `Sec-WebSocket-Protocol: bearer, <token>`.
@@ -31,4 +33,13 @@ export function parseCookies(header: string | null): Record<string, string> {
     if (name && !(name in out)) out[name] = value;
   }
   return out;
+}
+
+/**
+ * Compares a presented secret with the expected one in time that does not depend on where
+ * they differ. Both are hashed first, so their lengths do not leak either.
+ */
+export function sameSecret(given: string | undefined, expected: string): boolean {
+  const digest = (v: string) => createHash("sha256").update(v).digest();
+  return timingSafeEqual(digest(given ?? ""), digest(expected)) && given !== undefined;
 }

@@ -3,7 +3,7 @@ import { Hono, type MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import type { z } from "zod";
 import type { Authenticate } from "../auth/authenticate.ts";
-import { bearerFromHeader } from "../auth/credentials.ts";
+import { bearerFromHeader, sameSecret } from "../auth/credentials.ts";
 import type { OriginCheck } from "../auth/origin.ts";
 import { checkClaimedUser, isParticipant } from "../domain/access.ts";
 import type { Attachments } from "../domain/attachments.ts";
@@ -111,7 +111,8 @@ export function createHttpApp(deps: HttpDeps) {
   });
 
   app.get("/metrics", (c) => {
-    if (deps.metricsToken && bearerFromHeader(c.req.header("authorization") ?? null) !== deps.metricsToken) {
+    const given = bearerFromHeader(c.req.header("authorization") ?? null);
+    if (deps.metricsToken && !sameSecret(given, deps.metricsToken)) {
       throw unauthorized("a metrics token is required");
     }
     return c.text(metrics.registry.render(), 200, { "content-type": "text/plain; version=0.0.4" });

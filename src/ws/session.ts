@@ -1,9 +1,11 @@
 import type { ServerWebSocket } from "bun";
+import type { FailedAuthGuard } from "../auth/failed-auth.ts";
 import { otherParty } from "../domain/access.ts";
 import { conversationTopic, participantTopic } from "../domain/bus.ts";
 import type { Chat } from "../domain/chat.ts";
 import type { ChangeResult, Edits } from "../domain/edits.ts";
 import type { Presence } from "../domain/presence.ts";
+import type { PresenceAnnouncer } from "../domain/presence-announce.ts";
 import type { KeyedBuckets, TokenBucket } from "../domain/rate.ts";
 import { AppError } from "../errors.ts";
 import type { Credentials, Identity, Principal } from "../identity/types.ts";
@@ -27,6 +29,8 @@ import type { ChatStore } from "../store/sqlite/index.ts";
 /** What a socket carries from its upgrade to its close. */
 export interface SessionData {
   connId: string;
+  /** The client's address: failed re-authentications spend its failed-login budget. */
+  ip: string;
   principal: Principal;
   /** Only the cookies: a later `auth` frame brings its own token, and a kept one is dead weight. */
   cookies: Credentials["cookies"];
@@ -39,6 +43,10 @@ export interface SessionData {
   resuming?: boolean;
   bucket: TokenBucket;
   openedAt: number;
+  /** `auth` frames refused so far on this socket; a few close it. */
+  failedAuths?: number;
+  /** The `auth` frame being checked: the next waits for it, so every refusal counts before another call. */
+  authTurn?: Promise<void>;
 }
 
 export type ChatSocket = ServerWebSocket<SessionData>;
@@ -48,7 +56,11 @@ export interface SessionDeps {
   edits: Edits;
   store: ChatStore;
   identity: Identity;
+  /** The per-address failed-login budget that REST and upgrades spend too. */
+  authFailures: FailedAuthGuard;
   presence: Presence;
+  /** Presence in and out: a close is held a while, so a reconnect is no transition (domain/presence-announce.ts). */
+  announcer: PresenceAnnouncer;
   /** Releases the bus subscription the upgrade took for this socket's conversation. */
   unwatch: (conversationId: string) => void;
   userBuckets: KeyedBuckets;
@@ -66,6 +78,8 @@ export interface SessionDeps {
 }
 
 const RESUME_PAGE = 200;
+/** Refused `auth` frames after which a socket is closed: a client with a good token needs one. */
+export const MAX_FAILED_AUTH_FRAMES = 3;
 
 const ackTopic = (ws: ChatSocket) => `a:${ws.data.connId}`;
 
@@ -87,6 +101,16 @@ function refOf(json: unknown): string | undefined {
   return ref?.slice(0, 64);
 }
 
+const REF_IN_RAW = /"(?:client_id|message_id)"\s*:\s*"([^"\\]{1,64})"/;
+
+/**
+ * The handle of a frame refused before parsing, so a client still learns which send to retry.
+ * A plain scan, linear in the frame, for the common case of unescaped ids.
+ */
+function refIn(raw: string): string | undefined {
+  return REF_IN_RAW.exec(raw)?.[1];
+}
+
 /** Turns zod's first complaint into one line a client developer can act on. */
 function describeFrameIssue(
   issues: ReadonlyArray<{ path: PropertyKey[]; message: string; code: string }>,
@@ -96,6 +120,13 @@ function describeFrameIssue(
   const field = first.path.map(String).join(".");
   if (first.code === "unrecognized_keys") return `unexpected field: ${first.message}`;
   return field ? `${field}: ${first.message}` : first.message;
+}
+
+/** A socket is not a way around the failed-login budget: a few refusals (401, 429) close it. */
+function countFailedAuth(ws: ChatSocket, err: unknown): void {
+  if (!(err instanceof AppError) || (err.status !== 401 && err.status !== 429)) return;
+  ws.data.failedAuths = (ws.data.failedAuths ?? 0) + 1;
+  if (ws.data.failedAuths >= MAX_FAILED_AUTH_FRAMES) ws.close(1008, "too many failed re-authentications");
 }
 
 export function createSessionHandlers(deps: SessionDeps) {
@@ -165,20 +196,15 @@ export function createSessionHandlers(deps: SessionDeps) {
   }
 
   async function handle(ws: ChatSocket, raw: string): Promise<void> {
+    // The bucket is charged before the frame is parsed: parsing is the cost a flood imposes.
+    if (!ws.data.bucket.take()) {
+      return sendError(ws, deps, "rate_limited", "too many frames on this connection; slow down", refIn(raw));
+    }
     let json: unknown;
     try {
       json = JSON.parse(raw);
     } catch {
       return sendError(ws, deps, "bad_json", "frame is not valid JSON");
-    }
-    if (!ws.data.bucket.take()) {
-      return sendError(
-        ws,
-        deps,
-        "rate_limited",
-        "too many frames on this connection; slow down",
-        refOf(json),
-      );
     }
     const fast = fastMessageFrame(json);
     const parsed = fast ? { success: true as const, data: fast } : inboundFrameSchema.safeParse(json);
@@ -248,7 +274,7 @@ export function createSessionHandlers(deps: SessionDeps) {
         }
         return;
       case "auth":
-        return reauthenticate(ws, frame.token);
+        return reauthenticateInTurn(ws, frame.token);
       case "ping":
         return send(ws, { type: "pong" });
     }
@@ -266,7 +292,9 @@ export function createSessionHandlers(deps: SessionDeps) {
   /** A fresh token keeps a long chat authorised; it must name the same user. */
   async function reauthenticate(ws: ChatSocket, token: string): Promise<void> {
     try {
-      const principal = await deps.identity.authenticate({ token, cookies: ws.data.cookies });
+      const principal = await deps.authFailures.guard(ws.data.ip, () =>
+        deps.identity.authenticate({ token, cookies: ws.data.cookies }),
+      );
       if (principal.userId !== ws.data.principal.userId) {
         sendError(ws, deps, "forbidden", "the new token names another user");
         ws.close(1008, "token user changed");
@@ -281,7 +309,18 @@ export function createSessionHandlers(deps: SessionDeps) {
       });
     } catch (err) {
       reportFailure(ws, err, undefined);
+      countFailedAuth(ws, err);
     }
+  }
+
+  /** One `auth` frame at a time per socket; once the socket is closing for refusals, the rest are dropped. */
+  function reauthenticateInTurn(ws: ChatSocket, token: string): Promise<void> {
+    const turn = (ws.data.authTurn ?? Promise.resolve()).then(() => {
+      if ((ws.data.failedAuths ?? 0) >= MAX_FAILED_AUTH_FRAMES) return;
+      return reauthenticate(ws, token);
+    });
+    ws.data.authTurn = turn;
+    return turn;
   }
 
   return {
@@ -301,8 +340,7 @@ export function createSessionHandlers(deps: SessionDeps) {
         student_id: conversation.studentId,
       });
       const other = otherParty(conversation, principal.userId);
-      presence.connected(principal.userId, deps.now());
-      chat.announcePresence(conversation, principal.userId, true);
+      deps.announcer.opened(conversation, principal.userId, deps.now());
       if (since === undefined) {
         ws.subscribe(conversationTopic(conversation.id));
       } else {
@@ -347,13 +385,7 @@ export function createSessionHandlers(deps: SessionDeps) {
       const { conversation, principal } = ws.data;
       deps.sockets.delete(ws);
       deps.unwatch(conversation.id);
-      const at = deps.now();
-      presence.disconnected(principal.userId, at).then(
-        ({ wentOffline }) => {
-          if (wentOffline) chat.announcePresence(conversation, principal.userId, false, at);
-        },
-        (err) => logger.warn("presence update failed", { error: err }),
-      );
+      deps.announcer.closed(conversation, principal.userId, deps.now());
       logger.debug("connection closed", { connId: ws.data.connId, code });
     },
   };

@@ -2,6 +2,7 @@ import type { Server } from "bun";
 import type { Authenticate } from "../auth/authenticate.ts";
 import { BEARER_SUBPROTOCOL, bearerFromSubprotocol } from "../auth/credentials.ts";
 import type { OriginCheck } from "../auth/origin.ts";
+import type { UpgradeBudget } from "../auth/upgrade-budget.ts";
 import { resolveParties } from "../domain/access.ts";
 import type { Chat } from "../domain/chat.ts";
 import type { Presence } from "../domain/presence.ts";
@@ -16,7 +17,8 @@ import type { SessionData } from "./session.ts";
 export interface UpgradeDeps {
   identity: Identity;
   chat: Chat;
-  presence: Presence;
+  /** Open sockets per user here, for the cap (closes held by the presence debounce do not count). */
+  presence: Pick<Presence, "connections">;
   /** Takes the bus subscription for a conversation before its socket opens (see Bus.watch). */
   watch: (conversationId: string) => Promise<void>;
   unwatch: (conversationId: string) => void;
@@ -27,6 +29,8 @@ export interface UpgradeDeps {
   maxConnectionsPerUser: number;
   isDraining: () => boolean;
   authenticate: Authenticate;
+  budget: UpgradeBudget;
+  clientIp: (req: Request) => string;
 }
 
 let connSeq = 0;
@@ -70,11 +74,14 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
 
     let data: SessionData;
     let reservedFor: number | undefined;
+    const ip = deps.clientIp(req);
     try {
+      deps.budget.chargeAddress(ip);
       const { principal, cred } = await deps.authenticate(req, {
         queryToken: query.data.token,
         subprotocol: true,
       });
+      deps.budget.chargeUser(principal.userId);
       // Count upgrades still in flight too: a burst of parallel connects must not slip past the limit.
       const inFlight = pending.get(principal.userId) ?? 0;
       if (deps.presence.connections(principal.userId) + inFlight >= deps.maxConnectionsPerUser) {
@@ -94,6 +101,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       );
       data = {
         connId: `c${++connSeq}`,
+        ip,
         principal,
         cookies: cred.cookies,
         conversation: await deps.chat.openConversation(parties, query.data.since),

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startTestService, type TestService, UNTHROTTLED } from "../helpers/service.ts";
 import { mintToken } from "../helpers/tokens.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 /** Every REST route, over real HTTP, seeing only the caller's data. */
 
@@ -176,6 +177,10 @@ describe("GET /messages", () => {
 
 describe("GET /presence", () => {
   test("for someone you share a conversation with", async () => {
+    // 16 closed its socket in beforeAll; it leaves presence after PRESENCE_OFFLINE_DELAY_MS.
+    await waitUntil(async () => !(await json<{ online: boolean }>("/presence?user_id=16", 10)).body.online, {
+      message: "16 offline",
+    });
     const seen = await json<{ online: boolean; last_seen?: string }>("/presence?user_id=16", 10);
     expect(seen.status).toBe(200);
     expect(seen.body.online).toBe(false);

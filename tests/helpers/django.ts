@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { freePort } from "./net.ts";
+import { TestSocket } from "./ws-client.ts";
 
 // Debian's python carries Django; the pyenv python3 on PATH does not.
 const PYTHON = "/usr/bin/python3";
@@ -96,6 +97,21 @@ export interface DjangoHandle {
   [Symbol.asyncDispose](): Promise<void>;
   /** The last few KB of the server's stdout+stderr, for diagnosing a failing test. */
   logTail(): string;
+}
+
+/** `n` chat sockets opened as this login (token and device cookie), each past its `ready`. */
+export async function socketsAs(
+  serviceUrl: string,
+  login: DjangoLogin,
+  query: string,
+  n: number,
+): Promise<TestSocket[]> {
+  const url = `${serviceUrl.replace("http", "ws")}/ws?${query}&token=${login.access}`;
+  const sockets = await Promise.all(
+    Array.from({ length: n }, () => TestSocket.open(url, { headers: { Cookie: login.cookie } })),
+  );
+  await Promise.all(sockets.map((s) => s.next("ready")));
+  return sockets;
 }
 
 /** `Authorization` and `Cookie` headers for a Django call made as this login. */

@@ -33,6 +33,8 @@ export const UNTHROTTLED: Record<string, string> = {
   RATE_MESSAGES_BURST: "100000",
   RATE_USER_MESSAGES_PER_S: "100000",
   RATE_USER_MESSAGES_BURST: "100000",
+  UPGRADES_PER_MIN_PER_USER: "0",
+  UPGRADES_PER_MIN_PER_ADDRESS: "0",
 };
 
 export function tempDir(prefix = "chat-test-"): { path: string; remove: () => void } {
@@ -50,6 +52,8 @@ export function testEnv(dir: string, env: Record<string, string> = {}): Record<s
     JWT_SECRET: TEST_SECRET,
     DIRECTORY_FILE: directoryFile,
     LOG_LEVEL: "error",
+    // Short, so tests that wait for "offline" wait little; tests/security/presence-churn.test.ts sets its own.
+    PRESENCE_OFFLINE_DELAY_MS: "250",
     ...env,
   };
 }

@@ -57,6 +57,8 @@ async function chatService(mode: Mode, env: Record<string, string> = {}): Promis
       // Refusals in bulk are the point here; the failed-login budget has its own tests.
       AUTH_FAILURES_PER_MIN: "0",
       MAX_CONNECTIONS_PER_USER: "100",
+      UPGRADES_PER_MIN_PER_USER: "0",
+      UPGRADES_PER_MIN_PER_ADDRESS: "0",
       RATE_REST_PER_MIN: "100000",
       ...env,
     },

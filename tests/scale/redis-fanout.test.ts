@@ -94,8 +94,12 @@ describe("two instances over Redis", () => {
     expect((await presenceVia(b, 15, 10)).online).toBe(true);
     expect((await presenceVia(a, 10, 15)).online).toBe(true);
 
+    // The student's snapshot said "offline" before the mentor came: only a frame after this counts.
+    const from = student.frames.length;
     mentor.close();
-    await student.next(presenceOf(10, false), 5000);
+    await waitUntil(() => student.frames.slice(from).some(presenceOf(10, false)), {
+      message: "the mentor's offline on B",
+    });
     const after = await presenceVia(b, 15, 10);
     expect(after.online).toBe(false);
     expect(typeof after.last_seen).toBe("string");

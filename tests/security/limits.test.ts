@@ -72,6 +72,37 @@ describe("RATE_MESSAGES_PER_S / RATE_MESSAGES_BURST (per connection)", () => {
   });
 });
 
+describe("RATE_MESSAGES_PER_S / RATE_MESSAGES_BURST charge a frame before it is parsed", () => {
+  test("a flood of malformed 60 KB frames gets bad_json only up to the burst, rate_limited after", async () => {
+    svc = await startTestService({ env: { RATE_MESSAGES_PER_S: "1", RATE_MESSAGES_BURST: "10" } });
+    const sock = await svc.connect(15, { lesson_id: 5 });
+    await sock.next("ready");
+    const N = 200;
+    const junk = `{${"x".repeat(60_000)}`;
+    for (let i = 0; i < N; i++) sock.send(junk);
+    await waitUntil(() => sock.all("error").length >= N, { message: `an answer to each of ${N} frames` });
+    const codes = sock.all("error").map((e) => e.code);
+    // Before: N bad_json answers, every frame parsed.
+    expect(codes.filter((c) => c === "bad_json").length).toBeLessThanOrEqual(12);
+    expect(codes.filter((c) => c === "rate_limited").length).toBeGreaterThanOrEqual(N - 12);
+    expect(sock.closed).toBeNull();
+  });
+
+  test("a message refused before parsing still names its client_id", async () => {
+    svc = await startTestService({ env: { RATE_MESSAGES_PER_S: "1", RATE_MESSAGES_BURST: "2" } });
+    const sock = await svc.connect(15, { lesson_id: 5 });
+    await sock.next("ready");
+    for (let i = 0; i < 6; i++) sock.send({ type: "message", text: `m${i}`, client_id: `cid-${i}` });
+    await waitUntil(() => sock.all("ack").length + sock.all("error").length >= 6, { message: "six answers" });
+    const refs = sock.all("error").map((e) => [e.code, e.ref]);
+    expect(refs.length).toBeGreaterThanOrEqual(3);
+    for (const [code, ref] of refs) {
+      expect(code).toBe("rate_limited");
+      expect(ref).toMatch(/^cid-\d$/);
+    }
+  });
+});
+
 describe("RATE_USER_MESSAGES_PER_S / RATE_USER_MESSAGES_BURST (per user, all connections)", () => {
   test("two tabs of one user share one budget; refused messages are not stored", async () => {
     svc = await startTestService({

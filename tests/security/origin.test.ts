@@ -23,6 +23,14 @@ describe("compileOrigins", () => {
     ["null", false], // sandboxed iframes and file:// pages
     ["", false],
     ["https://evil.test", false],
+    // Parsed, not compared as strings: each of these ends with ".school.example".
+    ["https://evil.example/.school.example", false],
+    ["https://evil.example?.school.example", false],
+    ["https://evil.example#.school.example", false],
+    ["https://evil.example\\.school.example", false],
+    ["https://user@app.school.example", false],
+    ["https://app.school.example:8443", false], // the wildcard's port is the default one
+    ["https://app.school.example.", false],
   ];
   for (const [origin, ok] of rows) {
     test(`${JSON.stringify(origin)} → ${ok ? "allowed" : "refused"}`, () => {
@@ -55,6 +63,7 @@ describe("ALLOWED_ORIGINS over the wire", () => {
     ["https://evil.test", 403],
     ["https://school.example.evil.test", 403],
     ["null", 403],
+    ["https://evil.example/.school.example", 403],
   ];
   for (const [origin, status] of cases) {
     test(`WebSocket upgrade from ${origin ?? "no Origin"} → ${status}`, async () => {

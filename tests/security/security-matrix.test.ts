@@ -32,7 +32,13 @@ beforeAll(async () => {
   svc = await startTestService({
     // Hundreds of bad tokens from one address are the point here; the failed-login budget is
     // tested on its own in limits.test.ts.
-    env: { AUTH_FAILURES_PER_MIN: "0", RATE_REST_PER_MIN: "100000", RATE_MESSAGES_BURST: "1000" },
+    env: {
+      AUTH_FAILURES_PER_MIN: "0",
+      RATE_REST_PER_MIN: "100000",
+      RATE_MESSAGES_BURST: "1000",
+      UPGRADES_PER_MIN_PER_USER: "0",
+      UPGRADES_PER_MIN_PER_ADDRESS: "0",
+    },
   });
   port = Number(new URL(svc.url).port);
   const m = await svc.connect(10, { lesson_id: 5, student_id: 15 });
