@@ -1,3 +1,4 @@
+import { dirname, resolve } from "node:path";
 import type { Server } from "bun";
 import { createAuthenticate } from "./auth/authenticate.ts";
 import { createFailedAuthGuard } from "./auth/failed-auth.ts";
@@ -15,13 +16,16 @@ import type { Identity } from "./identity/types.ts";
 import { createObjectIdGenerator } from "./ids.ts";
 import { createMongoFlush } from "./jobs/mongo-flush.ts";
 import { createOutboxWorker, register } from "./jobs/outbox-worker.ts";
+import { createRetention } from "./jobs/retention.ts";
 import type { Logger } from "./log.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createReadiness, registerGauges } from "./readiness.ts";
 import { createShutdown, serve, type Teardown } from "./server.ts";
+import { createDiskGuard } from "./store/disk-guard.ts";
 import { createGroupCommitter, type GroupCommitter } from "./store/group-commit.ts";
 import { createReadThrough } from "./store/read-through.ts";
 import { type ChatStore, openStore } from "./store/sqlite/index.ts";
+import { isStorageFailure } from "./store/storage-errors.ts";
 import { type ChatSocket, createSessionHandlers, type SessionData } from "./ws/session.ts";
 import { createUpgradeHandler } from "./ws/upgrade.ts";
 
@@ -91,14 +95,42 @@ async function openStorage(
   const history = mongo
     ? createReadThrough({ store, mongo, logger: deps.logger, timeoutMs: config.MONGO_READ_TIMEOUT_MS })
     : undefined;
+  const disk = createDiskGuard({
+    dir: dirname(resolve(config.SQLITE_PATH)),
+    minFreeBytes: config.DISK_MIN_FREE_MB * 1024 * 1024,
+    logger: deps.logger.child({ component: "disk" }),
+    metrics: deps.metrics,
+    checkpoint: () => store.retention.checkpoint(),
+  });
   const committer = createGroupCommitter({
     transaction: store.transaction,
     onBatch: (n) => {
       deps.metrics.commitBatch.observe(n);
+      disk.commitSucceeded();
       worker?.notify();
     },
+    isStorageFailure,
+    onCommitError: (err, jobs) => disk.commitFailed(err, jobs),
   });
-  return { store, flush, worker, history, committer };
+  return { store, flush, worker, history, committer, disk, retention: retentionOf(config, store, deps) };
+}
+
+/** With MongoDB as the record, the local copy of what it confirmed is bounded (jobs/retention.ts). */
+function retentionOf(
+  config: Config,
+  store: ChatStore,
+  deps: { logger: Logger; metrics: Metrics; now: () => number },
+) {
+  if (!config.MONGO_URI) return undefined;
+  return createRetention({
+    store: store.retention,
+    logger: deps.logger.child({ component: "retention" }),
+    metrics: deps.metrics,
+    retentionDays: config.LOCAL_RETENTION_DAYS,
+    maxBytes: config.LOCAL_MAX_MB === undefined ? undefined : config.LOCAL_MAX_MB * 1024 * 1024,
+    intervalMs: config.LOCAL_SWEEP_INTERVAL_S * 1000,
+    now: deps.now,
+  });
 }
 
 /** last_seen rides along with the next group commit: an fsync per connect would make a reconnect storm crawl. */
@@ -210,7 +242,11 @@ function teardownOf(storage: Storage, fanout: { presence: Presence; bus: Core["b
       await fanout.presence.close();
       await fanout.bus.close();
     },
-    stopWorker: async (budgetMs) => storage.worker?.stop(budgetMs),
+    stopWorker: async (budgetMs) => {
+      storage.disk.stop();
+      await storage.retention?.stop();
+      await storage.worker?.stop(budgetMs);
+    },
     closeStore: () => storage.store.close(),
   };
 }
@@ -225,6 +261,7 @@ function probesOf(core: Core) {
       kind: core.config.REDIS_URL ? ("redis" as const) : ("local" as const),
     },
     mongo: storage.flush?.status,
+    disk: storage.disk.status,
     sockets: () => core.sockets.size,
     localUsers: () => presence.localUsers,
     isDraining: core.isDraining,
@@ -270,6 +307,7 @@ export async function startService(
     now,
     metrics,
     maxMessageChars: config.MAX_MESSAGE_CHARS,
+    admit: storage.disk.admit,
     history: storage.history,
   });
   const clientIp = (req: Request) => server?.requestIP(req)?.address ?? "unknown";
@@ -303,6 +341,7 @@ export async function startService(
     teardown: teardownOf(storage, fanout),
   });
   storage.worker?.start();
+  storage.retention?.start();
   const port = server.port ?? config.PORT;
   logger.info("listening", { port, identity: identity.kind, sqlite: config.SQLITE_PATH });
   return { server, app, url: `http://127.0.0.1:${port}`, port, shutdown };

@@ -4,7 +4,8 @@ import type { Metrics } from "./metrics.ts";
 /**
  * What /readyz reports and the gauges that say the same to Prometheus, from one set of probes.
  * Down Redis, identity or MongoDB degrade the service without making it unready: open chats go
- * on and messages are accepted into SQLite. Only a broken SQLite or a drain make it unready.
+ * on and messages are accepted into SQLite. Only a broken SQLite, a disk too short to take
+ * messages, or a drain make it unready.
  */
 
 export interface Probes {
@@ -12,6 +13,8 @@ export interface Probes {
   identity: { healthy(): boolean; readonly kind: string };
   bus: { healthy(): boolean; kind: "redis" | "local" };
   mongo?: () => Record<string, unknown> & { ok: boolean };
+  /** The SQLite volume: free space above DISK_MIN_FREE_MB and the last commit not failed for lack of it. */
+  disk: () => Record<string, unknown> & { ok: boolean };
   sockets: () => number;
   localUsers: () => number;
   isDraining: () => boolean;
@@ -33,8 +36,9 @@ export function createReadiness(p: Probes): () => Readiness {
       outbox: { ok: true, backlog: outbox.backlog, oldest_age_s: ageS(outbox.oldestAt, p.now()) },
       mongo: p.mongo ? { ...p.mongo(), configured: true } : { ok: true, configured: false },
     };
+    checks.disk = p.disk();
     checks.shutdown = { ok: !p.isDraining() };
-    return { ready: !p.isDraining() && sqlite, checks };
+    return { ready: !p.isDraining() && sqlite && checks.disk.ok, checks };
   };
 }
 

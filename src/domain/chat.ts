@@ -1,4 +1,4 @@
-import { AppError, forbidden, notFound } from "../errors.ts";
+import { AppError, forbidden, notFound, unavailable } from "../errors.ts";
 import { conversationIdFor } from "../ids.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Conversation, Parties, StoredMessage } from "../model/types.ts";
@@ -6,6 +6,7 @@ import { encode, messageFrame } from "../protocol/frames.ts";
 import { toWireMessage } from "../protocol/wire.ts";
 import type { GroupCommitter } from "../store/group-commit.ts";
 import type { ChatStore } from "../store/sqlite/index.ts";
+import { isStorageFailure } from "../store/storage-errors.ts";
 import { otherParty } from "./access.ts";
 import type { Bus } from "./bus.ts";
 
@@ -22,6 +23,8 @@ export interface ChatDeps {
   now: () => number;
   metrics: Metrics;
   maxMessageChars: number;
+  /** Throws `unavailable` while the disk is too short to take new messages. */
+  admit?: () => void;
   /** With MongoDB: get-or-create that first asks MongoDB for the parties' existing id and history. */
   history?: {
     open(id: string, parties: Parties, now: number, since?: string): Promise<Conversation>;
@@ -53,8 +56,14 @@ export function createChat(deps: ChatDeps) {
   return {
     async openConversation(parties: Parties, since?: string): Promise<Conversation> {
       const id = conversationIdFor(parties.lessonId, parties.mentorId, parties.studentId);
-      if (deps.history) return deps.history.open(id, parties, deps.now(), since);
-      return store.openConversation(id, parties, deps.now());
+      try {
+        if (deps.history) return await deps.history.open(id, parties, deps.now(), since);
+        return store.openConversation(id, parties, deps.now());
+      } catch (err) {
+        // A new conversation is a write: on a full disk the connect is refused as retryable.
+        if (isStorageFailure(err)) throw unavailable("the server cannot store a new conversation right now");
+        throw err;
+      }
     },
 
     async send(
@@ -64,6 +73,7 @@ export function createChat(deps: ChatDeps) {
       clientId: string | undefined,
     ): Promise<{ message: StoredMessage; duplicate: boolean }> {
       const text = validateText(rawText, deps.maxMessageChars);
+      deps.admit?.();
       const id = deps.newId();
       const createdAt = deps.now();
       const result = await committer.submit(() =>

@@ -5,6 +5,7 @@ import { createMessages } from "./messages.ts";
 import { openDatabase, type Synchronous } from "./open.ts";
 import { createOutbox } from "./outbox.ts";
 import { createPresenceTable } from "./presence.ts";
+import { createRetentionStore } from "./retention.ts";
 
 /**
  * The local store: conversations, messages, read marks, last-seen times and the outbox of
@@ -26,11 +27,13 @@ export function openStore(opts: OpenOptions) {
   const outbox = createOutbox(db, opts.outbox);
   const pages = createLatestPages();
   const conversations = createConversations(db, outbox, pages);
-  const messages = createMessages(db, outbox, pages);
+  const retention = createRetentionStore(db, pages);
+  const messages = createMessages(db, outbox, pages, { any: retention.anyEvictedClientIds });
   return {
     ...conversations,
     ...messages,
     ...createPresenceTable(db),
+    retention,
     outboxBatch: outbox.outboxBatch,
     outboxConfirm: outbox.outboxConfirm,
     outboxStats: outbox.outboxStats,
