@@ -47,6 +47,7 @@ export function createDiskGuard(opts: DiskGuardOptions) {
   let free = Number.POSITIVE_INFINITY;
   let low = false;
   let writeError: string | undefined;
+  let walToTruncate = false;
   const pending: Record<Condition, { count: number; loggedAt: number }> = {
     low_space: { count: 0, loggedAt: Number.NEGATIVE_INFINITY },
     write_failed: { count: 0, loggedAt: Number.NEGATIVE_INFINITY },
@@ -80,9 +81,10 @@ export function createDiskGuard(opts: DiskGuardOptions) {
     }
     const wasLow = low;
     low = free < opts.minFreeBytes;
-    if (low || writeError) {
+    if (low || writeError || walToTruncate) {
       try {
         opts.checkpoint();
+        walToTruncate = false;
       } catch {
         // The checkpoint itself may need space; the next poll tries again.
       }
@@ -90,7 +92,8 @@ export function createDiskGuard(opts: DiskGuardOptions) {
     if (wasLow && !low) logger.info("disk space back: accepting messages", { free_bytes: free });
   };
   poll();
-  const timer = setInterval(poll, opts.pollMs ?? 1000);
+  // statfs costs microseconds; polling often makes the return of space noticed quickly.
+  const timer = setInterval(poll, opts.pollMs ?? 250);
   timer.unref?.();
 
   return {
@@ -114,6 +117,9 @@ export function createDiskGuard(opts: DiskGuardOptions) {
       if (writeError === undefined) return;
       logger.info("SQLite commits succeed again", { after: writeError });
       writeError = undefined;
+      // The WAL holds what it had when the disk filled (a checkpoint needed room the database
+      // file could not get): the next poll gives that space back.
+      walToTruncate = true;
     },
 
     /** For /readyz: ok while there is room and the last commit did not fail for lack of it. */
@@ -127,7 +133,7 @@ export function createDiskGuard(opts: DiskGuardOptions) {
       };
     },
 
-    /** Reads the free space now (tests; the poll does it every second). */
+    /** Reads the free space now (the timer does it every `pollMs`). */
     poll,
 
     stop(): void {
