@@ -230,6 +230,7 @@ async function createTransports(
     now: core.now,
     publishLocal: core.deliver,
     sockets: core.sockets,
+    clockToleranceS: config.JWT_CLOCK_TOLERANCE_S,
   });
   return { app, upgrade, session };
 }

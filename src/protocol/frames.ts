@@ -77,6 +77,7 @@ export type ErrorCode =
   | "not_found"
   | "forbidden"
   | "unauthorized"
+  | "token_expired"
   | "rate_limited"
   | "unavailable"
   | "internal";
