@@ -12,6 +12,7 @@ import {
 } from "./options.ts";
 import { ChatRest } from "./rest.ts";
 import { SeenIds } from "./seen.ts";
+import { TokenRefresher } from "./token-refresh.ts";
 import type { Ack, ErrorFrame, Message, OutboundFrame, Page, Ready, TokenSource } from "./types.ts";
 import { ChatError } from "./types.ts";
 
@@ -43,6 +44,11 @@ export class ChatClient extends Emitter<ChatEvents> {
   private typingTimer?: ReturnType<typeof setTimeout>;
   private readyFrame: Ready | undefined;
   private waiters: Array<{ resolve: (r: Ready) => void; reject: (e: ChatError) => void }> = [];
+  private dialToken = "";
+  private readonly refresher = new TokenRefresher({
+    fetchToken: () => (typeof this.tokenSource === "function" ? this.token() : undefined),
+    present: (token) => this.frame({ type: "auth", token }),
+  });
   private readonly onOnline = () => {
     if (this.stateNow === "reconnecting") this.dialSoon(0);
   };
@@ -136,6 +142,7 @@ export class ChatClient extends Emitter<ChatEvents> {
 
   /** Presents a fresh token on the open connection, and uses it for later reconnects. */
   setToken(token: string): void {
+    this.refresher.stop();
     this.tokenSource = token;
     this.rest.token = token;
     this.frame({ type: "auth", token });
@@ -164,8 +171,6 @@ export class ChatClient extends Emitter<ChatEvents> {
     this.failAll(new ChatError("closed", "client closed"));
   }
 
-  // --- connection lifecycle ---
-
   private async dial(): Promise<void> {
     if (this.stateNow === "closed") return;
     this.setState({ state: this.attempt === 0 ? "connecting" : "reconnecting", attempt: this.attempt });
@@ -174,28 +179,20 @@ export class ChatClient extends Emitter<ChatEvents> {
       token = await this.token();
       // No resume point yet: take the newest stored id, so whatever is sent between now and
       // the socket's subscription is replayed rather than lost.
-      if (this.lastId === undefined) this.lastId = await this.latestStoredId();
+      if (this.lastId === undefined)
+        this.lastId = await this.rest.latestMessageId(this.opts.lessonId, this.opts.studentId, ZERO_ID);
     } catch (err) {
       this.dialFailed(err);
       return;
     }
     // close() may have run while we awaited the token.
     if ((this.stateNow as ConnectionState) === "closed") return;
+    this.dialToken = token;
     const url = socketUrl(this.opts, this.lastId ?? ZERO_ID, token);
     const ws = this.opts.tokenIn === "query" ? new this.WS(url) : new this.WS(url, ["bearer", token]);
     this.ws = ws;
     ws.onmessage = (e) => this.onFrame(ws, e.data);
     ws.onclose = (e) => this.onClose(ws, e.code, e.reason);
-  }
-
-  private async latestStoredId(): Promise<string> {
-    const [conversation] = await this.rest.conversations({
-      lessonId: this.opts.lessonId,
-      studentId: this.opts.studentId,
-    });
-    if (!conversation) return ZERO_ID; // created by this connect: empty so far
-    const [latest] = await this.rest.messages(conversation.id, { limit: 1 });
-    return latest?.id ?? ZERO_ID;
   }
 
   private dialFailed(err: unknown): void {
@@ -214,6 +211,8 @@ export class ChatClient extends Emitter<ChatEvents> {
       this.fatal(new ChatError("forbidden", reason || "policy violation"));
       return;
     }
+    // 4001: the token expired on an open socket; a fresh one from the source, and resume at once.
+    if (code === 4001) this.attempt = 0;
     if (!wasReady) {
       // A refused upgrade looks like 1006 in a browser; ask REST whether the token is the reason.
       void this.rest.conversations({ lessonId: this.opts.lessonId }).then(
@@ -249,6 +248,7 @@ export class ChatClient extends Emitter<ChatEvents> {
     const ws = this.ws;
     this.ws = null;
     clearInterval(this.heartbeatTimer);
+    this.refresher.stop();
     for (const p of this.pending.values()) clearTimeout(p.timer);
     if (ws) {
       ws.onmessage = null;
@@ -272,8 +272,6 @@ export class ChatClient extends Emitter<ChatEvents> {
     }, every);
   }
 
-  // --- inbound frames ---
-
   private onFrame(ws: WebSocket, data: unknown): void {
     if (ws !== this.ws || typeof data !== "string") return;
     this.lastFrameAt = Date.now();
@@ -290,6 +288,7 @@ export class ChatClient extends Emitter<ChatEvents> {
         this.attempt = 0;
         this.setState({ state: "open", attempt: 0 });
         this.startHeartbeat(ws);
+        if (typeof this.tokenSource === "function") this.refresher.schedule(this.dialToken);
         this.emit("ready", ready);
         this.settleWaiters(ready);
         for (const p of this.pending.values()) this.transmit(p);
@@ -316,10 +315,13 @@ export class ChatClient extends Emitter<ChatEvents> {
         return;
       }
       case "error":
-        this.onError(f);
+        if (f.code !== "token_expired") this.onError(f); // the 4001 close that follows redials
+        return;
+      case "auth_ok":
+        this.emit("auth", { expires_at: f.expires_at });
         return;
       default:
-        return; // auth_ok, pong: liveness only
+        return; // pong: liveness only
     }
   }
 
@@ -347,8 +349,6 @@ export class ChatClient extends Emitter<ChatEvents> {
     p.reject(new ChatError(e.code, e.message, undefined, e.ref));
   }
 
-  // --- outbound frames ---
-
   private transmit(p: Pending): void {
     if (!this.isOpen()) return; // sent on the next `ready`
     clearTimeout(p.timer);
@@ -371,8 +371,6 @@ export class ChatClient extends Emitter<ChatEvents> {
   private isOpen(): boolean {
     return this.stateNow === "open" && this.ws !== null && this.ws.readyState === 1;
   }
-
-  // --- bookkeeping ---
 
   private async token(): Promise<string> {
     const t = this.tokenSource;

@@ -50,6 +50,14 @@ export class ChatRest {
     return this.get<PresenceStatus>("/presence", { user_id: userId });
   }
 
+  /** The newest stored message id of the caller's conversation in a lesson (ZERO_ID when none yet). */
+  async latestMessageId(lessonId: number, studentId: number | undefined, zero: string): Promise<string> {
+    const [conversation] = await this.conversations({ lessonId, studentId });
+    if (!conversation) return zero; // created by this connect: empty so far
+    const [latest] = await this.messages(conversation.id, { limit: 1 });
+    return latest?.id ?? zero;
+  }
+
   private async get<T>(path: string, query: Record<string, string | number | undefined>): Promise<T> {
     const params = new URLSearchParams();
     for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, String(v));

@@ -1,9 +1,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { createDirectoryIdentity, directorySchema } from "../../src/identity/directory.ts";
-import { createTokenVerifier } from "../../src/identity/token.ts";
-import type { Identity } from "../../src/identity/types.ts";
-import { type InProcessService, startTestService, TEST_DIRECTORY } from "../helpers/service.ts";
-import { mintToken, TEST_SECRET } from "../helpers/tokens.ts";
+import { revocableIdentity } from "../helpers/identity.ts";
+import { type InProcessService, startTestService } from "../helpers/service.ts";
+import { mintToken } from "../helpers/tokens.ts";
 import { waitUntil } from "../helpers/wait.ts";
 import { TestSocket } from "../helpers/ws-client.ts";
 
@@ -12,23 +10,6 @@ import { TestSocket } from "../helpers/ws-client.ts";
  * expiry closes with 4001 after `token_expired`; a fresh `auth` extends it; an `auth` after the
  * enrollment ended closes with 1008 after `forbidden`.
  */
-
-/** The test directory, with enrollments a test can end while a socket is open. */
-function revocableIdentity() {
-  const verifier = createTokenVerifier({ secret: TEST_SECRET, clockToleranceS: 0 })!;
-  const inner = createDirectoryIdentity(directorySchema.parse(TEST_DIRECTORY), verifier);
-  const ended = new Set<string>();
-  const identity: Identity = {
-    ...inner,
-    kind: inner.kind,
-    authenticate: (cred) => inner.authenticate(cred),
-    lesson: (id, cred) => inner.lesson(id, cred),
-    studentAllowed: async (lessonId, studentId, cred) =>
-      !ended.has(`${lessonId}:${studentId}`) && (await inner.studentAllowed(lessonId, studentId, cred)),
-    healthy: () => inner.healthy(),
-  };
-  return { identity, end: (lessonId: number, studentId: number) => ended.add(`${lessonId}:${studentId}`) };
-}
 
 const access = revocableIdentity();
 let svc: InProcessService;
