@@ -24,7 +24,7 @@ afterEach(() => {
 });
 afterAll(async () => (await started).stop());
 
-async function client(userId: number, token: ChatClientOptions["token"], studentId: number) {
+async function client(token: ChatClientOptions["token"], studentId: number) {
   svc = await started;
   const c = new ChatClient({ url: svc.url, token, lessonId: 5, studentId, heartbeatMs: 0 });
   clients.push(c);
@@ -40,14 +40,10 @@ describe("SDK and token lifetimes", () => {
 
   test("refreshes at 80% of the token's lifetime: the socket outlives three tokens", async () => {
     let minted = 0;
-    const c = await client(
-      15,
-      () => {
-        minted++;
-        return mintToken(15, { expiresInS: 3 });
-      },
-      15,
-    );
+    const c = await client(() => {
+      minted++;
+      return mintToken(15, { expiresInS: 3 });
+    }, 15);
     const refreshed: string[] = [];
     const states: Array<number | undefined> = [];
     c.on("auth", (a) => refreshed.push(String(a.expires_at)));
@@ -65,26 +61,22 @@ describe("SDK and token lifetimes", () => {
     // The first token lives 2 s; every ask for a token in its last second fails (the refresh),
     // so the server's 4001 comes; tokens asked for after it live a minute.
     let firstIat: number | undefined;
-    const c = await client(
-      16,
-      async () => {
-        const nowS = Date.now() / 1000;
-        if (firstIat === undefined) {
-          const token = await mintToken(16, { expiresInS: 2 });
-          firstIat = tokenTimes(token).iat!;
-          return token;
-        }
-        if (nowS >= firstIat + 1 && nowS < firstIat + 1.95) throw new Error("token endpoint down");
-        return mintToken(16, { expiresInS: 60 });
-      },
-      16,
-    );
+    const c = await client(async () => {
+      const nowS = Date.now() / 1000;
+      if (firstIat === undefined) {
+        const token = await mintToken(16, { expiresInS: 2 });
+        firstIat = tokenTimes(token).iat!;
+        return token;
+      }
+      if (nowS >= firstIat + 1 && nowS < firstIat + 1.95) throw new Error("token endpoint down");
+      return mintToken(16, { expiresInS: 60 });
+    }, 16);
     const codes: Array<number | undefined> = [];
     c.on("state", (s) => codes.push(s.code));
     const got: string[] = [];
     c.on("message", (m) => got.push(m.text));
     await c.connect();
-    const mentor = await client(10, () => mintToken(10), 16);
+    const mentor = await client(() => mintToken(10), 16);
     await mentor.connect();
     await waitUntil(() => codes.includes(4001) || undefined, { message: "a 4001 close", timeoutMs: 8000 });
     // Sent while the student is between sockets: the resume delivers it.
@@ -97,7 +89,7 @@ describe("SDK and token lifetimes", () => {
   }, 20_000);
 
   test("on 1008 (access ended) it stops and reports", async () => {
-    const c = await client(16, () => mintToken(16, { expiresInS: 3 }), 16);
+    const c = await client(() => mintToken(16, { expiresInS: 3 }), 16);
     const errors: ChatError[] = [];
     c.on("error", (e) => errors.push(e));
     await c.connect();

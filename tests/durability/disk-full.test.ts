@@ -1,6 +1,6 @@
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, rmSync, statfsSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, statfsSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { checkQueue } from "../helpers/queue-checker.ts";
 import {
@@ -143,7 +143,7 @@ describe("disk short of space (DISK_MIN_FREE_MB)", () => {
       rmSync(filler);
       const back = performance.now();
       let ack: Frame | undefined;
-      for (let i = 0; !ack; i++) {
+      while (!ack) {
         const f = await attempt(mentor, "low-0");
         if (f.type === "ack") ack = f;
         else await Bun.sleep(20);
