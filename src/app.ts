@@ -12,6 +12,7 @@ import { KeyedBuckets } from "./domain/rate.ts";
 import { createRelayAccept } from "./domain/relay.ts";
 import { createHttpApp } from "./http/app.ts";
 import { createIdentity } from "./identity/index.ts";
+import { createDjangoProbe } from "./identity/probe.ts";
 import type { Identity } from "./identity/types.ts";
 import { createObjectIdGenerator } from "./ids.ts";
 import { createMongoFlush } from "./jobs/mongo-flush.ts";
@@ -290,6 +291,9 @@ export async function startService(
     ? { identity: overrides.identity, notes: [] }
     : createIdentity(config, logger);
   for (const note of notes) logger.warn(note);
+  const djangoProbe = config.DJANGO_BASE_URL
+    ? createDjangoProbe(config.DJANGO_BASE_URL, { timeoutMs: config.DJANGO_TIMEOUT_MS, logger, now })
+    : undefined;
   const accept = createRelayAccept({ store, committer });
   const lastSeen = lastSeenVia(store, committer);
   const fanout = await createFanout(config, {
@@ -326,7 +330,7 @@ export async function startService(
     clientIp,
     isDraining: () => draining,
   };
-  const probes = probesOf(core);
+  const probes = { ...probesOf(core), identityProbe: djangoProbe?.status };
   const readiness = createReadiness(probes);
   registerGauges(metrics, probes);
   const { app, upgrade, session } = await createTransports(core, readiness, !overrides.identity);
@@ -343,6 +347,7 @@ export async function startService(
   });
   storage.worker?.start();
   storage.retention?.start();
+  void djangoProbe?.start();
   const port = server.port ?? config.PORT;
   logger.info("listening", { port, identity: identity.kind, sqlite: config.SQLITE_PATH });
   return { server, app, url: `http://127.0.0.1:${port}`, port, shutdown };

@@ -11,6 +11,8 @@ import type { Metrics } from "./metrics.ts";
 export interface Probes {
   store: { healthy(): boolean; outboxStats(): { backlog: number; oldestAt: number | null } };
   identity: { healthy(): boolean; readonly kind: string };
+  /** With Django: the latest look at DJANGO_BASE_URL (identity/probe.ts); none while under way. */
+  identityProbe?: () => (Record<string, unknown> & { ok: boolean }) | undefined;
   bus: { healthy(): boolean; kind: "redis" | "local" };
   mongo?: () => Record<string, unknown> & { ok: boolean };
   /** The SQLite volume: free space above DISK_MIN_FREE_MB and the last commit not failed for lack of it. */
@@ -31,7 +33,7 @@ export function createReadiness(p: Probes): () => Readiness {
     const outbox = p.store.outboxStats();
     const checks: Readiness["checks"] = {
       sqlite: { ok: sqlite },
-      identity: { ok: p.identity.healthy(), backend: p.identity.kind },
+      identity: identityCheck(p),
       bus: { ok: busUp, kind: p.bus.kind, state: busUp ? "up" : "degraded" },
       outbox: { ok: true, backlog: outbox.backlog, oldest_age_s: ageS(outbox.oldestAt, p.now()) },
       mongo: p.mongo ? { ...p.mongo(), configured: true } : { ok: true, configured: false },
@@ -39,6 +41,16 @@ export function createReadiness(p: Probes): () => Readiness {
     checks.disk = p.disk();
     checks.shutdown = { ok: !p.isDraining() };
     return { ready: !p.isDraining() && sqlite && checks.disk.ok, checks };
+  };
+}
+
+/** A misconfigured DJANGO_BASE_URL shows here, named; identity never makes the service unready. */
+function identityCheck(p: Probes): Readiness["checks"][string] {
+  const probe = p.identityProbe?.();
+  return {
+    ok: p.identity.healthy() && probe?.ok !== false,
+    backend: p.identity.kind,
+    ...(probe ? { probe } : {}),
   };
 }
 
