@@ -75,12 +75,16 @@ export async function probeDjango(
       problem: `DJANGO_BASE_URL has no chat-service API (404 at ${PROBE_PATH}): it must be the site root, with its language prefix`,
     };
   }
-  if (status >= 500) return { ok: false, url, checked_at, status, problem: `the identity backend answers ${status}` };
+  if (status >= 500)
+    return { ok: false, url, checked_at, status, problem: `the identity backend answers ${status}` };
   return { ok: true, url, checked_at, status };
 }
 
 /** Keeps the latest probe; a wrong answer is probed again (at most every 30 s) when asked. */
-export function createDjangoProbe(baseUrl: string, opts: { timeoutMs: number; logger: Logger; now?: () => number }) {
+export function createDjangoProbe(
+  baseUrl: string,
+  opts: { timeoutMs: number; logger: Logger; now?: () => number },
+) {
   const now = opts.now ?? Date.now;
   let last: ProbeResult | undefined;
   let lastAt = 0;
