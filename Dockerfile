@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # lesson-chat: one self-contained executable on a minimal glibc image.
-#   docker build -t lesson-chat .
+#   docker build --build-arg LESSON_CHAT_COMMIT=$(git rev-parse --short HEAD) -t lesson-chat .
 #   docker run -p 8080:8080 -v chat-data:/data --stop-timeout 20 lesson-chat
 
 # ---- build: npm ci, then `npm run build` (bun build --compile) -> dist/lesson-chat
@@ -10,6 +10,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 # Everything else the build reads (src/, examples/directory.json, which is bundled in); .dockerignore keeps the rest out.
 COPY . .
+# .git stays out of the image's context, so `--version` learns the commit from the build argument.
+ARG LESSON_CHAT_COMMIT=unknown
+ENV LESSON_CHAT_COMMIT=${LESSON_CHAT_COMMIT}
 RUN npm run build \
  && mkdir -p /volume/data
 

@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { conversationIdFor, createObjectIdGenerator } from "../src/ids.ts";
+import { MONGO_KINDS } from "../src/jobs/mongo-flush.ts";
 import { openStore } from "../src/store/sqlite/index.ts";
 import { startMongo } from "../tests/helpers/ferretdb.ts";
 import { spawnService, tempDir, UNTHROTTLED } from "../tests/helpers/service.ts";
@@ -31,7 +32,7 @@ const dir = tempDir("chat-bench-outbox-");
 const parties = { lessonId: 5, mentorId: 10, studentId: 15 };
 
 let t = performance.now();
-const store = openStore({ path: join(dir.path, "chat.db"), outbox: true });
+const store = openStore({ path: join(dir.path, "chat.db"), outboxKinds: MONGO_KINDS });
 const conv = store.openConversation(conversationIdFor(5, 10, 15), parties, Date.now());
 const newId = createObjectIdGenerator();
 for (let done = 0; done < total; ) {

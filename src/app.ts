@@ -1,10 +1,12 @@
-import { dirname, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import type { Server } from "bun";
 import { createAuthenticate } from "./auth/authenticate.ts";
 import { createFailedAuthGuard } from "./auth/failed-auth.ts";
 import { compileOrigins } from "./auth/origin.ts";
 import { createFanout } from "./bus/fanout.ts";
+import { closedClaims, createRedisClaims, localClaims, type NotifyClaims } from "./bus/notify-claims.ts";
 import type { Config } from "./config.ts";
+import { type Attachments, createAttachments } from "./domain/attachments.ts";
 import type { Deliver } from "./domain/bus.ts";
 import { type Chat, createChat } from "./domain/chat.ts";
 import type { LastSeenStore, Presence } from "./domain/presence.ts";
@@ -15,14 +17,18 @@ import { createIdentity } from "./identity/index.ts";
 import { createDjangoProbe } from "./identity/probe.ts";
 import type { Identity } from "./identity/types.ts";
 import { createObjectIdGenerator } from "./ids.ts";
-import { createMongoFlush } from "./jobs/mongo-flush.ts";
+import { ATTACHMENT_KINDS, createAttachmentCopy } from "./jobs/attachment-copy.ts";
+import { createMongoFlush, MONGO_KINDS } from "./jobs/mongo-flush.ts";
+import { NOTIFY_KINDS, notificationsOn, notifierFromConfig } from "./jobs/notifier.ts";
 import { createOutboxWorker, register } from "./jobs/outbox-worker.ts";
-import { createRetention } from "./jobs/retention.ts";
+import { retentionFromConfig } from "./jobs/retention.ts";
 import type { Logger } from "./log.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createReadiness, registerGauges } from "./readiness.ts";
 import { createShutdown, serve, type Teardown } from "./server.ts";
-import { createDiskGuard } from "./store/disk-guard.ts";
+import { openBlobStore } from "./store/blobs.ts";
+import { diskGuardFromConfig } from "./store/disk-guard.ts";
+import { createGridStore } from "./store/gridfs.ts";
 import { createGroupCommitter, type GroupCommitter } from "./store/group-commit.ts";
 import { createReadThrough } from "./store/read-through.ts";
 import { type ChatStore, openStore } from "./store/sqlite/index.ts";
@@ -54,12 +60,22 @@ export interface Service {
 /** SQLite, and with MONGO_URI the MongoDB behind the outbox: nothing on the request path waits for it. */
 async function openStorage(
   config: Config,
-  deps: { logger: Logger; metrics: Metrics; now: () => number; onRemap: (oldId: string) => void },
+  deps: {
+    logger: Logger;
+    metrics: Metrics;
+    now: () => number;
+    onRemap: (oldId: string) => void;
+    claims: () => NotifyClaims;
+  },
 ) {
   const store = openStore({
     path: config.SQLITE_PATH,
     synchronous: config.SQLITE_SYNCHRONOUS,
-    outbox: Boolean(config.MONGO_URI),
+    // Each handler's kinds, when its sink is configured: nothing is queued that nobody drains.
+    outboxKinds: [
+      ...(config.MONGO_URI ? [...MONGO_KINDS, ...ATTACHMENT_KINDS] : []),
+      ...(notificationsOn(config) ? NOTIFY_KINDS : []),
+    ],
   });
   // The driver is loaded only when used: it costs a start without MongoDB tens of milliseconds.
   const mongo = config.MONGO_URI
@@ -80,29 +96,49 @@ async function openStorage(
         onRemap: deps.onRemap,
       })
     : undefined;
-  const worker = flush
-    ? createOutboxWorker(
+  const grid = mongo ? createGridStore(() => mongo.database()) : undefined;
+  // Made below, once the committer it writes through exists; the worker only calls it later.
+  let attachments: Attachments | undefined;
+  const gridSync = grid
+    ? createAttachmentCopy(
         {
-          outbox: store,
-          logger: deps.logger.child({ component: "flusher" }),
-          batchSize: config.MONGO_FLUSH_BATCH,
-          pollMs: config.MONGO_FLUSH_POLL_MS,
-          retryMaxMs: config.MONGO_RETRY_MAX_MS,
-          now: deps.now,
+          prepare: () => grid.ensureIndexes(),
+          copy: (id) => attachments!.copyToGrid(id),
+          remove: (id) => attachments!.removeFromGrid(id),
         },
-        [register(flush.handler)],
+        deps.metrics,
       )
     : undefined;
+  const notifier = notifierFromConfig(config, {
+    cycles: store,
+    claims: deps.claims,
+    logger: deps.logger.child({ component: "notifier" }),
+    metrics: deps.metrics,
+    now: deps.now,
+  });
+  const handlers = [
+    ...(flush ? [register(flush.handler)] : []),
+    ...(notifier ? [register(notifier.handler)] : []),
+    ...(gridSync ? [register(gridSync)] : []),
+  ];
+  const worker =
+    handlers.length > 0
+      ? createOutboxWorker(
+          {
+            outbox: store,
+            logger: deps.logger.child({ component: "flusher" }),
+            batchSize: config.MONGO_FLUSH_BATCH,
+            pollMs: config.MONGO_FLUSH_POLL_MS,
+            retryMaxMs: config.MONGO_RETRY_MAX_MS,
+            now: deps.now,
+          },
+          handlers,
+        )
+      : undefined;
   const history = mongo
     ? createReadThrough({ store, mongo, logger: deps.logger, timeoutMs: config.MONGO_READ_TIMEOUT_MS })
     : undefined;
-  const disk = createDiskGuard({
-    dir: dirname(resolve(config.SQLITE_PATH)),
-    minFreeBytes: config.DISK_MIN_FREE_MB * 1024 * 1024,
-    logger: deps.logger.child({ component: "disk" }),
-    metrics: deps.metrics,
-    checkpoint: () => store.retention.checkpoint(),
-  });
+  const disk = diskGuardFromConfig(config, { ...deps, checkpoint: () => store.retention.checkpoint() });
   const committer = createGroupCommitter({
     transaction: store.transaction,
     onBatch: (n) => {
@@ -113,25 +149,32 @@ async function openStorage(
     isStorageFailure,
     onCommitError: (err, jobs) => disk.commitFailed(err, jobs),
   });
-  return { store, flush, worker, history, committer, disk, retention: retentionOf(config, store, deps) };
-}
-
-/** With MongoDB as the record, the local copy of what it confirmed is bounded (jobs/retention.ts). */
-function retentionOf(
-  config: Config,
-  store: ChatStore,
-  deps: { logger: Logger; metrics: Metrics; now: () => number },
-) {
-  if (!config.MONGO_URI) return undefined;
-  return createRetention({
-    store: store.retention,
-    logger: deps.logger.child({ component: "retention" }),
-    metrics: deps.metrics,
-    retentionDays: config.LOCAL_RETENTION_DAYS,
-    maxBytes: config.LOCAL_MAX_MB === undefined ? undefined : config.LOCAL_MAX_MB * 1024 * 1024,
-    intervalMs: config.LOCAL_SWEEP_INTERVAL_S * 1000,
+  attachments = createAttachments({
+    store: store.attachments,
+    blobs: openBlobStore(config.ATTACHMENT_DIR ?? join(dirname(config.SQLITE_PATH), "attachments")),
+    grid,
+    newId: createObjectIdGenerator(deps.now),
     now: deps.now,
+    maxBytes: config.ATTACHMENT_MAX_MB * 1024 * 1024,
+    allowedTypes: new Set(config.ATTACHMENT_TYPES),
+    commit: (fn) => committer.submit(fn),
+    enqueue: (kind, id) => store.enqueue(kind, { id }, deps.now()),
+    gridTimeoutMs: config.MONGO_READ_TIMEOUT_MS,
+    unsentTtlMs: config.ATTACHMENT_UNSENT_TTL_S * 1000,
+    retryAfterS: config.ATTACHMENT_RETRY_AFTER_S,
+    logger: deps.logger.child({ component: "attachments" }),
   });
+  return {
+    store,
+    flush,
+    notifier,
+    worker,
+    history,
+    committer,
+    attachments,
+    disk,
+    retention: retentionFromConfig(config, store.retention, deps),
+  };
 }
 
 /** last_seen rides along with the next group commit: an fsync per connect would make a reconnect storm crawl. */
@@ -156,6 +199,16 @@ const reconnectRemapped = (sockets: Set<ChatSocket>) => (oldId: string) => {
 };
 
 type Storage = Awaited<ReturnType<typeof openStorage>>;
+
+/** Uploads no message took are removed after ATTACHMENT_UNSENT_TTL_S; checked a few times per TTL. */
+function sweepUnsent(attachments: Attachments, config: Config, logger: Logger) {
+  const everyMs = Math.min(3_600_000, Math.max(500, (config.ATTACHMENT_UNSENT_TTL_S * 1000) / 4));
+  const timer = setInterval(() => {
+    attachments.sweep().catch((err) => logger.warn("attachment sweep failed", { error: err }));
+  }, everyMs);
+  timer.unref();
+  return timer;
+}
 
 interface Core {
   config: Config;
@@ -194,6 +247,7 @@ async function createTransports(
     : undefined;
   const app = createHttpApp({
     store,
+    attachments: core.storage.attachments,
     presence: (u) => presence.status(u),
     restBuckets: new KeyedBuckets(config.RATE_REST_PER_MIN / 60, config.RATE_REST_PER_MIN),
     originAllowed,
@@ -237,10 +291,15 @@ async function createTransports(
 }
 
 /** What stops after the sockets, in the order createShutdown calls it. */
-function teardownOf(storage: Storage, fanout: { presence: Presence; bus: Core["bus"] }): Teardown {
+function teardownOf(
+  storage: Storage,
+  fanout: { presence: Presence; bus: Core["bus"] },
+  onClose?: () => void,
+): Teardown {
   return {
     flushCommits: () => storage.committer.flushNow(),
     closeFanout: async () => {
+      onClose?.();
       await fanout.presence.close();
       await fanout.bus.close();
     },
@@ -256,7 +315,11 @@ function teardownOf(storage: Storage, fanout: { presence: Presence; bus: Core["b
 function probesOf(core: Core) {
   const { storage, bus, presence } = core;
   return {
-    store: storage.store,
+    // The outbox figures are MongoDB's: notifications report their own backlog.
+    store: {
+      healthy: () => storage.store.healthy(),
+      outboxStats: () => storage.store.outboxStats([...MONGO_KINDS, ...ATTACHMENT_KINDS]),
+    },
     identity: core.identity,
     bus: {
       healthy: () => bus.healthy(),
@@ -264,6 +327,7 @@ function probesOf(core: Core) {
     },
     mongo: storage.flush?.status,
     disk: storage.disk.status,
+    notify: storage.notifier?.status,
     sockets: () => core.sockets.size,
     localUsers: () => presence.localUsers,
     isDraining: core.isDraining,
@@ -285,8 +349,18 @@ export async function startService(
   const deliver: Deliver = (topic, frame) => {
     server?.publish(topic, frame);
   };
-  const storage = await openStorage(config, { logger, metrics, now, onRemap: reconnectRemapped(sockets) });
+  // Notification claims go through the bus's Redis, which exists only after the fan-out below.
+  let claims: NotifyClaims = localClaims;
+  const storage = await openStorage(config, {
+    logger,
+    metrics,
+    now,
+    onRemap: reconnectRemapped(sockets),
+    claims: () => claims,
+  });
   const { store, committer } = storage;
+  const sweeper = sweepUnsent(storage.attachments, config, logger);
+  const notify = storage.notifier?.hooks;
   const { identity, notes } = overrides.identity
     ? { identity: overrides.identity, notes: [] }
     : createIdentity(config, logger);
@@ -294,7 +368,7 @@ export async function startService(
   const djangoProbe = config.DJANGO_BASE_URL
     ? createDjangoProbe(config.DJANGO_BASE_URL, { timeoutMs: config.DJANGO_TIMEOUT_MS, logger, now })
     : undefined;
-  const accept = createRelayAccept({ store, committer });
+  const accept = createRelayAccept({ store, committer, notify });
   const lastSeen = lastSeenVia(store, committer);
   const fanout = await createFanout(config, {
     deliver,
@@ -304,6 +378,7 @@ export async function startService(
     logger,
     now,
   });
+  if (fanout.redis) claims = createRedisClaims({ redis: fanout.redis, prefix: config.REDIS_PREFIX });
   const chat = createChat({
     store,
     committer,
@@ -314,6 +389,7 @@ export async function startService(
     maxMessageChars: config.MAX_MESSAGE_CHARS,
     admit: storage.disk.admit,
     history: storage.history,
+    notify,
   });
   const clientIp = (req: Request) => server?.requestIP(req)?.address ?? "unknown";
   const core: Core = {
@@ -343,7 +419,10 @@ export async function startService(
     setDraining: () => {
       draining = true;
     },
-    teardown: teardownOf(storage, fanout),
+    teardown: teardownOf(storage, fanout, () => {
+      clearInterval(sweeper);
+      claims = closedClaims;
+    }),
   });
   storage.worker?.start();
   storage.retention?.start();

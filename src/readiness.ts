@@ -17,6 +17,8 @@ export interface Probes {
   mongo?: () => Record<string, unknown> & { ok: boolean };
   /** The SQLite volume: free space above DISK_MIN_FREE_MB and the last commit not failed for lack of it. */
   disk: () => Record<string, unknown> & { ok: boolean };
+  /** The notifier, when a sink is configured; a failing sink degrades, it does not unready. */
+  notify?: () => Record<string, unknown> & { ok: boolean };
   sockets: () => number;
   localUsers: () => number;
   isDraining: () => boolean;
@@ -37,6 +39,7 @@ export function createReadiness(p: Probes): () => Readiness {
       bus: { ok: busUp, kind: p.bus.kind, state: busUp ? "up" : "degraded" },
       outbox: { ok: true, backlog: outbox.backlog, oldest_age_s: ageS(outbox.oldestAt, p.now()) },
       mongo: p.mongo ? { ...p.mongo(), configured: true } : { ok: true, configured: false },
+      notify: p.notify ? { ...p.notify(), configured: true } : { ok: true, configured: false },
     };
     checks.disk = p.disk();
     checks.shutdown = { ok: !p.isDraining() };

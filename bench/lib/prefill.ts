@@ -11,7 +11,7 @@ import type { Pair } from "./fixtures.ts";
  */
 export function prefill(path: string, ps: Pair[], total: number, hot: number): { conversationId: string } {
   // The service's own schema, made by opening the store once; then plain inserts.
-  openStore({ path, synchronous: "OFF", outbox: false }).close();
+  openStore({ path, synchronous: "OFF" }).close();
   const db = new Database(path, { strict: true });
   db.run("PRAGMA synchronous = OFF");
   let clock = Date.UTC(2024, 0, 1);

@@ -10,7 +10,7 @@ import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { createLocalBus } from "./local.ts";
 import { createRedisBus } from "./redis.ts";
-import { createRedisLink } from "./redis-link.ts";
+import { createRedisLink, type RedisLink } from "./redis-link.ts";
 import { createRedisPresence } from "./redis-presence.ts";
 
 /**
@@ -27,7 +27,7 @@ export async function createFanout(
     logger: Logger;
     now: () => number;
   },
-): Promise<{ bus: Bus; presence: Presence }> {
+): Promise<{ bus: Bus; presence: Presence; redis?: RedisLink }> {
   const tracker = new PresenceTracker();
   if (!config.REDIS_URL) {
     return {
@@ -62,5 +62,5 @@ export async function createFanout(
     now: deps.now,
   });
   deps.logger.info("redis fan-out", { instance: instanceId, prefix: config.REDIS_PREFIX, up: link.up });
-  return { bus, presence };
+  return { bus, presence, redis: link };
 }

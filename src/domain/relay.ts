@@ -4,6 +4,7 @@ import type { GroupCommitter } from "../store/group-commit.ts";
 import type { ChatStore } from "../store/sqlite/index.ts";
 import { otherParty } from "./access.ts";
 import type { Accept } from "./bus.ts";
+import type { NotifyHooks } from "./notification.ts";
 
 /**
  * What this instance keeps of frames relayed from others: a message frame carries the whole
@@ -21,7 +22,12 @@ const relayedViewed = z.object({
   viewed_at: z.string(),
 });
 
-export function createRelayAccept(deps: { store: ChatStore; committer: GroupCommitter }): Accept {
+export function createRelayAccept(deps: {
+  store: ChatStore;
+  committer: GroupCommitter;
+  /** A relayed read mark ends this instance's notification cycle it covers, in the same commit. */
+  notify?: Pick<NotifyHooks, "viewed">;
+}): Accept {
   const { store, committer } = deps;
   return (conversationId, frame, replay, kind) => {
     if (kind === "message") {
@@ -30,13 +36,15 @@ export function createRelayAccept(deps: { store: ChatStore; committer: GroupComm
       const msg = m.data;
       // Deliver only what was new here: a replay of something already relayed is dropped.
       return committer.submit(() =>
-        store.keepRelayedMessage({
+        store.keepRelayedMessageWithAttachments({
           id: msg.id,
           conversationId,
           senderId: msg.sender_id,
           text: msg.text,
           createdAt: Date.parse(msg.created_at),
           clientId: msg.client_id,
+          // Metadata only: this instance serves the bytes from GridFS once the sender's has copied them.
+          attachments: msg.attachments,
         }),
       );
     }
@@ -47,16 +55,18 @@ export function createRelayAccept(deps: { store: ChatStore; committer: GroupComm
       const viewedAt = Date.parse(v.data.viewed_at);
       const viewerId = v.data.viewer_id;
       return committer
-        .submit(() =>
-          store.markViewed(
+        .submit(() => {
+          const changed = store.markViewed(
             conversationId,
             otherParty(conversation, viewerId),
             viewerId,
             v.data.message_id,
             viewedAt,
             "relayed",
-          ),
-        )
+          );
+          deps.notify?.viewed(conversationId, viewerId, v.data.message_id);
+          return changed;
+        })
         .then((changed) => changed > 0 || !replay);
     }
     return !replay;

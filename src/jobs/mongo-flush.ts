@@ -12,8 +12,8 @@ import type { OutboxHandler } from "./outbox-worker.ts";
  * order matters to each other.
  */
 
-const KINDS = ["conversation", "message", "viewed"] as const;
-type MongoKind = (typeof KINDS)[number];
+export const MONGO_KINDS = ["conversation", "message", "viewed"] as const;
+type MongoKind = (typeof MONGO_KINDS)[number];
 
 /** What the handler needs of the store: the aliases of adopted conversations, and adopting one. */
 export interface ConversationMoves {
@@ -117,7 +117,7 @@ export function createMongoFlush(opts: MongoFlushOptions) {
 
   const handler: OutboxHandler<MongoKind> = {
     name: "MongoDB",
-    kinds: KINDS,
+    kinds: MONGO_KINDS,
     prepare: () => mongo.ensureIndexes(),
     handle,
     failed(error) {

@@ -1,3 +1,4 @@
+import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 
@@ -129,4 +130,22 @@ export function createRetention(opts: RetentionOptions) {
       await running;
     },
   };
+}
+
+/** With MongoDB as the record, the local copy of what it confirmed is bounded; without, nothing runs. */
+export function retentionFromConfig(
+  config: Config,
+  store: RetentionPort,
+  deps: { logger: Logger; metrics: Metrics; now: () => number },
+) {
+  if (!config.MONGO_URI) return undefined;
+  return createRetention({
+    store,
+    logger: deps.logger.child({ component: "retention" }),
+    metrics: deps.metrics,
+    retentionDays: config.LOCAL_RETENTION_DAYS,
+    maxBytes: config.LOCAL_MAX_MB === undefined ? undefined : config.LOCAL_MAX_MB * 1024 * 1024,
+    intervalMs: config.LOCAL_SWEEP_INTERVAL_S * 1000,
+    now: deps.now,
+  });
 }

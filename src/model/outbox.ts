@@ -1,3 +1,4 @@
+import type { NotifyPayload } from "./notification.ts";
 import type { Conversation, StoredMessage, ViewedMark } from "./types.ts";
 
 /**
@@ -13,6 +14,12 @@ export interface OutboxPayloads {
   message: { message: StoredMessage };
   /** A read mark applied here. */
   viewed: ViewedMark;
+  /** A notification to the recipient of an unread message, due at `dueAt`. */
+  notify: NotifyPayload;
+  /** An attachment uploaded here, to be copied into GridFS. */
+  attachment_copy: { id: string };
+  /** An attachment removed here (never sent, or its message deleted), to be removed from GridFS. */
+  attachment_delete: { id: string };
 }
 
 export type OutboxKind = keyof OutboxPayloads;

@@ -1,4 +1,6 @@
 import { statfsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import type { Config } from "../config.ts";
 import { AppError, unavailable } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -143,3 +145,17 @@ export function createDiskGuard(opts: DiskGuardOptions) {
 }
 
 export type DiskGuard = ReturnType<typeof createDiskGuard>;
+
+/** The guard of SQLITE_PATH's volume with DISK_MIN_FREE_MB. */
+export function diskGuardFromConfig(
+  config: Config,
+  deps: { logger: Logger; metrics: Metrics; checkpoint: () => void },
+): DiskGuard {
+  return createDiskGuard({
+    dir: dirname(resolve(config.SQLITE_PATH)),
+    minFreeBytes: config.DISK_MIN_FREE_MB * 1024 * 1024,
+    logger: deps.logger.child({ component: "disk" }),
+    metrics: deps.metrics,
+    checkpoint: deps.checkpoint,
+  });
+}

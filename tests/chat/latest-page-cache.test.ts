@@ -33,7 +33,7 @@ describe("the store's latest-page cache", () => {
   };
 
   beforeAll(() => {
-    store = openStore({ path: `${dir.path}/chat.db`, outbox: false });
+    store = openStore({ path: `${dir.path}/chat.db` });
     store.openConversation(A, { lessonId: 1, mentorId: 10, studentId: 15 }, 1);
     for (let i = 0; i < 5; i++) send(A, 10, `m${i}`);
   });

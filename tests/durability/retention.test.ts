@@ -4,6 +4,7 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import { openStore } from "../../src/store/sqlite/index.ts";
 import { openDatabase } from "../../src/store/sqlite/open.ts";
+import { SCHEMA_VERSION } from "../../src/store/sqlite/schema.ts";
 import { mongoForFile } from "../helpers/ferretdb.ts";
 import { drained, expectExactlyOnce, mongoEnv, restHistory, sendMany, storedIds } from "../helpers/outbox.ts";
 import {
@@ -175,19 +176,19 @@ describe("local retention (LOCAL_RETENTION_DAYS, MongoDB confirmed)", () => {
   }, 120_000);
 });
 
-describe("schema step 2 on a file written before retention", () => {
-  test("a version-1 file without incremental vacuum opens, migrates, and is converted by compact()", () => {
+describe("the retention schema step on a file written before retention", () => {
+  test("a file one step older, without incremental vacuum, opens, migrates, and is converted by compact()", () => {
     const dir = tempDir();
     try {
       const path = join(dir.path, "old.db");
       const db = openDatabase(path);
       db.exec("DROP TABLE evicted_summary; DROP TABLE evicted_client_ids");
-      db.run("UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+      db.run("UPDATE meta SET value = ? WHERE key = 'schema_version'", [String(SCHEMA_VERSION - 1)]);
       db.run("PRAGMA auto_vacuum = NONE");
       db.run("VACUUM");
       expect((db.query("PRAGMA auto_vacuum").get() as { auto_vacuum: number }).auto_vacuum).toBe(0);
       db.close();
-      const store = openStore({ path, outbox: true });
+      const store = openStore({ path, outboxKinds: ["message"] });
       store.retention.compact();
       store.close();
       const again = new Database(path, { readonly: true });

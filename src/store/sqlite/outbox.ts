@@ -3,34 +3,80 @@ import type { OutboxEntry, OutboxKind, OutboxPayloads } from "../../model/outbox
 
 /**
  * The outbox table: durable work committed in the same transaction as the change it follows.
- * A row's payload is `{"kind", ...payload}` (model/outbox.ts gives each kind's shape), read
- * back in seq order by the one handler of its kinds and deleted once its sink confirmed it.
+ * A row names its kind in a column (indexed with seq, so each handler reads only its own kinds
+ * in the order they were written) and holds the payload model/outbox.ts gives that kind.
+ * Optional per row: `dueAt`, before which no handler sees it (a delayed notification, a copy
+ * flushed only if its origin stays silent), and `key`, under which a later change can cancel
+ * it while it waits. Rows are deleted once their sink confirmed them.
  */
-export function createOutbox(db: Database, enabled: boolean) {
-  const insert = db.query<null, [string, number]>("INSERT INTO outbox (payload, created_at) VALUES (?, ?)");
-  // Every kind there is today belongs to one handler, so the filter never skips a row and the
-  // scan stops at LIMIT; a kind column is the day a second handler makes that matter.
-  const batch = db.query<{ seq: number; payload: string; created_at: number }, [string, number]>(
-    `SELECT seq, payload, created_at FROM outbox
-     WHERE json_extract(payload, '$.kind') IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`,
+
+export interface EnqueueOptions {
+  /** Not handed to a handler before this time (epoch ms); default: at once. */
+  dueAt?: number;
+  /** A name under which `cancel` can withdraw the entry while it waits. */
+  key?: string;
+}
+
+/**
+ * `kinds`: the kinds some handler will read. An entry of any other kind is not written at all,
+ * so a deployment without MongoDB (or without a notifier) keeps no rows nobody would drain.
+ */
+export function createOutbox(db: Database, kinds: ReadonlySet<OutboxKind>) {
+  const insert = db.query<null, [string, string, number, number, string | null]>(
+    "INSERT INTO outbox (kind, payload, created_at, due_at, key) VALUES (?, ?, ?, ?, ?)",
+  );
+  const batch = db.query<
+    { seq: number; kind: string; payload: string; created_at: number },
+    [string, number, number]
+  >(
+    `SELECT seq, kind, payload, created_at FROM outbox
+     WHERE kind IN (SELECT value FROM json_each(?)) AND due_at <= ? ORDER BY seq LIMIT ?`,
   );
   const remove = db.query<null, [string]>("DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))");
-  const stats = db.query<{ n: number; oldest: number | null }, []>(
-    "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox",
+  const cancelByKey = db.query<null, [string, string]>("DELETE FROM outbox WHERE kind = ? AND key = ?");
+  const nextDue = db.query<{ due: number | null }, [string, number]>(
+    "SELECT min(due_at) AS due FROM outbox WHERE kind = ? AND due_at > ?",
   );
-  return {
-    /** Off when nothing would ever read the rows (no MongoDB configured). */
-    enabled,
+  const stats = db.query<{ n: number; oldest: number | null }, [string]>(
+    "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE kind IN (SELECT value FROM json_each(?))",
+  );
+  const allKinds = JSON.stringify([...kinds]);
 
-    enqueue<K extends OutboxKind>(kind: K, payload: OutboxPayloads[K], at: number): void {
-      if (enabled) insert.run(JSON.stringify({ kind, ...payload }), at);
+  return {
+    /** True when some handler reads this kind (the store writes nothing otherwise). */
+    wants(kind: OutboxKind): boolean {
+      return kinds.has(kind);
     },
 
-    /** The oldest `limit` entries of these kinds, in the order they were written. */
-    outboxBatch<K extends OutboxKind>(kinds: readonly K[], limit: number): OutboxEntry<K>[] {
-      return batch.all(JSON.stringify(kinds), limit).map((r) => {
-        const { kind, ...payload } = JSON.parse(r.payload) as { kind: K };
-        return { seq: r.seq, kind, payload, createdAt: r.created_at } as OutboxEntry<K>;
+    enqueue<K extends OutboxKind>(
+      kind: K,
+      payload: OutboxPayloads[K],
+      at: number,
+      opts: EnqueueOptions = {},
+    ): void {
+      if (kinds.has(kind)) insert.run(kind, JSON.stringify(payload), at, opts.dueAt ?? at, opts.key ?? null);
+    },
+
+    /** When the next entry of `kind` not yet due at `now` falls due; null when there is none. */
+    nextDue(kind: OutboxKind, now: number): number | null {
+      return nextDue.get(kind, now)?.due ?? null;
+    },
+
+    /** Withdraws waiting entries of `kind` filed under `key` (e.g. a notification made moot by a read). */
+    cancel(kind: OutboxKind, key: string): void {
+      cancelByKey.run(kind, key);
+    },
+
+    /** The oldest `limit` entries of these kinds that are due at `now`, in the order they were written. */
+    outboxBatch<K extends OutboxKind>(
+      handlerKinds: readonly K[],
+      limit: number,
+      now = Date.now(),
+    ): OutboxEntry<K>[] {
+      return batch.all(JSON.stringify(handlerKinds), now, limit).map((r) => {
+        // Rows written before schema v2 carry their kind inside the payload too.
+        const { kind: _, ...payload } = JSON.parse(r.payload) as { kind?: string };
+        return { seq: r.seq, kind: r.kind, payload, createdAt: r.created_at } as OutboxEntry<K>;
       });
     },
 
@@ -39,8 +85,9 @@ export function createOutbox(db: Database, enabled: boolean) {
       if (entries.length > 0) remove.run(JSON.stringify(entries.map((e) => e.seq)));
     },
 
-    outboxStats(): { backlog: number; oldestAt: number | null } {
-      const s = stats.get()!;
+    /** Backlog of these kinds (all kinds some handler reads, by default). */
+    outboxStats(of?: readonly OutboxKind[]): { backlog: number; oldestAt: number | null } {
+      const s = stats.get(of ? JSON.stringify(of) : allKinds)!;
       return { backlog: s.n, oldestAt: s.oldest };
     },
   };

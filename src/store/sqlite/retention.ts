@@ -24,11 +24,11 @@ const CHUNK = 2000;
 
 function retentionStatements(db: Database) {
   return {
-    // Our own messages enter the outbox in id order and leave it in seq order, so every message
-    // of ours below the first pending one is confirmed.
+    // The lowest id still waiting for MongoDB; every message below it is confirmed (or was
+    // imported from MongoDB, or relayed by the instance that flushes it). A min, not the first
+    // row: relayed copies may wait in the outbox with a delay, out of id order.
     firstPending: db.query<{ id: string | null }, []>(
-      `SELECT json_extract(payload, '$.message.id') AS id FROM outbox
-       WHERE json_extract(payload, '$.kind') = 'message' ORDER BY seq LIMIT 1`,
+      "SELECT min(json_extract(payload, '$.message.id')) AS id FROM outbox WHERE kind = 'message'",
     ),
     conversations: db.query<{ id: string; newest: string | null }, []>(
       "SELECT c.id, (SELECT max(m.id) FROM messages m WHERE m.conversation_id = c.id) AS newest FROM conversations c",

@@ -1,40 +1,11 @@
 import type { Database } from "bun:sqlite";
-
-/** The tables, and the version check that refuses a file written by a newer release. */
+import { ATTACHMENTS_SCHEMA } from "./attachments.ts";
 
 /**
- * Numbered steps after the base schema (version 1). A step never changes meaning once released;
- * a new table or column is a new step. Each runs once, in its own transaction.
+ * The tables, and their migrations. SCHEMA is version 1 as first released; each later change is
+ * one numbered step below, run once in its own transaction, so a file of any older version opens
+ * and a fresh file takes the same path. A file written by a newer release is refused.
  */
-const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
-  {
-    // 2: local retention (store/sqlite/retention.ts). What evicted messages leave behind per
-    // conversation and sender: the newest id evicted and how many of them were unread; and,
-    // for a while, their client_ids, so a late resend is still recognised.
-    version: 2,
-    sql: `
-CREATE TABLE IF NOT EXISTS evicted_summary (
-  conversation_id TEXT NOT NULL,
-  sender_id INTEGER NOT NULL,
-  floor_id TEXT NOT NULL,
-  unread INTEGER NOT NULL,
-  PRIMARY KEY (conversation_id, sender_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS evicted_client_ids (
-  conversation_id TEXT NOT NULL,
-  sender_id INTEGER NOT NULL,
-  client_id TEXT NOT NULL,
-  id TEXT NOT NULL,
-  created_at INTEGER NOT NULL,
-  evicted_at INTEGER NOT NULL,
-  PRIMARY KEY (conversation_id, sender_id, client_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS evicted_client_ids_by_age ON evicted_client_ids (evicted_at);
-`,
-  },
-];
-
-const SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 1;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -74,21 +45,84 @@ CREATE TABLE IF NOT EXISTS presence (user_id INTEGER PRIMARY KEY, last_seen INTE
 CREATE TABLE IF NOT EXISTS conversation_alias (old_id TEXT PRIMARY KEY, new_id TEXT NOT NULL) WITHOUT ROWID;
 `;
 
+/** Step N turns version N into N + 1. Append only: a released step never changes meaning. */
+const MIGRATIONS: ReadonlyArray<{ to: number; why: string; sql: string }> = [
+  {
+    to: 2,
+    why: "outbox kinds as a column (each handler reads its own by index), due times and cancel keys",
+    sql: `
+ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+UPDATE outbox SET kind = json_extract(payload, '$.kind');
+ALTER TABLE outbox ADD COLUMN due_at INTEGER NOT NULL DEFAULT 0;
+UPDATE outbox SET due_at = created_at;
+ALTER TABLE outbox ADD COLUMN key TEXT;
+CREATE INDEX outbox_by_kind ON outbox (kind, seq);
+CREATE INDEX outbox_by_key ON outbox (kind, key) WHERE key IS NOT NULL;`,
+  },
+  {
+    to: 3,
+    why: "notification cycles: one row per (conversation, recipient) with a notification pending or sent",
+    sql: `
+CREATE TABLE notify_cycles (
+  conversation_id TEXT NOT NULL,
+  recipient_id INTEGER NOT NULL,
+  notification_id INTEGER NOT NULL,
+  sender_id INTEGER NOT NULL,
+  first_message_id TEXT NOT NULL,
+  due_at INTEGER NOT NULL,
+  payload TEXT,
+  sinks_done TEXT NOT NULL DEFAULT '',
+  sent_at INTEGER,
+  PRIMARY KEY (conversation_id, recipient_id)
+) WITHOUT ROWID;`,
+  },
+  {
+    to: 4,
+    why: "attachments: their metadata (store/sqlite/attachments.ts), and each message's refs as JSON",
+    sql: `ALTER TABLE messages ADD COLUMN attachments TEXT;\n${ATTACHMENTS_SCHEMA}`,
+  },
+  {
+    to: 5,
+    why:
+      "local retention (store/sqlite/retention.ts): per conversation and sender the newest evicted id " +
+      "and how many evicted were unread; for a while, evicted messages' client_ids (a late resend is a duplicate)",
+    sql: `
+CREATE TABLE IF NOT EXISTS evicted_summary (
+  conversation_id TEXT NOT NULL,
+  sender_id INTEGER NOT NULL,
+  floor_id TEXT NOT NULL,
+  unread INTEGER NOT NULL,
+  PRIMARY KEY (conversation_id, sender_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS evicted_client_ids (
+  conversation_id TEXT NOT NULL,
+  sender_id INTEGER NOT NULL,
+  client_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  evicted_at INTEGER NOT NULL,
+  PRIMARY KEY (conversation_id, sender_id, client_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS evicted_client_ids_by_age ON evicted_client_ids (evicted_at);
+`,
+  },
+];
+
+export const SCHEMA_VERSION = 1 + MIGRATIONS.length;
+
 export function migrate(db: Database, path: string): void {
   db.exec(SCHEMA);
-  const version = db
-    .query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'schema_version'")
-    .get();
-  if (!version) db.run("INSERT INTO meta (key, value) VALUES ('schema_version', '1')");
-  const current = version ? Number(version.value) : 1;
-  if (current > SCHEMA_VERSION) {
-    throw new Error(`SQLITE_PATH: ${path} was written by a newer version (schema ${version?.value})`);
+  const read = db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'schema_version'");
+  if (!read.get()) db.run("INSERT INTO meta (key, value) VALUES ('schema_version', '1')");
+  const version = Number(read.get()!.value);
+  if (version > SCHEMA_VERSION) {
+    throw new Error(`SQLITE_PATH: ${path} was written by a newer version (schema ${version})`);
   }
   for (const step of MIGRATIONS) {
-    if (step.version <= current) continue;
+    if (step.to <= version) continue;
     db.transaction(() => {
       db.exec(step.sql);
-      db.run("UPDATE meta SET value = ? WHERE key = 'schema_version'", [String(step.version)]);
+      db.run("UPDATE meta SET value = ? WHERE key = 'schema_version'", [String(step.to)]);
     })();
   }
 }
