@@ -86,6 +86,9 @@ export function createRetention(opts: RetentionOptions) {
     let removed = await store.evictBelow(byAge, at, yieldNow);
     const pruned = store.pruneEvictedClientIds(at - EVICTED_CLIENT_ID_WINDOW_MS);
     if (removed > 0 || pruned > 0) store.compact();
+    // Under a size limit the WAL counts too: a burst leaves it large until an auto-checkpoint
+    // that may be far off, so every sweep truncates it (cheap when it is small).
+    if (opts.maxBytes !== undefined && removed === 0 && pruned === 0) store.compact();
     if (opts.maxBytes !== undefined && store.databaseBytes() > opts.maxBytes) {
       removed += await shrinkTo(opts.maxBytes, watermark, at);
       const over = store.databaseBytes() > opts.maxBytes;
