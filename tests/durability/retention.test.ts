@@ -26,10 +26,7 @@ const fx = mongoForFile();
 
 async function service(extra: Record<string, string>, mongo = true): Promise<TestService> {
   const env = mongo ? mongoEnv(fx.mongo, fx.mongo.uri, extra) : { ...UNTHROTTLED, ...extra };
-  const svc = await startTestService({
-    env,
-    logger: process.env.RT_DEBUG ? createLogger({ level: "debug" }) : undefined,
-  });
+  const svc = await startTestService({ env });
   fx.defer(() => svc.stop());
   return svc;
 }
