@@ -220,6 +220,7 @@ interface Core {
   chat: Chat;
   presence: Presence;
   bus: Awaited<ReturnType<typeof createFanout>>["bus"];
+  redisShape?: Awaited<ReturnType<typeof createFanout>>["redisShape"];
   sockets: Set<ChatSocket>;
   deliver: Deliver;
   isDraining: () => boolean;
@@ -324,6 +325,7 @@ function probesOf(core: Core) {
     bus: {
       healthy: () => bus.healthy(),
       kind: core.config.REDIS_URL ? ("redis" as const) : ("local" as const),
+      redis: core.redisShape,
     },
     mongo: storage.flush?.status,
     disk: storage.disk.status,

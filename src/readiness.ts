@@ -1,3 +1,4 @@
+import type { RedisShape } from "./bus/redis-shape.ts";
 import type { Readiness } from "./http/app.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -13,7 +14,8 @@ export interface Probes {
   identity: { healthy(): boolean; readonly kind: string };
   /** With Django: the latest look at DJANGO_BASE_URL (identity/probe.ts); none while under way. */
   identityProbe?: () => (Record<string, unknown> & { ok: boolean }) | undefined;
-  bus: { healthy(): boolean; kind: "redis" | "local" };
+  /** `redis`: what the server turned out to be (single or cluster, version, what it cannot do). */
+  bus: { healthy(): boolean; kind: "redis" | "local"; redis?: () => RedisShape };
   mongo?: () => Record<string, unknown> & { ok: boolean };
   /** The SQLite volume: free space above DISK_MIN_FREE_MB and the last commit not failed for lack of it. */
   disk: () => Record<string, unknown> & { ok: boolean };
@@ -28,15 +30,21 @@ export interface Probes {
 const ageS = (oldestAt: number | null, now: number) =>
   oldestAt === null ? 0 : Math.max(0, (now - oldestAt) / 1000);
 
+function busCheck(bus: Probes["bus"]): Readiness["checks"][string] {
+  const ok = bus.healthy();
+  const redis = bus.redis?.();
+  const state = ok ? "up" : redis?.unsupported ? "unsupported" : "degraded";
+  return { ok, kind: bus.kind, state, ...(redis ? { redis } : {}) };
+}
+
 export function createReadiness(p: Probes): () => Readiness {
   return () => {
     const sqlite = p.store.healthy();
-    const busUp = p.bus.healthy();
     const outbox = p.store.outboxStats();
     const checks: Readiness["checks"] = {
       sqlite: { ok: sqlite },
       identity: identityCheck(p),
-      bus: { ok: busUp, kind: p.bus.kind, state: busUp ? "up" : "degraded" },
+      bus: busCheck(p.bus),
       outbox: { ok: true, backlog: outbox.backlog, oldest_age_s: ageS(outbox.oldestAt, p.now()) },
       mongo: p.mongo ? { ...p.mongo(), configured: true } : { ok: true, configured: false },
       notify: p.notify ? { ...p.notify(), configured: true } : { ok: true, configured: false },
