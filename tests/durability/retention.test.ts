@@ -7,13 +7,7 @@ import { openDatabase } from "../../src/store/sqlite/open.ts";
 import { SCHEMA_VERSION } from "../../src/store/sqlite/schema.ts";
 import { mongoForFile } from "../helpers/ferretdb.ts";
 import { drained, expectExactlyOnce, mongoEnv, restHistory, sendMany, storedIds } from "../helpers/outbox.ts";
-import {
-  createLogger,
-  startTestService,
-  type TestService,
-  tempDir,
-  UNTHROTTLED,
-} from "../helpers/service.ts";
+import { startTestService, type TestService, tempDir, UNTHROTTLED } from "../helpers/service.ts";
 import { waitUntil } from "../helpers/wait.ts";
 
 /**
