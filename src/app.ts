@@ -18,21 +18,25 @@ import { KeyedBuckets } from "./domain/rate.ts";
 import { createRelayAccept } from "./domain/relay.ts";
 import { createHttpApp } from "./http/app.ts";
 import { createIdentity } from "./identity/index.ts";
+import { createDjangoProbe } from "./identity/probe.ts";
 import type { Identity } from "./identity/types.ts";
 import { createObjectIdGenerator } from "./ids.ts";
 import { ATTACHMENT_KINDS, createAttachmentCopy } from "./jobs/attachment-copy.ts";
 import { createMongoFlush, MONGO_KINDS } from "./jobs/mongo-flush.ts";
 import { NOTIFY_KINDS, notificationsOn, notifierFromConfig } from "./jobs/notifier.ts";
 import { createOutboxWorker, register } from "./jobs/outbox-worker.ts";
+import { retentionFromConfig } from "./jobs/retention.ts";
 import type { Logger } from "./log.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createReadiness, registerGauges } from "./readiness.ts";
 import { createShutdown, serve, type Teardown } from "./server.ts";
 import { openBlobStore } from "./store/blobs.ts";
+import { diskGuardFromConfig } from "./store/disk-guard.ts";
 import { createGridStore } from "./store/gridfs.ts";
 import { createGroupCommitter, type GroupCommitter } from "./store/group-commit.ts";
 import { createReadThrough } from "./store/read-through.ts";
 import { type ChatStore, openStore } from "./store/sqlite/index.ts";
+import { isStorageFailure } from "./store/storage-errors.ts";
 import { type ChatSocket, createSessionHandlers, type SessionData } from "./ws/session.ts";
 import { createUpgradeHandler } from "./ws/upgrade.ts";
 
@@ -145,12 +149,16 @@ async function openStorage(
   const history = mongo
     ? createReadThrough({ store, mongo, logger: deps.logger, timeoutMs: config.MONGO_READ_TIMEOUT_MS })
     : undefined;
+  const disk = diskGuardFromConfig(config, { ...deps, checkpoint: () => store.retention.checkpoint() });
   const committer = createGroupCommitter({
     transaction: store.transaction,
     onBatch: (n) => {
       deps.metrics.commitBatch.observe(n);
+      disk.commitSucceeded();
       worker?.notify();
     },
+    isStorageFailure,
+    onCommitError: (err, jobs) => disk.commitFailed(err, jobs),
   });
   attachments = createAttachments({
     store: store.attachments,
@@ -167,7 +175,17 @@ async function openStorage(
     retryAfterS: config.ATTACHMENT_RETRY_AFTER_S,
     logger: deps.logger.child({ component: "attachments" }),
   });
-  return { store, flush, notifier, worker, history, committer, attachments };
+  return {
+    store,
+    flush,
+    notifier,
+    worker,
+    history,
+    committer,
+    attachments,
+    disk,
+    retention: retentionFromConfig(config, store.retention, deps),
+  };
 }
 
 /** last_seen rides along with the next group commit: an fsync per connect would make a reconnect storm crawl. */
@@ -286,6 +304,7 @@ async function createTransports(
     now: core.now,
     publishLocal: core.deliver,
     sockets: core.sockets,
+    clockToleranceS: config.JWT_CLOCK_TOLERANCE_S,
   });
   return { app, upgrade, session };
 }
@@ -306,7 +325,11 @@ function teardownOf(
       await fanout.presence.close();
       await fanout.bus.close();
     },
-    stopWorker: async (budgetMs) => storage.worker?.stop(budgetMs),
+    stopWorker: async (budgetMs) => {
+      storage.disk.stop();
+      await storage.retention?.stop();
+      await storage.worker?.stop(budgetMs);
+    },
     closeStore: () => storage.store.close(),
   };
 }
@@ -326,6 +349,7 @@ function probesOf(core: Core) {
       redis: core.redisShape,
     },
     mongo: storage.flush?.status,
+    disk: storage.disk.status,
     notify: storage.notifier?.status,
     sockets: () => core.sockets.size,
     localUsers: () => presence.localUsers,
@@ -373,6 +397,9 @@ export async function startService(
       .deleteForMessage(conversationId, messageId)
       .catch((error) => logger.warn("removing a deleted message's attachments failed", { error }));
   });
+  const djangoProbe = config.DJANGO_BASE_URL
+    ? createDjangoProbe(config.DJANGO_BASE_URL, { timeoutMs: config.DJANGO_TIMEOUT_MS, logger, now })
+    : undefined;
   const accept = createRelayAccept({ store, committer, notify, deletions });
   const lastSeen = lastSeenVia(store, committer);
   const fanout = await createFanout(config, {
@@ -393,6 +420,7 @@ export async function startService(
     now,
     metrics,
     maxMessageChars: config.MAX_MESSAGE_CHARS,
+    admit: storage.disk.admit,
     history: storage.history,
     notify,
   });
@@ -429,7 +457,7 @@ export async function startService(
     clientIp,
     isDraining: () => draining,
   };
-  const probes = probesOf(core);
+  const probes = { ...probesOf(core), identityProbe: djangoProbe?.status };
   const readiness = createReadiness(probes);
   registerGauges(metrics, probes);
   const { app, upgrade, session } = await createTransports(core, readiness, !overrides.identity);
@@ -448,6 +476,8 @@ export async function startService(
     }),
   });
   storage.worker?.start();
+  storage.retention?.start();
+  void djangoProbe?.start();
   const port = server.port ?? config.PORT;
   logger.info("listening", { port, identity: identity.kind, sqlite: config.SQLITE_PATH });
   return { server, app, deletions, url: `http://127.0.0.1:${port}`, port, shutdown };

@@ -91,6 +91,26 @@ export const envSchema = z
       .enum(["FULL", "NORMAL", "OFF"])
       .default("FULL")
       .describe("FULL survives a host crash, NORMAL a process crash only"),
+    LOCAL_RETENTION_DAYS: intIn(0, 36_500)
+      .default(30)
+      .describe(
+        "with MongoDB: messages it confirmed are removed from SQLite after this many days (without MongoDB nothing is removed)",
+      ),
+    LOCAL_MAX_MB: intIn(1, 10_000_000)
+      .optional()
+      .describe(
+        "with MongoDB: past this size the oldest confirmed messages leave SQLite first; unset means no limit",
+      ),
+    LOCAL_SWEEP_INTERVAL_S: intIn(1, 86_400)
+      .default(60)
+      .describe("how often retention and LOCAL_MAX_MB are applied"),
+    // Below it new messages are refused as `unavailable` (retryable) and /readyz is 503, so a
+    // full disk is a clear, recoverable state rather than a stream of failing commits.
+    DISK_MIN_FREE_MB: intIn(0, 10_000_000)
+      .default(256)
+      .describe(
+        "free space the SQLite volume must keep; below it new messages are refused (0 turns the check off)",
+      ),
     MONGO_URI: optionalUrl(["mongodb://", "mongodb+srv://"]).describe(
       "MongoDB system of record; unset means SQLite alone",
     ),

@@ -5,15 +5,20 @@ import type { Metrics } from "./metrics.ts";
 /**
  * What /readyz reports and the gauges that say the same to Prometheus, from one set of probes.
  * Down Redis, identity or MongoDB degrade the service without making it unready: open chats go
- * on and messages are accepted into SQLite. Only a broken SQLite or a drain make it unready.
+ * on and messages are accepted into SQLite. Only a broken SQLite, a disk too short to take
+ * messages, or a drain make it unready.
  */
 
 export interface Probes {
   store: { healthy(): boolean; outboxStats(): { backlog: number; oldestAt: number | null } };
   identity: { healthy(): boolean; readonly kind: string };
+  /** With Django: the latest look at DJANGO_BASE_URL (identity/probe.ts); none while under way. */
+  identityProbe?: () => (Record<string, unknown> & { ok: boolean }) | undefined;
   /** `redis`: what the server turned out to be (single or cluster, version, what it cannot do). */
   bus: { healthy(): boolean; kind: "redis" | "local"; redis?: () => RedisShape };
   mongo?: () => Record<string, unknown> & { ok: boolean };
+  /** The SQLite volume: free space above DISK_MIN_FREE_MB and the last commit not failed for lack of it. */
+  disk: () => Record<string, unknown> & { ok: boolean };
   /** The notifier, when a sink is configured; a failing sink degrades, it does not unready. */
   notify?: () => Record<string, unknown> & { ok: boolean };
   sockets: () => number;
@@ -38,14 +43,25 @@ export function createReadiness(p: Probes): () => Readiness {
     const outbox = p.store.outboxStats();
     const checks: Readiness["checks"] = {
       sqlite: { ok: sqlite },
-      identity: { ok: p.identity.healthy(), backend: p.identity.kind },
+      identity: identityCheck(p),
       bus: busCheck(p.bus),
       outbox: { ok: true, backlog: outbox.backlog, oldest_age_s: ageS(outbox.oldestAt, p.now()) },
       mongo: p.mongo ? { ...p.mongo(), configured: true } : { ok: true, configured: false },
       notify: p.notify ? { ...p.notify(), configured: true } : { ok: true, configured: false },
     };
+    checks.disk = p.disk();
     checks.shutdown = { ok: !p.isDraining() };
-    return { ready: !p.isDraining() && sqlite, checks };
+    return { ready: !p.isDraining() && sqlite && checks.disk.ok, checks };
+  };
+}
+
+/** A misconfigured DJANGO_BASE_URL shows here, named; identity never makes the service unready. */
+function identityCheck(p: Probes): Readiness["checks"][string] {
+  const probe = p.identityProbe?.();
+  return {
+    ok: p.identity.healthy() && probe?.ok !== false,
+    backend: p.identity.kind,
+    ...(probe ? { probe } : {}),
   };
 }
 

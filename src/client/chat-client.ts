@@ -10,6 +10,7 @@ import {
 import { Outgoing } from "./outgoing.ts";
 import { ChatRest } from "./rest.ts";
 import { SeenIds } from "./seen.ts";
+import { TokenRefresher } from "./token-refresh.ts";
 import type {
   Ack,
   Attachment,
@@ -52,6 +53,11 @@ export class ChatClient extends Emitter<ChatEvents> {
   private typingTimer?: ReturnType<typeof setTimeout>;
   private readyFrame: Ready | undefined;
   private waiters: Array<{ resolve: (r: Ready) => void; reject: (e: ChatError) => void }> = [];
+  private dialToken = "";
+  private readonly refresher = new TokenRefresher({
+    fetchToken: () => (typeof this.tokenSource === "function" ? this.token() : undefined),
+    present: (token) => this.frame({ type: "auth", token }),
+  });
   private readonly onOnline = () => {
     if (this.stateNow === "reconnecting") this.dialSoon(0);
   };
@@ -191,6 +197,7 @@ export class ChatClient extends Emitter<ChatEvents> {
 
   /** Presents a fresh token on the open connection, and uses it for later reconnects. */
   setToken(token: string): void {
+    this.refresher.stop();
     this.tokenSource = token;
     this.rest.token = token;
     this.frame({ type: "auth", token });
@@ -219,8 +226,6 @@ export class ChatClient extends Emitter<ChatEvents> {
     this.failAll(new ChatError("closed", "client closed"));
   }
 
-  // --- connection lifecycle ---
-
   private async dial(): Promise<void> {
     if (this.stateNow === "closed") return;
     this.setState({ state: this.attempt === 0 ? "connecting" : "reconnecting", attempt: this.attempt });
@@ -236,6 +241,7 @@ export class ChatClient extends Emitter<ChatEvents> {
     }
     // close() may have run while we awaited the token.
     if ((this.stateNow as ConnectionState) === "closed") return;
+    this.dialToken = token;
     const url = socketUrl(this.opts, this.lastId ?? ZERO_ID, token);
     const ws = this.opts.tokenIn === "query" ? new this.WS(url) : new this.WS(url, ["bearer", token]);
     this.ws = ws;
@@ -263,6 +269,8 @@ export class ChatClient extends Emitter<ChatEvents> {
       this.fatal(new ChatError("forbidden", reason || "policy violation"));
       return;
     }
+    // 4001: the token expired on an open socket; a fresh one from the source, and resume at once.
+    if (code === 4001) this.attempt = 0;
     if (!wasReady) {
       // A refused upgrade looks like 1006 in a browser; ask REST whether the token is the reason.
       void this.rest.conversations({ lessonId: this.opts.lessonId }).then(
@@ -299,6 +307,7 @@ export class ChatClient extends Emitter<ChatEvents> {
     this.ws = null;
     clearInterval(this.heartbeatTimer);
     this.outgoing.pause();
+    this.refresher.stop();
     if (ws) {
       ws.onmessage = null;
       ws.onclose = null;
@@ -321,8 +330,6 @@ export class ChatClient extends Emitter<ChatEvents> {
     }, every);
   }
 
-  // --- inbound frames ---
-
   private onFrame(ws: WebSocket, data: unknown): void {
     if (ws !== this.ws || typeof data !== "string") return;
     this.lastFrameAt = Date.now();
@@ -339,6 +346,7 @@ export class ChatClient extends Emitter<ChatEvents> {
         this.attempt = 0;
         this.setState({ state: "open", attempt: 0 });
         this.startHeartbeat(ws);
+        if (typeof this.tokenSource === "function") this.refresher.schedule(this.dialToken);
         this.emit("ready", ready);
         this.settleWaiters(ready);
         this.outgoing.resendAll();
@@ -367,10 +375,13 @@ export class ChatClient extends Emitter<ChatEvents> {
         return;
       }
       case "error":
-        this.onError(f);
+        if (f.code !== "token_expired") this.onError(f); // the 4001 close that follows redials
+        return;
+      case "auth_ok":
+        this.emit("auth", { expires_at: f.expires_at });
         return;
       default:
-        return; // auth_ok, pong: liveness only
+        return; // pong: liveness only
     }
   }
 
@@ -394,8 +405,6 @@ export class ChatClient extends Emitter<ChatEvents> {
   private isOpen(): boolean {
     return this.stateNow === "open" && this.ws !== null && this.ws.readyState === 1;
   }
-
-  // --- bookkeeping ---
 
   private async token(): Promise<string> {
     const t = this.tokenSource;

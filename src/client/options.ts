@@ -17,6 +17,7 @@ import type {
 export interface ChatClientOptions {
   /** The service's base URL (`http(s)://host:port`); the WebSocket URL is derived from it. */
   url: string;
+  /** A function is asked again for reconnects and, at 80% of each token's lifetime, for a refresh. */
   token: TokenSource;
   lessonId: number;
   /** Required for mentors (which student); a student may leave it out. */
@@ -49,6 +50,8 @@ export interface ChatEvents {
   viewed: Viewed;
   presence: Presence;
   state: { state: ConnectionState; attempt: number; delayMs?: number; code?: number; reason?: string };
+  /** The server accepted a fresh token (the SDK refreshes at 80% of a token's lifetime). */
+  auth: { expires_at?: string };
   /** Error frames not tied to a pending send, and fatal connection errors. */
   error: ChatError;
 }

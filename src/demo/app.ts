@@ -73,7 +73,7 @@ async function tokenFor(): Promise<string> {
   const res = await fetch("/demo/token", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ user_id: userId }),
+    body: JSON.stringify({ user_id: userId, expires_in: Number($<HTMLSelectElement>("ttl").value) }),
   });
   const body = (await res.json()) as { token?: string; error?: { message: string } };
   if (!res.ok || !body.token) throw new Error(body.error?.message ?? `HTTP ${res.status}`);
@@ -84,9 +84,8 @@ async function openChat(): Promise<void> {
   $("signin-error").textContent = "";
   const lessonId = Number($<HTMLInputElement>("lesson").value);
   const student = $<HTMLInputElement>("student").value.trim();
-  let token: string;
   try {
-    token = await tokenFor();
+    await tokenFor();
   } catch (err) {
     $("signin-error").textContent = (err as Error).message;
     return;
@@ -98,7 +97,8 @@ async function openChat(): Promise<void> {
   peerViewedUpTo = "";
   const c = new ChatClient({
     url: location.origin,
-    token,
+    // A function: the SDK asks it again before the token expires and for every reconnect.
+    token: tokenFor,
     lessonId,
     studentId: student ? Number(student) : undefined,
   });
@@ -127,6 +127,7 @@ function wire(c: ChatClient): void {
   c.on("state", (s) => {
     const pill = $("status");
     pill.dataset.state = s.state;
+    if (s.code === 4001) $("session").textContent = "token expired (4001): reconnecting with a new one";
     pill.textContent =
       s.state === "open"
         ? "connected"
@@ -178,6 +179,11 @@ function wire(c: ChatClient): void {
   });
   c.on("error", (e) => {
     $("chat-error").textContent = `${e.code}: ${e.message}`;
+    if (e.code === "forbidden") $("session").textContent = "access ended (1008): the chat stopped";
+  });
+  c.on("auth", (a) => {
+    const until = a.expires_at ? `, valid until ${new Date(a.expires_at).toLocaleTimeString()}` : "";
+    $("session").textContent = `token refreshed${until}`;
   });
 }
 

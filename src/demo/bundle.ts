@@ -20,6 +20,8 @@ import sdkRest from "../client/rest.ts" with { type: "text" };
 // @ts-expect-error text import
 import sdkSeen from "../client/seen.ts" with { type: "text" };
 // @ts-expect-error text import
+import sdkTokenRefresh from "../client/token-refresh.ts" with { type: "text" };
+// @ts-expect-error text import
 import sdkTypes from "../client/types.ts" with { type: "text" };
 // @ts-expect-error text import
 import demoApp from "./app.ts" with { type: "text" };
@@ -37,6 +39,7 @@ const SOURCES: Record<string, string> = {
   [`${ROOT}/client/outgoing.ts`]: sdkOutgoing,
   [`${ROOT}/client/rest.ts`]: sdkRest,
   [`${ROOT}/client/seen.ts`]: sdkSeen,
+  [`${ROOT}/client/token-refresh.ts`]: sdkTokenRefresh,
   [`${ROOT}/client/types.ts`]: sdkTypes,
   [`${ROOT}/demo/app.ts`]: demoApp,
 };

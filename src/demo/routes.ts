@@ -1,4 +1,5 @@
 import { SignJWT } from "jose";
+import { z } from "zod";
 import sampleDirectory from "../../examples/directory.json";
 import type { Config } from "../config.ts";
 import { badRequest, notFound } from "../errors.ts";
@@ -21,6 +22,12 @@ import { guardLocalRequest, isJson, mintingOffReason } from "./guard.ts";
 type App = Parameters<NonNullable<HttpDeps["extend"]>>[0];
 
 const DEV_TOKEN_TTL_S = 15 * 60;
+
+/** `expires_in` lets the page show a token refreshed (and a session expiring) within a minute. */
+const mintBodySchema = z.object({
+  user_id: z.number({ message: "expected a whole number" }).int("expected a whole number").safe(),
+  expires_in: z.number().int().min(10).max(DEV_TOKEN_TTL_S).optional(),
+});
 
 export interface DemoRouteOptions {
   config: Config;
@@ -71,13 +78,14 @@ export async function createDemoRoutes(opts: DemoRouteOptions): Promise<(app: Ap
         const message = "Content-Type must be application/json";
         return c.json({ error: { code: "unsupported_media_type", message } }, 415);
       }
-      const body = (await c.req.json().catch(() => null)) as { user_id?: unknown } | null;
-      const userId = body?.user_id;
-      if (typeof userId !== "number" || !Number.isSafeInteger(userId)) {
-        throw badRequest("user_id: expected a whole number");
+      const body = mintBodySchema.safeParse(await c.req.json().catch(() => null));
+      if (!body.success) {
+        const issue = body.error.issues[0];
+        throw badRequest(`${issue?.path.join(".") || "body"}: ${issue?.message ?? "invalid"}`);
       }
+      const { user_id: userId, expires_in: ttlS = DEV_TOKEN_TTL_S } = body.data;
       if (!dev.users.some((u) => u.id === userId)) throw notFound("no such user in the directory");
-      return c.json({ token: await dev.mint(userId), expires_in: DEV_TOKEN_TTL_S });
+      return c.json({ token: await dev.mint(userId, ttlS), expires_in: ttlS });
     });
   };
 }
@@ -92,11 +100,11 @@ function devTokenMinter(opts: DemoRouteOptions) {
     : directorySchema.parse(sampleDirectory);
   return {
     users: directory.users,
-    mint: (userId: number) =>
+    mint: (userId: number, ttlS: number) =>
       new SignJWT({ token_type: "access", user_id: userId, jti: crypto.randomUUID() })
         .setProtectedHeader({ alg: "HS256", typ: "JWT" })
         .setIssuedAt()
-        .setExpirationTime(`${DEV_TOKEN_TTL_S}s`)
+        .setExpirationTime(`${ttlS}s`)
         .sign(secret),
   };
 }

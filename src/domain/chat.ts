@@ -1,4 +1,4 @@
-import { AppError, forbidden, notFound } from "../errors.ts";
+import { AppError, forbidden, notFound, unavailable } from "../errors.ts";
 import { conversationIdFor } from "../ids.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Conversation, Parties, StoredMessage } from "../model/types.ts";
@@ -6,6 +6,7 @@ import { encode, messageFrame } from "../protocol/frames.ts";
 import { toWireMessage } from "../protocol/wire.ts";
 import type { GroupCommitter } from "../store/group-commit.ts";
 import type { ChatStore } from "../store/sqlite/index.ts";
+import { isStorageFailure } from "../store/storage-errors.ts";
 import { otherParty } from "./access.ts";
 import type { Bus } from "./bus.ts";
 import type { NotifyHooks } from "./notification.ts";
@@ -23,6 +24,8 @@ export interface ChatDeps {
   now: () => number;
   metrics: Metrics;
   maxMessageChars: number;
+  /** Throws `unavailable` while the disk is too short to take new messages. */
+  admit?: () => void;
   /** With MongoDB: get-or-create that first asks MongoDB for the parties' existing id and history. */
   history?: {
     open(id: string, parties: Parties, now: number, since?: string): Promise<Conversation>;
@@ -59,8 +62,14 @@ export function createChat(deps: ChatDeps) {
   return {
     async openConversation(parties: Parties, since?: string): Promise<Conversation> {
       const id = conversationIdFor(parties.lessonId, parties.mentorId, parties.studentId);
-      if (deps.history) return deps.history.open(id, parties, deps.now(), since);
-      return store.openConversation(id, parties, deps.now());
+      try {
+        if (deps.history) return await deps.history.open(id, parties, deps.now(), since);
+        return store.openConversation(id, parties, deps.now());
+      } catch (err) {
+        // A new conversation is a write: on a full disk the connect is refused as retryable.
+        if (isStorageFailure(err)) throw unavailable("the server cannot store a new conversation right now");
+        throw err;
+      }
     },
 
     async send(
@@ -72,7 +81,8 @@ export function createChat(deps: ChatDeps) {
       replyTo?: string,
     ): Promise<{ message: StoredMessage; duplicate: boolean }> {
       const text = validateText(rawText, deps.maxMessageChars, attachmentIds.length > 0);
-      // Messages are never removed (a delete keeps the tombstone), so the check holds at commit.
+      deps.admit?.();
+      // A delete keeps the tombstone; only retention removes rows, and only flushed, older ones.
       if (replyTo !== undefined && !store.message(conversation.id, replyTo)) {
         throw notFound("reply_to: no such message in this conversation");
       }

@@ -77,6 +77,17 @@ export function createDjangoIdentity(opts: DjangoOptions): Identity {
         opts.logger.warn("identity backend failed", { path: what, status: res.status });
         throw unavailable("the identity backend is unavailable; try again shortly");
       }
+      if (res.status >= 300 && res.status < 400) {
+        await res.body?.cancel().catch(() => {});
+        lastCallOk = false;
+        // The platform redirects an unprefixed path to its language prefix: name it (identity/probe.ts).
+        opts.logger.warn("identity backend redirected: DJANGO_BASE_URL probably lacks the language prefix", {
+          path: what,
+          status: res.status,
+          location: res.headers.get("location"),
+        });
+        throw unavailable("the identity backend is misconfigured; try again later");
+      }
       const body =
         res.status === 200 || res.status === 403 ? await res.json().catch(() => undefined) : undefined;
       if (body === undefined) await res.body?.cancel().catch(() => {});

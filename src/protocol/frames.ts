@@ -124,6 +124,7 @@ export type ErrorCode =
   | "conflict"
   | "forbidden"
   | "unauthorized"
+  | "token_expired"
   | "rate_limited"
   | "unavailable"
   | "internal";

@@ -16,6 +16,13 @@ export interface GroupCommitter {
 export function createGroupCommitter(opts: {
   transaction: <T>(fn: () => T) => T;
   onBatch?: (size: number) => void;
+  /**
+   * A job error that is the storage failing (disk full, I/O error), not the job: the batch is
+   * rolled back as a whole rather than committed around it.
+   */
+  isStorageFailure?: (err: unknown) => boolean;
+  /** What every job of a batch whose commit failed is rejected with (the error by default). */
+  onCommitError?: (err: unknown, jobs: number) => unknown;
 }): GroupCommitter {
   let queue: Job<unknown>[] = [];
   let scheduled = false;
@@ -35,13 +42,15 @@ export function createGroupCommitter(opts: {
           try {
             results[i] = batch[i]!.run();
           } catch (err) {
+            if (opts.isStorageFailure?.(err)) throw err;
             failures[i] = err ?? new Error("write failed");
           }
         }
       });
     } catch (err) {
       // The commit itself failed (disk full, I/O error): nothing in the batch is durable.
-      for (const job of batch) job.reject(err);
+      const reason = opts.onCommitError ? opts.onCommitError(err, batch.length) : err;
+      for (const job of batch) job.reject(reason);
       return;
     }
     opts.onBatch?.(batch.length);

@@ -1,6 +1,6 @@
 import type { ServerWebSocket } from "bun";
 import type { FailedAuthGuard } from "../auth/failed-auth.ts";
-import { otherParty } from "../domain/access.ts";
+import { otherParty, resolveParties } from "../domain/access.ts";
 import { conversationTopic, participantTopic } from "../domain/bus.ts";
 import type { Chat } from "../domain/chat.ts";
 import type { ChangeResult, Edits } from "../domain/edits.ts";
@@ -25,6 +25,7 @@ import {
 import { positionAfterMessage } from "../protocol/params.ts";
 import { toWireChange, toWireMessage } from "../protocol/wire.ts";
 import type { ChatStore } from "../store/sqlite/index.ts";
+import { createExpiryTimers, TOKEN_EXPIRED_CLOSE } from "./expiry.ts";
 
 /** What a socket carries from its upgrade to its close. */
 export interface SessionData {
@@ -47,6 +48,8 @@ export interface SessionData {
   failedAuths?: number;
   /** The `auth` frame being checked: the next waits for it, so every refusal counts before another call. */
   authTurn?: Promise<void>;
+  /** Closes the socket when its newest token expires (expiry.ts). */
+  expiryTimer?: ReturnType<typeof setTimeout>;
 }
 
 export type ChatSocket = ServerWebSocket<SessionData>;
@@ -75,6 +78,8 @@ export interface SessionDeps {
   publishLocal: (topic: string, frame: string) => void;
   /** Sockets that are open, for shutdown to close them with 1001. */
   sockets: Set<ChatSocket>;
+  /** JWT_CLOCK_TOLERANCE_S: how long past `exp` a socket may stay open. */
+  clockToleranceS: number;
 }
 
 const RESUME_PAGE = 200;
@@ -131,6 +136,14 @@ function countFailedAuth(ws: ChatSocket, err: unknown): void {
 
 export function createSessionHandlers(deps: SessionDeps) {
   const { chat, store, presence, metrics, logger } = deps;
+  const expiry = createExpiryTimers<ChatSocket>({
+    toleranceS: deps.clockToleranceS,
+    now: deps.now,
+    onExpire: (ws) => {
+      sendError(ws, deps, "token_expired", "the token expired: fetch a new one and reconnect with since=");
+      ws.close(TOKEN_EXPIRED_CLOSE, "token expired");
+    },
+  });
 
   /**
    * Writes the backlog after `ws.data.resumeAfter` page by page, then one frame per message
@@ -300,7 +313,9 @@ export function createSessionHandlers(deps: SessionDeps) {
         ws.close(1008, "token user changed");
         return;
       }
+      if (!(await stillAllowed(ws, { token, cookies: ws.data.cookies }, principal))) return;
       ws.data.principal = principal;
+      expiry.arm(ws, principal.expiresAt);
       send(ws, {
         type: "auth_ok",
         ...(principal.expiresAt !== undefined
@@ -323,10 +338,29 @@ export function createSessionHandlers(deps: SessionDeps) {
     return turn;
   }
 
+  /**
+   * The user may have lost the lesson since the socket opened (an enrollment ended): asks the
+   * identity backend again (through its cache). A refusal closes with 1008; an outage leaves
+   * the socket on its old deadline and reports `unavailable`.
+   */
+  async function stillAllowed(ws: ChatSocket, cred: Credentials, principal: Principal): Promise<boolean> {
+    const c = ws.data.conversation;
+    try {
+      await resolveParties(deps.identity, principal, { lessonId: c.lessonId, studentId: c.studentId }, cred);
+      return true;
+    } catch (err) {
+      if (!(err instanceof AppError) || (err.status !== 403 && err.status !== 404)) throw err;
+      sendError(ws, deps, "forbidden", "access to this lesson has ended");
+      ws.close(1008, "lesson access ended");
+      return false;
+    }
+  }
+
   return {
     open(ws: ChatSocket) {
       const { conversation, principal, since } = ws.data;
       deps.sockets.add(ws);
+      expiry.arm(ws, principal.expiresAt);
       metrics.connectionsOpened.inc();
       // Typing and presence for this participant are not part of the ordered history.
       ws.subscribe(participantTopic(conversation.id, principal.userId));
@@ -384,6 +418,7 @@ export function createSessionHandlers(deps: SessionDeps) {
     close(ws: ChatSocket, code: number) {
       const { conversation, principal } = ws.data;
       deps.sockets.delete(ws);
+      expiry.disarm(ws);
       deps.unwatch(conversation.id);
       deps.announcer.closed(conversation, principal.userId, deps.now());
       logger.debug("connection closed", { connId: ws.data.connId, code });

@@ -268,6 +268,7 @@ class DjangoServer implements DjangoHandle {
     readonly port: number,
     readonly secretKey: string,
     private readonly tempDir: string,
+    private readonly languagePrefix = "",
   ) {
     this.baseUrl = `http://127.0.0.1:${port}`;
     this.dbPath = join(tempDir, DB_FILE);
@@ -291,6 +292,7 @@ class DjangoServer implements DjangoHandle {
       DJANGO_DB_PATH: this.dbPath,
       DJANGO_PARENT_PID: String(process.pid),
       DJANGO_INSTANCE_ID: this.instanceId,
+      CHAT_LANGUAGE_PREFIX: this.languagePrefix,
     });
   }
 
@@ -409,7 +411,13 @@ class DjangoServer implements DjangoHandle {
  * threaded runserver) on a free loopback port and resolves once it answers. Call `dispose()` when
  * done (afterAll).
  */
-export async function startDjango(opts: { secretKey?: string } = {}): Promise<DjangoHandle> {
+/**
+ * `languagePrefix` ("uz") makes the site answer like the platform's real one: the API lives
+ * under `/<prefix>/…` and an unprefixed path gets a 302 there (`baseUrl` stays the bare origin).
+ */
+export async function startDjango(
+  opts: { secretKey?: string; languagePrefix?: string } = {},
+): Promise<DjangoHandle> {
   checkPython();
   if (opts.secretKey === "") throw new Error("startDjango: secretKey must not be empty");
   const secretKey = opts.secretKey ?? randomSecret();
@@ -419,7 +427,7 @@ export async function startDjango(opts: { secretKey?: string } = {}): Promise<Dj
   copyFileSync(templateDb, join(tempDir, DB_FILE));
   // Another process may grab the probed port before runserver binds it; try a fresh one then.
   for (let attempt = 1; ; attempt++) {
-    const server = new DjangoServer(freePort(), secretKey, tempDir);
+    const server = new DjangoServer(freePort(), secretKey, tempDir, opts.languagePrefix);
     try {
       await server.start();
       return server;

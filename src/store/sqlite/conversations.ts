@@ -35,9 +35,12 @@ function conversationStatements(db: Database) {
     lastMessage: db.query<Parameters<typeof toMessage>[0], [string]>(
       "SELECT * FROM messages WHERE conversation_id = ? AND deleted_at IS NULL ORDER BY id DESC LIMIT 1",
     ),
+    // Kept messages above the evicted floor, plus the evicted that were unread (retention.ts).
     unread: db.query<{ n: number }, [string, number]>(
-      `SELECT count(*) AS n FROM messages
-       WHERE conversation_id = ? AND sender_id = ? AND viewed_by IS NULL AND deleted_at IS NULL`,
+      `SELECT (SELECT count(*) FROM messages WHERE conversation_id = ?1 AND sender_id = ?2 AND viewed_by IS NULL AND deleted_at IS NULL
+                 AND id > coalesce(e.floor_id, ''))
+            + coalesce(e.unread, 0) AS n
+       FROM (SELECT 1) LEFT JOIN evicted_summary e ON e.conversation_id = ?1 AND e.sender_id = ?2`,
     ),
     aliasOf: db.query<{ new_id: string }, [string]>("SELECT new_id FROM conversation_alias WHERE old_id = ?"),
     aliases: db.query<{ old_id: string; new_id: string }, []>(
@@ -52,6 +55,9 @@ function conversationStatements(db: Database) {
     ),
     moveChanges: db.query<null, [string, string]>(
       "UPDATE message_changes SET conversation_id = ? WHERE conversation_id = ?",
+    ),
+    moveEvicted: db.query<null, [string, string]>(
+      "UPDATE OR REPLACE evicted_summary SET conversation_id = ? WHERE conversation_id = ?",
     ),
     addAlias: db.query<null, [string, string]>(
       "INSERT OR REPLACE INTO conversation_alias (old_id, new_id) VALUES (?, ?)",
@@ -162,6 +168,7 @@ export function createConversations(db: Database, outbox: Outbox, pages: LatestP
         q.moveConversation.run(newId, oldId);
         q.moveMessages.run(newId, oldId);
         q.moveChanges.run(newId, oldId);
+        q.moveEvicted.run(newId, oldId);
         q.addAlias.run(oldId, newId);
       })();
       // The shared frozen object still carries the old id: the next open must read the new one.

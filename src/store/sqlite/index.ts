@@ -10,6 +10,7 @@ import { createNotifyCycles } from "./notify.ts";
 import { openDatabase, type Synchronous } from "./open.ts";
 import { createOutbox } from "./outbox.ts";
 import { createPresenceTable } from "./presence.ts";
+import { createRetentionStore } from "./retention.ts";
 
 /**
  * The local store: conversations, messages, read marks, last-seen times and the outbox of
@@ -32,7 +33,8 @@ export function openStore(opts: OpenOptions) {
   const pages = createLatestPages();
   const conversations = createConversations(db, outbox, pages);
   const feed = createChangeFeed(db);
-  const messages = createMessages(db, outbox, pages, feed);
+  const retention = createRetentionStore(db, pages);
+  const messages = createMessages(db, outbox, pages, feed, { any: retention.anyEvictedClientIds });
   const attachments = createAttachmentTable(db);
   const cycles = createNotifyCycles(db, outbox);
   return {
@@ -50,6 +52,7 @@ export function openStore(opts: OpenOptions) {
       })();
     },
     ...createPresenceTable(db),
+    retention,
     outboxBatch: outbox.outboxBatch,
     outboxConfirm: outbox.outboxConfirm,
     outboxStats: outbox.outboxStats,

@@ -71,6 +71,13 @@ function messageStatements(db: Database) {
     byId: db.query<MessageRow, [string, string]>(
       "SELECT * FROM messages WHERE conversation_id = ? AND id = ?",
     ),
+    evictedClientId: db.query<{ id: string; created_at: number }, [string, number, string]>(
+      "SELECT id, created_at FROM evicted_client_ids WHERE conversation_id = ? AND sender_id = ? AND client_id = ?",
+    ),
+    // Evicted messages are all older than any kept one: a mark on a kept message covers them.
+    markEvictedViewed: db.query<null, [string, number, string]>(
+      "UPDATE evicted_summary SET unread = 0 WHERE conversation_id = ? AND sender_id = ? AND floor_id <= ? AND unread > 0",
+    ),
     markViewed: db.query<null, [number, number, string, number, string]>(
       `UPDATE messages SET viewed_by = ?, viewed_at = ?
        WHERE conversation_id = ? AND sender_id = ? AND id <= ? AND viewed_by IS NULL`,
@@ -119,7 +126,13 @@ interface FeedNote {
   note(conversationId: string, messageId: string, at: number): void;
 }
 
-export function createMessages(db: Database, outbox: Outbox, pages: LatestPages, feed: FeedNote) {
+export function createMessages(
+  db: Database,
+  outbox: Outbox,
+  pages: LatestPages,
+  feed: FeedNote,
+  evictedClientIds: { any(): boolean },
+) {
   const q = messageStatements(db);
   const insertRow = (m: NewMessage) =>
     q.insert.get(
@@ -140,6 +153,18 @@ export function createMessages(db: Database, outbox: Outbox, pages: LatestPages,
      */
     insertMessage(m: NewMessage): { message: StoredMessage; duplicate: boolean } {
       pages.forget(m.conversationId);
+      // Retention removed the original but remembers its client_id for a while (retention.ts).
+      const evicted =
+        m.clientId !== undefined && evictedClientIds.any()
+          ? q.evictedClientId.get(m.conversationId, m.senderId, m.clientId)
+          : null;
+      if (evicted) {
+        const message = { ...m, id: evicted.id, createdAt: evicted.created_at, clientId: m.clientId ?? null };
+        return {
+          message: { ...message, viewedBy: null, viewedAt: null, editedAt: null, deletedAt: null },
+          duplicate: true,
+        };
+      }
       const inserted = insertRow(m);
       if (!inserted && m.clientId !== undefined) {
         const prior = q.byClientId.get(m.conversationId, m.senderId, m.clientId);
@@ -185,6 +210,7 @@ export function createMessages(db: Database, outbox: Outbox, pages: LatestPages,
     ): number {
       pages.forget(conversationId);
       const { changes } = q.markViewed.run(viewerId, at, conversationId, senderId, upToId);
+      q.markEvictedViewed.run(conversationId, senderId, upToId);
       if (changes > 0 && origin === "here")
         outbox.enqueue("viewed", { conversationId, senderId, viewerId, upToId, viewedAt: at }, at);
       return changes;

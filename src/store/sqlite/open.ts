@@ -9,6 +9,9 @@ export type Synchronous = "FULL" | "NORMAL" | "OFF";
 export function openDatabase(path: string, synchronous: Synchronous = "FULL"): Database {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path, { create: true, strict: true });
+  // Retention frees pages; with incremental auto-vacuum the file gives them back to the disk.
+  // Only takes effect on a new file (an older one is converted by the first sweep that evicts).
+  db.run("PRAGMA auto_vacuum = INCREMENTAL");
   db.run("PRAGMA journal_mode = WAL");
   db.run(`PRAGMA synchronous = ${synchronous}`);
   db.run("PRAGMA busy_timeout = 5000");

@@ -96,6 +96,31 @@ CREATE TABLE message_changes (
 ) WITHOUT ROWID;
 CREATE INDEX message_changes_by_time ON message_changes (conversation_id, changed_at, message_id);`,
   },
+  {
+    to: 6,
+    why:
+      "local retention (store/sqlite/retention.ts): per conversation and sender the newest evicted id " +
+      "and how many evicted were unread; for a while, evicted messages' client_ids (a late resend is a duplicate)",
+    sql: `
+CREATE TABLE IF NOT EXISTS evicted_summary (
+  conversation_id TEXT NOT NULL,
+  sender_id INTEGER NOT NULL,
+  floor_id TEXT NOT NULL,
+  unread INTEGER NOT NULL,
+  PRIMARY KEY (conversation_id, sender_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS evicted_client_ids (
+  conversation_id TEXT NOT NULL,
+  sender_id INTEGER NOT NULL,
+  client_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  evicted_at INTEGER NOT NULL,
+  PRIMARY KEY (conversation_id, sender_id, client_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS evicted_client_ids_by_age ON evicted_client_ids (evicted_at);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = 1 + MIGRATIONS.length;
