@@ -161,7 +161,14 @@ export function createMessages(
       if (evicted) {
         const message = { ...m, id: evicted.id, createdAt: evicted.created_at, clientId: m.clientId ?? null };
         return {
-          message: { ...message, viewedBy: null, viewedAt: null, editedAt: null, deletedAt: null },
+          message: {
+            ...message,
+            replyTo: m.replyTo ?? null,
+            viewedBy: null,
+            viewedAt: null,
+            editedAt: null,
+            deletedAt: null,
+          },
           duplicate: true,
         };
       }
