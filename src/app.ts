@@ -6,9 +6,10 @@ import { createFanout } from "./bus/fanout.ts";
 import type { Config } from "./config.ts";
 import type { Deliver } from "./domain/bus.ts";
 import { type Chat, createChat } from "./domain/chat.ts";
+import { type Copies, createCopyKeeper } from "./domain/copies.ts";
 import type { LastSeenStore, Presence } from "./domain/presence.ts";
 import { KeyedBuckets } from "./domain/rate.ts";
-import { createRelayAccept } from "./domain/relay.ts";
+import { createRelay } from "./domain/relay.ts";
 import { createHttpApp } from "./http/app.ts";
 import { createIdentity } from "./identity/index.ts";
 import type { Identity } from "./identity/types.ts";
@@ -49,7 +50,13 @@ export interface Service {
 /** SQLite, and with MONGO_URI the MongoDB behind the outbox: nothing on the request path waits for it. */
 async function openStorage(
   config: Config,
-  deps: { logger: Logger; metrics: Metrics; now: () => number; onRemap: (oldId: string) => void },
+  deps: {
+    logger: Logger;
+    metrics: Metrics;
+    now: () => number;
+    onRemap: (oldId: string) => void;
+    onConfirmed: Copies["announce"];
+  },
 ) {
   const store = openStore({
     path: config.SQLITE_PATH,
@@ -74,6 +81,7 @@ async function openStorage(
         metrics: deps.metrics,
         now: deps.now,
         onRemap: deps.onRemap,
+        onConfirmed: deps.onConfirmed,
       })
     : undefined;
   const worker = flush
@@ -135,6 +143,7 @@ interface Core {
   chat: Chat;
   presence: Presence;
   bus: Awaited<ReturnType<typeof createFanout>>["bus"];
+  copies: Awaited<ReturnType<typeof createFanout>>["copies"];
   sockets: Set<ChatSocket>;
   deliver: Deliver;
   isDraining: () => boolean;
@@ -204,10 +213,14 @@ async function createTransports(
 }
 
 /** What stops after the sockets, in the order createShutdown calls it. */
-function teardownOf(storage: Storage, fanout: { presence: Presence; bus: Core["bus"] }): Teardown {
+function teardownOf(
+  storage: Storage,
+  fanout: { presence: Presence; bus: Core["bus"]; copies: Core["copies"] },
+): Teardown {
   return {
     flushCommits: () => storage.committer.flushNow(),
     closeFanout: async () => {
+      fanout.copies.close?.();
       await fanout.presence.close();
       await fanout.bus.close();
     },
@@ -226,6 +239,7 @@ function probesOf(core: Core) {
       kind: core.config.REDIS_URL ? ("redis" as const) : ("local" as const),
     },
     mongo: storage.flush?.status,
+    copies: () => core.copies.status(),
     sockets: () => core.sockets.size,
     localUsers: () => presence.localUsers,
     isDraining: core.isDraining,
@@ -247,17 +261,28 @@ export async function startService(
   const deliver: Deliver = (topic, frame) => {
     server?.publish(topic, frame);
   };
-  const storage = await openStorage(config, { logger, metrics, now, onRemap: reconnectRemapped(sockets) });
+  // The bus is made after storage; MongoDB's confirmations reach peers through it from then on.
+  let copiesOut: Copies | undefined;
+  const storage = await openStorage(config, {
+    logger,
+    metrics,
+    now,
+    onRemap: reconnectRemapped(sockets),
+    onConfirmed: (kind, keys) => copiesOut?.announce(kind, keys),
+  });
   const { store, committer } = storage;
   const { identity, notes } = overrides.identity
     ? { identity: overrides.identity, notes: [] }
     : createIdentity(config, logger);
   for (const note of notes) logger.warn(note);
-  const accept = createRelayAccept({ store, committer });
+  const keeper = createCopyKeeper({ store, committer, delayMs: config.COPY_FLUSH_DELAY_MS, now, metrics });
+  const { accept, keepReplica } = createRelay({ store, committer, copies: keeper });
   const lastSeen = lastSeenVia(store, committer);
   const fanout = await createFanout(config, {
     deliver,
     accept,
+    keepReplica,
+    keeper,
     lastSeen,
     registry: metrics.registry,
     logger,
@@ -272,6 +297,7 @@ export async function startService(
     metrics,
     maxMessageChars: config.MAX_MESSAGE_CHARS,
     history: storage.history,
+    ...(config.ACK_COPIES >= 2 ? { secondCopy: fanout.copies } : {}),
   });
   const clientIp = (req: Request) => server?.requestIP(req)?.address ?? "unknown";
   const core: Core = {

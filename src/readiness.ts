@@ -12,6 +12,8 @@ export interface Probes {
   identity: { healthy(): boolean; readonly kind: string };
   bus: { healthy(): boolean; kind: "redis" | "local" };
   mongo?: () => Record<string, unknown> & { ok: boolean };
+  /** Durable copies an ack waits for (ACK_COPIES), and what this instance can give now. */
+  copies: () => Record<string, unknown> & { ok: boolean };
   sockets: () => number;
   localUsers: () => number;
   isDraining: () => boolean;
@@ -32,6 +34,7 @@ export function createReadiness(p: Probes): () => Readiness {
       bus: { ok: busUp, kind: p.bus.kind, state: busUp ? "up" : "degraded" },
       outbox: { ok: true, backlog: outbox.backlog, oldest_age_s: ageS(outbox.oldestAt, p.now()) },
       mongo: p.mongo ? { ...p.mongo(), configured: true } : { ok: true, configured: false },
+      copies: p.copies(),
     };
     checks.shutdown = { ok: !p.isDraining() };
     return { ready: !p.isDraining() && sqlite, checks };

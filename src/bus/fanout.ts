@@ -1,46 +1,56 @@
 import type { Config } from "../config.ts";
 import type { Accept, Bus, Deliver } from "../domain/bus.ts";
+import type { Copies, CopyKeeper } from "../domain/copies.ts";
 import {
   createLocalPresence,
   type LastSeenStore,
   type Presence,
   PresenceTracker,
 } from "../domain/presence.ts";
+import type { KeepReplica } from "../domain/relay.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { createLocalBus } from "./local.ts";
 import { createRedisBus } from "./redis.ts";
 import { createRedisLink } from "./redis-link.ts";
 import { createRedisPresence } from "./redis-presence.ts";
+import { createLocalCopies, createRedisCopies, type RedisCopies } from "./replica.ts";
 
 /**
  * The bus and the presence view: in-process without REDIS_URL; otherwise shared through Redis,
- * with what `accept` decides about frames relayed from other instances.
+ * with what `accept` decides about frames relayed from other instances, and copies between
+ * instances (`keepReplica`, `keeper`; see domain/copies.ts).
  */
 export async function createFanout(
   config: Config,
   deps: {
     deliver: Deliver;
     accept: Accept;
+    keepReplica: KeepReplica;
+    keeper: CopyKeeper;
     lastSeen: LastSeenStore;
     registry: Registry;
     logger: Logger;
     now: () => number;
   },
-): Promise<{ bus: Bus; presence: Presence }> {
+): Promise<{ bus: Bus; presence: Presence; copies: Copies & { close?(): void } }> {
   const tracker = new PresenceTracker();
   if (!config.REDIS_URL) {
     return {
       bus: createLocalBus(deps.deliver),
       presence: createLocalPresence(tracker, deps.lastSeen, deps.now),
+      copies: createLocalCopies(config.ACK_COPIES),
     };
   }
   const instanceId = config.INSTANCE_ID ?? `i-${crypto.randomUUID().slice(0, 8)}`;
   let bus: ReturnType<typeof createRedisBus> | undefined;
+  let copies: RedisCopies | undefined;
   const link = await createRedisLink({
     url: config.REDIS_URL,
     logger: deps.logger,
-    onMessage: (channel, message) => bus?.receive(channel, message),
+    onMessage: (channel, message) => {
+      if (!copies?.receive(channel, message)) bus?.receive(channel, message);
+    },
   });
   bus = createRedisBus({
     link,
@@ -50,6 +60,18 @@ export async function createFanout(
     accept: deps.accept,
     logger: deps.logger,
     registry: deps.registry,
+  });
+  copies = createRedisCopies({
+    link,
+    prefix: config.REDIS_PREFIX,
+    instanceId,
+    wanted: config.ACK_COPIES,
+    timeoutMs: config.ACK_COPY_TIMEOUT_MS,
+    keep: deps.keepReplica,
+    keeper: deps.keeper,
+    logger: deps.logger,
+    registry: deps.registry,
+    now: deps.now,
   });
   const presence = createRedisPresence({
     link,
@@ -62,5 +84,5 @@ export async function createFanout(
     now: deps.now,
   });
   deps.logger.info("redis fan-out", { instance: instanceId, prefix: config.REDIS_PREFIX, up: link.up });
-  return { bus, presence };
+  return { bus, presence, copies };
 }

@@ -8,6 +8,7 @@ import type { GroupCommitter } from "../store/group-commit.ts";
 import type { ChatStore } from "../store/sqlite/index.ts";
 import { otherParty } from "./access.ts";
 import type { Bus } from "./bus.ts";
+import type { SecondCopy } from "./copies.ts";
 
 /**
  * The chat's rules: what a message may be, what marking read means, who hears what. Every
@@ -26,6 +27,8 @@ export interface ChatDeps {
   history?: {
     open(id: string, parties: Parties, now: number, since?: string): Promise<Conversation>;
   };
+  /** With ACK_COPIES=2: an ack (the return of send) waits for a peer's durable copy. */
+  secondCopy?: SecondCopy;
 }
 
 export type Chat = ReturnType<typeof createChat>;
@@ -69,16 +72,14 @@ export function createChat(deps: ChatDeps) {
       const result = await committer.submit(() =>
         store.insertMessage({ id, conversationId: conversation.id, senderId, text, createdAt, clientId }),
       );
+      const frame = encode(messageFrame(toWireMessage(result.message)));
       if (!result.duplicate) {
         metrics.messagesIn.inc();
-        bus.publish(
-          conversation.id,
-          encode(messageFrame(toWireMessage(result.message))),
-          undefined,
-          "message",
-        );
+        bus.publish(conversation.id, frame, undefined, "message");
         metrics.messagesOut.inc({ type: "message" });
       }
+      // A retry too: the first attempt's ack (and maybe its copy) may never have happened.
+      await deps.secondCopy?.secure(conversation, "message", frame);
       return result;
     },
 
@@ -94,19 +95,17 @@ export function createChat(deps: ChatDeps) {
       const viewedAt = deps.now();
       const sender = otherParty(conversation, viewerId);
       await committer.submit(() => store.markViewed(conversation.id, sender, viewerId, messageId, viewedAt));
+      const frame = encode({
+        type: "viewed",
+        conversation_id: conversation.id,
+        message_id: messageId,
+        viewer_id: viewerId,
+        viewed_at: new Date(viewedAt).toISOString(),
+      });
       // Broadcast even when nothing changed: a second device may have missed the first receipt.
-      bus.publish(
-        conversation.id,
-        encode({
-          type: "viewed",
-          conversation_id: conversation.id,
-          message_id: messageId,
-          viewer_id: viewerId,
-          viewed_at: new Date(viewedAt).toISOString(),
-        }),
-        undefined,
-        "viewed",
-      );
+      bus.publish(conversation.id, frame, undefined, "viewed");
+      // No ack waits on a read mark: its copy is made, not awaited.
+      void deps.secondCopy?.secure(conversation, "viewed", frame);
       metrics.messagesOut.inc({ type: "viewed" });
       return { viewedAt };
     },

@@ -1,6 +1,6 @@
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import type { OutboxEntry } from "../model/outbox.ts";
+import { type CopiedKind, copiedKindOf, copyKey, type OutboxEntry } from "../model/outbox.ts";
 import type { StoredMessage } from "../model/types.ts";
 import type { MongoStore } from "../store/mongo.ts";
 import type { OutboxHandler } from "./outbox-worker.ts";
@@ -9,10 +9,18 @@ import type { OutboxHandler } from "./outbox-worker.ts";
  * The outbox handler that copies conversations, messages and read marks to MongoDB: consecutive
  * messages go as one unordered insert; every write is keyed by an id made locally, so a replay
  * is a duplicate-key answer, which counts as done. All three kinds are one handler because their
- * order matters to each other.
+ * order matters to each other. Copies of what other instances accepted (`*_copy`, due only when
+ * their origin stayed silent) are written the same way: the same ids make them harmless repeats.
  */
 
-export const MONGO_KINDS = ["conversation", "message", "viewed"] as const;
+export const MONGO_KINDS = [
+  "conversation",
+  "message",
+  "viewed",
+  "conversation_copy",
+  "message_copy",
+  "viewed_copy",
+] as const;
 type MongoKind = (typeof MONGO_KINDS)[number];
 
 /** What the handler needs of the store: the aliases of adopted conversations, and adopting one. */
@@ -28,6 +36,8 @@ export interface MongoFlushOptions {
   metrics: Metrics;
   /** Told when MongoDB already knew a conversation under another id and the local one moved. */
   onRemap?: (oldId: string, newId: string) => void;
+  /** Told the copy keys MongoDB just confirmed, so peers can withdraw their copies of them. */
+  onConfirmed?: (kind: CopiedKind, keys: string[]) => void;
   now?: () => number;
 }
 
@@ -85,30 +95,48 @@ export function createMongoFlush(opts: MongoFlushOptions) {
     };
   };
 
+  /** Confirms locally, then tells peers (through `onConfirmed`) which changes MongoDB holds now. */
+  const confirmer =
+    (confirm: (done: OutboxEntry<MongoKind>[]) => void) => (done: OutboxEntry<MongoKind>[]) => {
+      confirm(done);
+      if (!opts.onConfirmed || done.length === 0) return;
+      const kind = copiedKindOf(done[0]!.kind)!;
+      opts.onConfirmed(
+        kind,
+        done.map((e) => copyKey(kind, e.payload)),
+      );
+    };
+
   async function handle(
     entries: OutboxEntry<MongoKind>[],
-    confirm: (done: OutboxEntry<MongoKind>[]) => void,
+    confirmed: (done: OutboxEntry<MongoKind>[]) => void,
   ): Promise<void> {
     const translate = translator();
+    const confirm = confirmer(confirmed);
     let i = 0;
     while (i < entries.length) {
       const entry = entries[i]!;
-      if (entry.kind === "message") {
-        const run: OutboxEntry<"message">[] = [];
-        for (let e = entries[i]; e?.kind === "message"; e = entries[++i]) run.push(e);
+      const kind = copiedKindOf(entry.kind);
+      if (kind === "message") {
+        // Copies and originals alike: one unordered insert per run, confirmed by kind.
+        const run: OutboxEntry<"message" | "message_copy">[] = [];
+        for (let e = entries[i]; e && copiedKindOf(e.kind) === "message"; e = entries[++i])
+          run.push(e as OutboxEntry<"message" | "message_copy">);
         await mongo.putMessages(run.map((r) => translate(r.payload.message)));
-        confirm(run);
+        for (const k of ["message", "message_copy"] as const) {
+          const same = run.filter((r) => r.kind === k);
+          if (same.length > 0) confirm(same);
+        }
         continue;
       }
-      if (entry.kind === "conversation") {
-        const local = { ...entry.payload.conversation, id: conversationOf(entry.payload.conversation.id) };
+      if (kind === "conversation") {
+        const c = (entry as OutboxEntry<"conversation" | "conversation_copy">).payload.conversation;
+        const local = { ...c, id: conversationOf(c.id) };
         const kept = await mongo.putConversation(local);
         if (kept !== local.id) adopt(local.id, kept);
       } else {
-        await mongo.markViewed({
-          ...entry.payload,
-          conversationId: conversationOf(entry.payload.conversationId),
-        });
+        const mark = (entry as OutboxEntry<"viewed" | "viewed_copy">).payload;
+        await mongo.markViewed({ ...mark, conversationId: conversationOf(mark.conversationId) });
       }
       confirm([entry]);
       i++;

@@ -13,6 +13,37 @@ export interface OutboxPayloads {
   message: { message: StoredMessage };
   /** A read mark applied here. */
   viewed: ViewedMark;
+  /**
+   * Copies of what another instance accepted (relayed to this one): written to MongoDB only if
+   * that instance has not confirmed its own flush before the entry's due time (docs/durability.md).
+   */
+  conversation_copy: { conversation: Conversation };
+  message_copy: { message: StoredMessage };
+  viewed_copy: ViewedMark;
+}
+
+/** The kinds another instance may hold a copy of; a copy is `<kind>_copy`, filed under `copyKey`. */
+export const COPIED_KINDS = ["conversation", "message", "viewed"] as const;
+export type CopiedKind = (typeof COPIED_KINDS)[number];
+export type CopyKind = `${CopiedKind}_copy`;
+
+export const copyKindOf = (kind: CopiedKind): CopyKind => `${kind}_copy`;
+
+/** The kind an entry stands for, copy or not (`message_copy` → `message`). */
+export function copiedKindOf(kind: OutboxKind): CopiedKind | undefined {
+  const base = kind.endsWith("_copy") ? kind.slice(0, -"_copy".length) : kind;
+  return (COPIED_KINDS as readonly string[]).includes(base) ? (base as CopiedKind) : undefined;
+}
+
+/**
+ * The name every instance gives the same change, so a confirmation from the instance that flushed
+ * it withdraws the copies waiting elsewhere: conversation and message ids, and a read mark's triple.
+ */
+export function copyKey(kind: CopiedKind, payload: OutboxPayloads[CopiedKind]): string {
+  if (kind === "conversation") return (payload as OutboxPayloads["conversation"]).conversation.id;
+  if (kind === "message") return (payload as OutboxPayloads["message"]).message.id;
+  const v = payload as ViewedMark;
+  return `${v.conversationId}:${v.viewerId}:${v.upToId}`;
 }
 
 export type OutboxKind = keyof OutboxPayloads;

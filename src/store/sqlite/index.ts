@@ -37,6 +37,7 @@ export function openStore(opts: OpenOptions) {
     outboxStats: outbox.outboxStats,
     enqueue: outbox.enqueue,
     outboxCancel: outbox.cancel,
+    outboxCancelMany: outbox.cancelMany,
     outboxWants: outbox.wants,
 
     /**
