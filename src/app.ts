@@ -288,6 +288,7 @@ export async function startService(
     logger,
     now,
   });
+  copiesOut = fanout.copies;
   const chat = createChat({
     store,
     committer,

@@ -166,6 +166,8 @@ export function createRedisCopies(opts: ReplicaOptions): RedisCopies {
 
   link.subscribe(shared).catch(() => undefined);
   link.subscribe(mine).catch(() => undefined);
+  // Whoever was heard before an outage must be heard again after it to count as a peer.
+  link.onDown(() => peers.clear());
   link.onUp(() => {
     hello();
     void readPersistence();

@@ -73,13 +73,18 @@ export function createCopyKeeper(deps: {
     },
 
     withdraw(kind, keys) {
-      const mine = keys.filter((k) => held.delete(`${kind}:${k}`));
-      if (mine.length === 0) return;
-      // Through the committer: it runs after the write that queued the copy, which was submitted
-      // when the relayed frame arrived, before this confirmation.
+      // Copies are recorded inside the commit of the relayed frame, so a confirmation may arrive
+      // while that commit is queued. Nothing queued and nothing held: nothing to withdraw here.
+      if (committer.pending === 0 && !keys.some((k) => held.has(`${kind}:${k}`))) return;
+      // Through the committer: this runs after the write that queues the copy, which was
+      // submitted when the relayed frame arrived, before this confirmation.
       committer
-        .submit(() => store.outboxCancelMany(copyKindOf(kind), mine))
-        .then(() => withdrawn.inc({ kind }, mine.length))
+        .submit(() => {
+          const mine = keys.filter((k) => held.delete(`${kind}:${k}`));
+          store.outboxCancelMany(copyKindOf(kind), mine);
+          return mine.length;
+        })
+        .then((n) => withdrawn.inc({ kind }, n))
         .catch(() => {
           // The copy stays and is written when due: a duplicate-key answer, nothing worse.
         });
