@@ -4,6 +4,7 @@ import type { KeepReplica } from "../domain/relay.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { COPIED_KINDS } from "../model/outbox.ts";
+import type { Conversation } from "../model/types.ts";
 import type { RedisLink } from "./redis-link.ts";
 
 /**
@@ -69,99 +70,154 @@ function safeJson(raw: string): unknown {
   }
 }
 
+/** Instances heard from lately (any message counts), forgotten after `ttlMs` of silence. */
+function createPeers(now: () => number, ttlMs: number) {
+  const seen = new Map<string, number>();
+  return {
+    heard: (id: string) => void seen.set(id, now()),
+    live(): number {
+      const t = now();
+      for (const [id, at] of seen) if (at < t - ttlMs) seen.delete(id);
+      return seen.size;
+    },
+    clear: () => seen.clear(),
+  };
+}
+
+/** Redis's own persistence settings, for the report; managed Redis often refuses CONFIG. */
+async function redisPersistence(link: RedisLink): Promise<Record<string, string>> {
+  try {
+    const out: Record<string, string> = {};
+    for (const name of ["appendonly", "appendfsync"]) {
+      const r = (await link.command("CONFIG", ["GET", name])) as unknown;
+      const flat = Array.isArray(r) ? r : Object.entries((r ?? {}) as Record<string, unknown>).flat();
+      out[name] = String(flat[1] ?? "unknown");
+    }
+    return out;
+  } catch {
+    return { config: "not readable" };
+  }
+}
+
+/** Confirmations of kept replicas, gathered per origin: every copy of one commit goes in one publish. */
+function createConfirmations(send: (origin: string, ns: number[]) => void) {
+  const toConfirm = new Map<string, number[]>();
+  return (origin: string, n: number) => {
+    const list = toConfirm.get(origin);
+    if (list) return void list.push(n);
+    toConfirm.set(origin, [n]);
+    // The commit resolves every copy's promise in one turn, before this microtask runs.
+    queueMicrotask(() => {
+      const ns = toConfirm.get(origin) ?? [];
+      toConfirm.delete(origin);
+      send(origin, ns);
+    });
+  };
+}
+
+/** The asks for a second copy still open, by sequence: settled by a peer's `held`, a timeout or close. */
+function createWaits(timeoutMs: number, onSingle: (reason: string) => void, onTwo: () => void) {
+  const waiting = new Map<number, (copies: 1 | 2, reason?: string) => void>();
+  let seq = 0;
+  return {
+    open(publish: (n: number) => void): Promise<1 | 2> {
+      const n = ++seq;
+      return new Promise<1 | 2>((resolve) => {
+        const settle = (copies: 1 | 2, reason = "") => {
+          clearTimeout(timeout);
+          waiting.delete(n);
+          if (copies === 2) onTwo();
+          else onSingle(reason);
+          resolve(copies);
+        };
+        const timeout = setTimeout(() => settle(1, `no peer confirmed within ${timeoutMs} ms`), timeoutMs);
+        waiting.set(n, settle);
+        publish(n);
+      });
+    },
+    held: (n: number) => waiting.get(n)?.(2),
+    closeAll: () => {
+      for (const settle of [...waiting.values()]) settle(1, "shutting down");
+    },
+  };
+}
+
+function copiesMetrics(registry: Registry) {
+  return {
+    acks: registry.counter("chat_copies_acks_total", "Acks by the durable copies that existed"),
+    kept: registry.counter("chat_copies_replicas_total", "Replicated frames stored for peers"),
+    bad: registry.counter("chat_copies_malformed_total", "Copy-channel messages that failed validation"),
+  };
+}
+
 export function createRedisCopies(opts: ReplicaOptions): RedisCopies {
   const { link, instanceId, logger, now } = opts;
   const helloEveryMs = opts.helloEveryMs ?? 1000;
-  const peerTtlMs = helloEveryMs * 3 + 500;
   const shared = `${opts.prefix}copies`;
   const ownChannel = (id: string) => `${opts.prefix}copies:${id}`;
   const mine = ownChannel(instanceId);
-  const peers = new Map<string, number>();
-  /** Asks for a second copy still open, by sequence: settled by a peer's `held`, a timeout or close. */
-  const waiting = new Map<number, (copies: 1 | 2) => void>();
-  /** Confirmations to send, by origin, gathered for one publish per commit. */
-  const toConfirm = new Map<string, number[]>();
-  let seq = 0;
+  const peers = createPeers(now, helloEveryMs * 3 + 500);
+  const { acks, kept, bad } = copiesMetrics(opts.registry);
+  let keepFailures = 0;
   let lastFallback: { at: string; reason: string } | undefined;
-  let redisPersistence: Record<string, string> = {};
-  const acks = opts.registry.counter("chat_copies_acks_total", "Acks by the durable copies that existed");
-  const kept = opts.registry.counter("chat_copies_replicas_total", "Replicated frames stored for peers");
-  const bad = opts.registry.counter(
-    "chat_copies_malformed_total",
-    "Copy-channel messages that failed validation",
-  );
-
-  const livePeers = () => {
-    const t = now();
-    for (const [id, seen] of peers) if (seen < t - peerTtlMs) peers.delete(id);
-    return peers.size;
-  };
-  const fallbackReason = (): string | undefined => {
-    if (opts.wanted < 2) return undefined;
-    if (!link.up) return "bus down";
-    if (livePeers() === 0) return "no peer instance";
-    return undefined;
-  };
-  const single = (reason: string): 1 => {
-    lastFallback = { at: new Date(now()).toISOString(), reason };
-    acks.inc({ copies: "1" });
-    return 1;
-  };
+  let persistence: Record<string, string> = {};
 
   const publish = (channel: string, msg: unknown) => {
     if (link.up) link.publish(channel, JSON.stringify(msg)).catch(() => undefined);
   };
   const hello = () => publish(shared, { t: "hello", o: instanceId });
-  const readPersistence = async () => {
-    try {
-      const out: Record<string, string> = {};
-      for (const name of ["appendonly", "appendfsync"]) {
-        const r = (await link.command("CONFIG", ["GET", name])) as unknown;
-        const flat = Array.isArray(r) ? r : Object.entries((r ?? {}) as Record<string, unknown>).flat();
-        out[name] = String(flat[1] ?? "unknown");
-      }
-      redisPersistence = out;
-    } catch {
-      // Managed Redis often refuses CONFIG; the report then says nothing about it.
-      redisPersistence = { config: "not readable" };
-    }
-  };
-
-  const confirmLater = (origin: string, n: number) => {
-    const list = toConfirm.get(origin);
-    if (list) return void list.push(n);
-    toConfirm.set(origin, [n]);
-    // Every copy of one commit resolves in the same turn: one publish answers them all.
-    queueMicrotask(() => {
-      const ns = toConfirm.get(origin) ?? [];
-      toConfirm.delete(origin);
-      publish(ownChannel(origin), { t: "held", o: instanceId, n: ns });
+  const refreshPersistence = () =>
+    void redisPersistence(link).then((p) => {
+      persistence = p;
     });
+  const fallbackReason = (): string | undefined => {
+    if (opts.wanted < 2) return undefined;
+    if (!link.up) return "bus down";
+    if (peers.live() === 0) return "no peer instance";
+    return undefined;
   };
+  const single = (reason: string) => {
+    lastFallback = { at: new Date(now()).toISOString(), reason };
+    acks.inc({ copies: "1" });
+  };
+  const waits = createWaits(opts.timeoutMs, single, () => acks.inc({ copies: "2" }));
+  const confirm = createConfirmations((origin, n) =>
+    publish(ownChannel(origin), { t: "held", o: instanceId, n }),
+  );
+
+  const keepReplica = (m: { o: string; n: number; c: Conversation; k: "message" | "viewed"; f: string }) =>
+    opts.keep(m.c, m.k, m.f).then(
+      (held) => {
+        if (!held) return void bad.inc();
+        kept.inc({ kind: m.k });
+        confirm(m.o, m.n);
+      },
+      (err) => {
+        // The first and every 100th: a broken disk must not turn a flood of replicas into one of logs.
+        if (keepFailures++ % 100 === 0)
+          logger.error("replicated frame could not be kept", {
+            error: err,
+            origin: m.o,
+            failures: keepFailures,
+          });
+      },
+    );
 
   const onShared = (raw: string) => {
     const parsed = sharedSchema.safeParse(safeJson(raw));
     if (!parsed.success) return void bad.inc();
     const m = parsed.data;
     if (m.o === instanceId) return;
-    peers.set(m.o, now());
-    if (m.t === "flushed") return opts.keeper.withdraw(m.k, m.keys);
-    if (m.t !== "copy") return;
-    opts.keep(m.c, m.k, m.f).then(
-      (held) => {
-        if (!held) return void bad.inc();
-        kept.inc({ kind: m.k });
-        confirmLater(m.o, m.n);
-      },
-      (err) => logger.error("replicated frame could not be kept", { error: err, origin: m.o }),
-    );
+    peers.heard(m.o);
+    if (m.t === "flushed") opts.keeper.withdraw(m.k, m.keys);
+    else if (m.t === "copy") void keepReplica(m);
   };
 
   const onHeld = (raw: string) => {
     const parsed = heldSchema.safeParse(safeJson(raw));
     if (!parsed.success) return void bad.inc();
-    peers.set(parsed.data.o, now());
-    for (const n of parsed.data.n) waiting.get(n)?.(2);
+    peers.heard(parsed.data.o);
+    for (const n of parsed.data.n) waits.held(n);
   };
 
   link.subscribe(shared).catch(() => undefined);
@@ -170,9 +226,9 @@ export function createRedisCopies(opts: ReplicaOptions): RedisCopies {
   link.onDown(() => peers.clear());
   link.onUp(() => {
     hello();
-    void readPersistence();
+    refreshPersistence();
   });
-  if (link.up) void readPersistence();
+  if (link.up) refreshPersistence();
   hello();
   const timer = setInterval(hello, helloEveryMs);
 
@@ -187,22 +243,13 @@ export function createRedisCopies(opts: ReplicaOptions): RedisCopies {
     secure(conversation, kind, frame) {
       if (opts.wanted < 2) return Promise.resolve(1);
       const reason = fallbackReason();
-      if (reason) return Promise.resolve(single(reason));
-      const n = ++seq;
-      return new Promise<1 | 2>((resolve) => {
-        const settle = (copies: 1 | 2) => {
-          clearTimeout(timeout);
-          waiting.delete(n);
-          if (copies === 2) acks.inc({ copies: "2" });
-          resolve(copies);
-        };
-        const timeout = setTimeout(
-          () => settle(single(`no peer confirmed within ${opts.timeoutMs} ms`)),
-          opts.timeoutMs,
-        );
-        waiting.set(n, settle);
-        publish(shared, { t: "copy", o: instanceId, n, c: conversation, k: kind, f: frame });
-      });
+      if (reason) {
+        single(reason);
+        return Promise.resolve(1);
+      }
+      return waits.open((n) =>
+        publish(shared, { t: "copy", o: instanceId, n, c: conversation, k: kind, f: frame }),
+      );
     },
 
     announce(kind, keys) {
@@ -217,18 +264,18 @@ export function createRedisCopies(opts: ReplicaOptions): RedisCopies {
         wanted: opts.wanted,
         copies,
         ...(reason ? { fallback: reason } : {}),
-        peers: livePeers(),
+        peers: peers.live(),
         acks_two_copies: acks.get({ copies: "2" }),
         acks_one_copy: acks.get({ copies: "1" }),
         ...(lastFallback ? { last_fallback: lastFallback } : {}),
         // What Redis itself would keep of a stream: reported, not relied on (docs/durability.md).
-        redis_persistence: redisPersistence,
+        redis_persistence: persistence,
       };
     },
 
     close() {
       clearInterval(timer);
-      for (const settle of [...waiting.values()]) settle(single("shutting down"));
+      waits.closeAll();
     },
   };
 }
