@@ -173,7 +173,7 @@ async function scenario(name: string, env: Record<string, string>, root?: string
       ackP99: percentile(acks, 99),
       deliveryP50: percentile(deliveries, 50),
       cpuUsPerMessage: cpu / (PAIRS * MESSAGES),
-      copiesWritten: await metric(b, 'chat_outbox_flushed_total{kind="message_copy"}'),
+      copiesWritten: await metric(b, 'chat_outbox_flushed_total{kind="relayed_message"}'),
       copiesWithdrawn: await metric(b, 'chat_copies_withdrawn_total{kind="message"}'),
     };
   } finally {

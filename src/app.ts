@@ -1,9 +1,12 @@
+import { dirname, join } from "node:path";
 import type { Server } from "bun";
 import { createAuthenticate } from "./auth/authenticate.ts";
 import { createFailedAuthGuard } from "./auth/failed-auth.ts";
 import { compileOrigins } from "./auth/origin.ts";
 import { createFanout } from "./bus/fanout.ts";
+import { closedClaims, createRedisClaims, localClaims, type NotifyClaims } from "./bus/notify-claims.ts";
 import type { Config } from "./config.ts";
+import { type Attachments, createAttachments } from "./domain/attachments.ts";
 import type { Deliver } from "./domain/bus.ts";
 import { type Chat, createChat } from "./domain/chat.ts";
 import { type Copies, createCopyKeeper } from "./domain/copies.ts";
@@ -14,12 +17,16 @@ import { createHttpApp } from "./http/app.ts";
 import { createIdentity } from "./identity/index.ts";
 import type { Identity } from "./identity/types.ts";
 import { createObjectIdGenerator } from "./ids.ts";
+import { ATTACHMENT_KINDS, createAttachmentCopy } from "./jobs/attachment-copy.ts";
 import { createMongoFlush, MONGO_KINDS } from "./jobs/mongo-flush.ts";
+import { NOTIFY_KINDS, notificationsOn, notifierFromConfig } from "./jobs/notifier.ts";
 import { createOutboxWorker, register } from "./jobs/outbox-worker.ts";
 import type { Logger } from "./log.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createReadiness, registerGauges } from "./readiness.ts";
 import { createShutdown, serve, type Teardown } from "./server.ts";
+import { openBlobStore } from "./store/blobs.ts";
+import { createGridStore } from "./store/gridfs.ts";
 import { createGroupCommitter, type GroupCommitter } from "./store/group-commit.ts";
 import { createReadThrough } from "./store/read-through.ts";
 import { type ChatStore, openStore } from "./store/sqlite/index.ts";
@@ -56,13 +63,17 @@ async function openStorage(
     now: () => number;
     onRemap: (oldId: string) => void;
     onConfirmed: Copies["announce"];
+    claims: () => NotifyClaims;
   },
 ) {
   const store = openStore({
     path: config.SQLITE_PATH,
     synchronous: config.SQLITE_SYNCHRONOUS,
     // Each handler's kinds, when its sink is configured: nothing is queued that nobody drains.
-    outboxKinds: config.MONGO_URI ? MONGO_KINDS : [],
+    outboxKinds: [
+      ...(config.MONGO_URI ? [...MONGO_KINDS, ...ATTACHMENT_KINDS] : []),
+      ...(notificationsOn(config) ? NOTIFY_KINDS : []),
+    ],
   });
   // The driver is loaded only when used: it costs a start without MongoDB tens of milliseconds.
   const mongo = config.MONGO_URI
@@ -84,19 +95,45 @@ async function openStorage(
         onConfirmed: deps.onConfirmed,
       })
     : undefined;
-  const worker = flush
-    ? createOutboxWorker(
+  const grid = mongo ? createGridStore(() => mongo.database()) : undefined;
+  // Made below, once the committer it writes through exists; the worker only calls it later.
+  let attachments: Attachments | undefined;
+  const gridSync = grid
+    ? createAttachmentCopy(
         {
-          outbox: store,
-          logger: deps.logger.child({ component: "flusher" }),
-          batchSize: config.MONGO_FLUSH_BATCH,
-          pollMs: config.MONGO_FLUSH_POLL_MS,
-          retryMaxMs: config.MONGO_RETRY_MAX_MS,
-          now: deps.now,
+          prepare: () => grid.ensureIndexes(),
+          copy: (id) => attachments!.copyToGrid(id),
+          remove: (id) => attachments!.removeFromGrid(id),
         },
-        [register(flush.handler)],
+        deps.metrics,
       )
     : undefined;
+  const notifier = notifierFromConfig(config, {
+    cycles: store,
+    claims: deps.claims,
+    logger: deps.logger.child({ component: "notifier" }),
+    metrics: deps.metrics,
+    now: deps.now,
+  });
+  const handlers = [
+    ...(flush ? [register(flush.handler)] : []),
+    ...(notifier ? [register(notifier.handler)] : []),
+    ...(gridSync ? [register(gridSync)] : []),
+  ];
+  const worker =
+    handlers.length > 0
+      ? createOutboxWorker(
+          {
+            outbox: store,
+            logger: deps.logger.child({ component: "flusher" }),
+            batchSize: config.MONGO_FLUSH_BATCH,
+            pollMs: config.MONGO_FLUSH_POLL_MS,
+            retryMaxMs: config.MONGO_RETRY_MAX_MS,
+            now: deps.now,
+          },
+          handlers,
+        )
+      : undefined;
   const history = mongo
     ? createReadThrough({ store, mongo, logger: deps.logger, timeoutMs: config.MONGO_READ_TIMEOUT_MS })
     : undefined;
@@ -107,7 +144,22 @@ async function openStorage(
       worker?.notify();
     },
   });
-  return { store, flush, worker, history, committer };
+  attachments = createAttachments({
+    store: store.attachments,
+    blobs: openBlobStore(config.ATTACHMENT_DIR ?? join(dirname(config.SQLITE_PATH), "attachments")),
+    grid,
+    newId: createObjectIdGenerator(deps.now),
+    now: deps.now,
+    maxBytes: config.ATTACHMENT_MAX_MB * 1024 * 1024,
+    allowedTypes: new Set(config.ATTACHMENT_TYPES),
+    commit: (fn) => committer.submit(fn),
+    enqueue: (kind, id) => store.enqueue(kind, { id }, deps.now()),
+    gridTimeoutMs: config.MONGO_READ_TIMEOUT_MS,
+    unsentTtlMs: config.ATTACHMENT_UNSENT_TTL_S * 1000,
+    retryAfterS: config.ATTACHMENT_RETRY_AFTER_S,
+    logger: deps.logger.child({ component: "attachments" }),
+  });
+  return { store, flush, notifier, worker, history, committer, attachments };
 }
 
 /** last_seen rides along with the next group commit: an fsync per connect would make a reconnect storm crawl. */
@@ -132,6 +184,16 @@ const reconnectRemapped = (sockets: Set<ChatSocket>) => (oldId: string) => {
 };
 
 type Storage = Awaited<ReturnType<typeof openStorage>>;
+
+/** Uploads no message took are removed after ATTACHMENT_UNSENT_TTL_S; checked a few times per TTL. */
+function sweepUnsent(attachments: Attachments, config: Config, logger: Logger) {
+  const everyMs = Math.min(3_600_000, Math.max(500, (config.ATTACHMENT_UNSENT_TTL_S * 1000) / 4));
+  const timer = setInterval(() => {
+    attachments.sweep().catch((err) => logger.warn("attachment sweep failed", { error: err }));
+  }, everyMs);
+  timer.unref();
+  return timer;
+}
 
 interface Core {
   config: Config;
@@ -171,6 +233,7 @@ async function createTransports(
     : undefined;
   const app = createHttpApp({
     store,
+    attachments: core.storage.attachments,
     presence: (u) => presence.status(u),
     restBuckets: new KeyedBuckets(config.RATE_REST_PER_MIN / 60, config.RATE_REST_PER_MIN),
     originAllowed,
@@ -216,11 +279,13 @@ async function createTransports(
 function teardownOf(
   storage: Storage,
   fanout: { presence: Presence; bus: Core["bus"]; copies: Core["copies"] },
+  onClose?: () => void,
 ): Teardown {
   return {
     flushCommits: () => storage.committer.flushNow(),
     closeFanout: async () => {
       fanout.copies.close?.();
+      onClose?.();
       await fanout.presence.close();
       await fanout.bus.close();
     },
@@ -232,7 +297,11 @@ function teardownOf(
 function probesOf(core: Core) {
   const { storage, bus, presence } = core;
   return {
-    store: storage.store,
+    // The outbox figures are MongoDB's: notifications report their own backlog.
+    store: {
+      healthy: () => storage.store.healthy(),
+      outboxStats: () => storage.store.outboxStats([...MONGO_KINDS, ...ATTACHMENT_KINDS]),
+    },
     identity: core.identity,
     bus: {
       healthy: () => bus.healthy(),
@@ -240,6 +309,7 @@ function probesOf(core: Core) {
     },
     mongo: storage.flush?.status,
     copies: () => core.copies.status(),
+    notify: storage.notifier?.status,
     sockets: () => core.sockets.size,
     localUsers: () => presence.localUsers,
     isDraining: core.isDraining,
@@ -263,20 +333,25 @@ export async function startService(
   };
   // The bus is made after storage; MongoDB's confirmations reach peers through it from then on.
   let copiesOut: Copies | undefined;
+  // Notification claims go through the bus's Redis, which exists only after the fan-out below.
+  let claims: NotifyClaims = localClaims;
   const storage = await openStorage(config, {
     logger,
     metrics,
     now,
     onRemap: reconnectRemapped(sockets),
     onConfirmed: (kind, keys) => copiesOut?.announce(kind, keys),
+    claims: () => claims,
   });
   const { store, committer } = storage;
+  const sweeper = sweepUnsent(storage.attachments, config, logger);
+  const notify = storage.notifier?.hooks;
   const { identity, notes } = overrides.identity
     ? { identity: overrides.identity, notes: [] }
     : createIdentity(config, logger);
   for (const note of notes) logger.warn(note);
   const keeper = createCopyKeeper({ store, committer, delayMs: config.COPY_FLUSH_DELAY_MS, now, metrics });
-  const { accept, keepReplica } = createRelay({ store, committer, copies: keeper });
+  const { accept, keepReplica } = createRelay({ store, committer, copies: keeper, notify });
   const lastSeen = lastSeenVia(store, committer);
   const fanout = await createFanout(config, {
     deliver,
@@ -289,6 +364,7 @@ export async function startService(
     now,
   });
   copiesOut = fanout.copies;
+  if (fanout.redis) claims = createRedisClaims({ redis: fanout.redis, prefix: config.REDIS_PREFIX });
   const chat = createChat({
     store,
     committer,
@@ -299,6 +375,7 @@ export async function startService(
     maxMessageChars: config.MAX_MESSAGE_CHARS,
     history: storage.history,
     ...(config.ACK_COPIES >= 2 ? { secondCopy: fanout.copies } : {}),
+    notify,
   });
   const clientIp = (req: Request) => server?.requestIP(req)?.address ?? "unknown";
   const core: Core = {
@@ -328,7 +405,10 @@ export async function startService(
     setDraining: () => {
       draining = true;
     },
-    teardown: teardownOf(storage, fanout),
+    teardown: teardownOf(storage, fanout, () => {
+      clearInterval(sweeper);
+      claims = closedClaims;
+    }),
   });
   storage.worker?.start();
   const port = server.port ?? config.PORT;

@@ -34,6 +34,18 @@ const csv = z
   )
   .optional();
 
+/** Seconds, fractions allowed: tests and demos want a notification delay well under a second. */
+const secondsIn = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+)?$/, "expected a number of seconds, like 60 or 0.5")
+    .transform(Number)
+    .pipe(z.number().min(min).max(max));
+
+/** What `NOTIFY_ACTION_URL` may refer to. */
+export const ACTION_URL_FIELDS = ["lesson_id", "student_id", "mentor_id", "conversation_id"] as const;
+
 const boolFlag = z
   .enum(["1", "0", "true", "false", "yes", "no", "on", "off"], { message: "expected true or false" })
   .transform((v) => ["1", "true", "yes", "on"].includes(v));
@@ -145,6 +157,47 @@ export const envSchema = z
       .describe(
         "a relayed copy is written to MongoDB only if its origin has not confirmed its own write within this time",
       ),
+    // Offline notifications through the platform's notification service (docs/notifications.md).
+    NOTIFY_DELAY_S: secondsIn(0.05, 86_400)
+      .default(60)
+      .describe(
+        "how long a message may stay unread before its recipient is notified (seconds, fractions allowed)",
+      ),
+    NOTIFY_STREAM: z
+      .string()
+      .trim()
+      .regex(/^[\w.:{}-]{1,128}$/, "expected 1-128 letters, digits or _ . : { } -")
+      .optional()
+      .describe("Redis stream the platform's notification service reads; unset means no stream sink"),
+    NOTIFY_REDIS_URL: optionalUrl(["redis://", "rediss://"]).describe(
+      "Redis holding NOTIFY_STREAM; unset means REDIS_URL",
+    ),
+    NOTIFY_URL: optionalUrl(["http://", "https://"]).describe(
+      "the notification service's POST /publish URL; unset means no HTTP sink",
+    ),
+    NOTIFY_TOKEN: z.string().min(1).optional().describe("bearer token sent to NOTIFY_URL"),
+    NOTIFY_INCLUDE_TEXT: boolFlag
+      .default(true)
+      .describe("quote the message's opening characters; false sends a neutral line"),
+    NOTIFY_ACTION_URL: z
+      .string()
+      .trim()
+      .min(1)
+      .refine(
+        (t) =>
+          [...t.matchAll(/\{(\w*)\}/g)].every((m) =>
+            (ACTION_URL_FIELDS as readonly string[]).includes(m[1]!),
+          ),
+        `expected placeholders among ${ACTION_URL_FIELDS.map((f) => `{${f}}`).join(", ")}`,
+      )
+      .default("/lessons/{lesson_id}/chat?student_id={student_id}")
+      .describe(
+        "the notification's link; {lesson_id}, {student_id}, {mentor_id}, {conversation_id} filled in",
+      ),
+    NOTIFY_TIMEOUT_MS: intIn(100, 60_000).default(5000).describe("how long one notification send may take"),
+    NOTIFY_RETRY_MAX_MS: intIn(100, 3_600_000)
+      .default(60_000)
+      .describe("ceiling of the backoff while a notification sink fails"),
     ALLOWED_ORIGINS: csv.describe(
       "comma-separated origin allow-list for WebSocket and CORS (https://*.example.org allowed); unset allows any",
     ),
@@ -185,6 +238,31 @@ export const envSchema = z
       .min(8)
       .optional()
       .describe("when set, /metrics needs Authorization: Bearer <it>"),
+    // Attachments (docs/attachments.md).
+    ATTACHMENT_DIR: z.string().trim().min(1).optional().meta({
+      description: "where attachment bytes are kept locally (content-addressed)",
+      shownDefault: "attachments/ beside SQLITE_PATH",
+    }),
+    ATTACHMENT_MAX_MB: intIn(1, 1024)
+      .default(10)
+      .describe("largest upload in MiB; larger is refused with 413"),
+    ATTACHMENT_TYPES: csv
+      .default([
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "application/pdf",
+        "text/plain",
+        "application/zip",
+      ])
+      .describe("sniffed types accepted, comma-separated (text/plain covers source files); others get 415"),
+    ATTACHMENT_UNSENT_TTL_S: intIn(1, 30 * 86_400)
+      .default(86_400)
+      .describe("an upload no message refers to is removed this long after it was made"),
+    ATTACHMENT_RETRY_AFTER_S: intIn(1, 3600)
+      .default(2)
+      .describe("Retry-After of the 503 for an attachment another instance has not yet copied to GridFS"),
     DEMO_PAGE: boolFlag.optional().meta({
       description: "serve the demo web client at /demo",
       shownDefault: "true on the embedded default (no Django, no key), else false",
@@ -213,6 +291,23 @@ export const envSchema = z
         path: ["JWT_JWKS_URL"],
         message: "set JWT_SECRET or JWT_JWKS_URL, not both",
       });
+    }
+    if (env.NOTIFY_STREAM && !env.NOTIFY_REDIS_URL && !env.REDIS_URL) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["NOTIFY_STREAM"],
+        message: "needs NOTIFY_REDIS_URL or REDIS_URL to know which Redis holds the stream",
+      });
+    }
+    if (env.NOTIFY_REDIS_URL && !env.NOTIFY_STREAM) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["NOTIFY_REDIS_URL"],
+        message: "set NOTIFY_STREAM too, or unset it",
+      });
+    }
+    if (env.NOTIFY_TOKEN && !env.NOTIFY_URL) {
+      ctx.addIssue({ code: "custom", path: ["NOTIFY_TOKEN"], message: "set NOTIFY_URL too, or unset it" });
     }
     if (env.DJANGO_BASE_URL && env.DIRECTORY_FILE) {
       ctx.addIssue({

@@ -2,7 +2,7 @@
  * One error type for refusals the caller should see. HTTP renders it as
  * `{"error": {"code", "message"}}` with its status; WebSocket as an `error` frame or a refused upgrade.
  */
-export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 429 | 500 | 503;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 416 | 429 | 500 | 503;
 
 export class AppError extends Error {
   constructor(

@@ -43,3 +43,18 @@ export function conversationIdFor(lessonId: number, mentorId: number, studentId:
     .digest("hex")
     .slice(0, 24);
 }
+
+/**
+ * A notification's id for the platform's notification service, which reads it as an int64:
+ * derived from the id of the message that opened the notification's cycle, so every retry (on
+ * any instance, after any restart) sends the same number without a counter to keep. Message ids
+ * are unique across instances, so collisions come only from the hash: with 53 bits, about one in
+ * ten thousand after a million notifications. Kept below 2^53 so a JavaScript consumer reads it
+ * exactly; never 0 (Go's zero value for a missing field).
+ */
+export function notificationIdFor(firstMessageId: string): number {
+  const digest = createHash("sha256").update(`notification:${firstMessageId}`).digest();
+  // 21 high bits from the first word, 32 from the second: 53 bits in all.
+  const id = (digest.readUInt32BE(0) & 0x1fffff) * 2 ** 32 + digest.readUInt32BE(4);
+  return id === 0 ? 1 : id;
+}

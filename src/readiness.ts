@@ -14,6 +14,8 @@ export interface Probes {
   mongo?: () => Record<string, unknown> & { ok: boolean };
   /** Durable copies an ack waits for (ACK_COPIES), and what this instance can give now. */
   copies: () => Record<string, unknown> & { ok: boolean };
+  /** The notifier, when a sink is configured; a failing sink degrades, it does not unready. */
+  notify?: () => Record<string, unknown> & { ok: boolean };
   sockets: () => number;
   localUsers: () => number;
   isDraining: () => boolean;
@@ -35,6 +37,7 @@ export function createReadiness(p: Probes): () => Readiness {
       outbox: { ok: true, backlog: outbox.backlog, oldest_age_s: ageS(outbox.oldestAt, p.now()) },
       mongo: p.mongo ? { ...p.mongo(), configured: true } : { ok: true, configured: false },
       copies: p.copies(),
+      notify: p.notify ? { ...p.notify(), configured: true } : { ok: true, configured: false },
     };
     checks.shutdown = { ok: !p.isDraining() };
     return { ready: !p.isDraining() && sqlite, checks };

@@ -32,6 +32,8 @@ export function serve(parts: ServerParts): Server<SessionData> {
   return Bun.serve<SessionData>({
     port: config.PORT,
     hostname: config.HOST,
+    // The largest attachment plus multipart framing; the upload route enforces the exact limit.
+    maxRequestBodySize: (config.ATTACHMENT_MAX_MB + 1) * 1024 * 1024,
     fetch(req, srv) {
       if (new URL(req.url).pathname === "/ws") return parts.upgrade(req, srv);
       return parts.fetch(req, srv);

@@ -12,7 +12,7 @@ import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { createLocalBus } from "./local.ts";
 import { createRedisBus } from "./redis.ts";
-import { createRedisLink } from "./redis-link.ts";
+import { createRedisLink, type RedisLink } from "./redis-link.ts";
 import { createRedisPresence } from "./redis-presence.ts";
 import { createLocalCopies, createRedisCopies, type RedisCopies } from "./replica.ts";
 
@@ -33,7 +33,7 @@ export async function createFanout(
     logger: Logger;
     now: () => number;
   },
-): Promise<{ bus: Bus; presence: Presence; copies: Copies & { close?(): void } }> {
+): Promise<{ bus: Bus; presence: Presence; copies: Copies & { close?(): void }; redis?: RedisLink }> {
   const tracker = new PresenceTracker();
   if (!config.REDIS_URL) {
     return {
@@ -84,5 +84,5 @@ export async function createFanout(
     now: deps.now,
   });
   deps.logger.info("redis fan-out", { instance: instanceId, prefix: config.REDIS_PREFIX, up: link.up });
-  return { bus, presence, copies };
+  return { bus, presence, copies, redis: link };
 }

@@ -12,7 +12,18 @@ import {
 } from "./options.ts";
 import { ChatRest } from "./rest.ts";
 import { SeenIds } from "./seen.ts";
-import type { Ack, ErrorFrame, Message, OutboundFrame, Page, Ready, TokenSource } from "./types.ts";
+import type {
+  Ack,
+  Attachment,
+  AttachmentRef,
+  ErrorFrame,
+  Message,
+  OutboundFrame,
+  Page,
+  Ready,
+  TokenSource,
+  UploadOptions,
+} from "./types.ts";
 import { ChatError } from "./types.ts";
 
 export type { ChatClientOptions, ChatEvents, ConnectionState } from "./options.ts";
@@ -98,16 +109,36 @@ export class ChatClient extends Emitter<ChatEvents> {
    * Sends a message; resolves with the server's ack once it is durable. Works offline too: the
    * message is queued and sent (once) when the connection is back.
    */
-  send(text: string, opts: { clientId?: string } = {}): Promise<Ack> {
+  send(
+    text: string,
+    opts: { clientId?: string; attachments?: ReadonlyArray<string | AttachmentRef | Attachment> } = {},
+  ): Promise<Ack> {
     if (this.stateNow === "closed") return Promise.reject(new ChatError("closed", "client is closed"));
-    if (text.trim() === "") return Promise.reject(new ChatError("empty", "text must not be empty"));
+    const attachments = (opts.attachments ?? []).map((a) => (typeof a === "string" ? a : a.id));
+    if (text.trim() === "" && attachments.length === 0) {
+      return Promise.reject(new ChatError("empty", "a message needs text or an attachment"));
+    }
     this.stopTyping();
     const clientId = opts.clientId ?? newClientId();
     return new Promise<Ack>((resolve, reject) => {
-      const entry: Pending = { clientId, text, resolve, reject, retries: 0 };
+      const entry: Pending = { clientId, text, attachments, resolve, reject, retries: 0 };
       this.pending.set(clientId, entry);
       this.transmit(entry);
     });
+  }
+
+  /**
+   * Uploads a file into this conversation (after `ready`); resolves to the attachment to pass to
+   * `send(text, { attachments })`. An upload nobody sends is removed by the server after a day.
+   */
+  async upload(file: Blob | ArrayBuffer | Uint8Array, opts: UploadOptions = {}): Promise<Attachment> {
+    const id = this.conversationId ?? (await this.connect()).conversation_id;
+    return this.rest.upload(id, file, opts);
+  }
+
+  /** An attachment's bytes, fetched with the token (an <img> cannot send one). */
+  download(id: string): Promise<Blob> {
+    return this.rest.download(id);
   }
 
   /** Call on every keystroke: sends `is_typing: true` once, and `false` after a pause. */
@@ -352,7 +383,12 @@ export class ChatClient extends Emitter<ChatEvents> {
   private transmit(p: Pending): void {
     if (!this.isOpen()) return; // sent on the next `ready`
     clearTimeout(p.timer);
-    this.frame({ type: "message", text: p.text, client_id: p.clientId });
+    this.frame({
+      type: "message",
+      ...(p.text.trim() !== "" ? { text: p.text } : {}),
+      client_id: p.clientId,
+      ...(p.attachments.length > 0 ? { attachments: p.attachments } : {}),
+    });
     // A frame the server dropped (e.g. a per-connection flood limit) gets no ack and no ref.
     p.timer = setTimeout(() => this.transmit(p), this.opts.ackTimeoutMs ?? 10_000);
   }

@@ -8,6 +8,8 @@ export { newClientId } from "./client-id.ts";
 export { ChatRest, type RestOptions } from "./rest.ts";
 export type {
   Ack,
+  Attachment,
+  AttachmentRef,
   Conversation,
   ErrorCode,
   ErrorFrame,
@@ -18,6 +20,7 @@ export type {
   Ready,
   TokenSource,
   Typing,
+  UploadOptions,
   Viewed,
 } from "./types.ts";
 export { ChatError, type ChatErrorCode } from "./types.ts";

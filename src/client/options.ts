@@ -51,6 +51,7 @@ export interface ChatEvents {
 export interface Pending {
   clientId: string;
   text: string;
+  attachments: string[];
   resolve: (ack: Ack) => void;
   reject: (err: ChatError) => void;
   retries: number;

@@ -18,6 +18,30 @@ export type Viewed = FrameOf<"viewed">;
 export type Presence = FrameOf<"presence">;
 export type ErrorFrame = FrameOf<"error">;
 
+/** An uploaded file, as POST /attachments answers; pass it (or its id) to `send`. */
+export interface Attachment {
+  id: string;
+  name: string;
+  size: number;
+  mime: string;
+  sha256: string;
+}
+
+/** What a message carries of each attachment. */
+export interface AttachmentRef {
+  id: string;
+  name: string;
+  size: number;
+  mime: string;
+}
+
+export interface UploadOptions {
+  /** The file name shown to the other side; a File's own name otherwise, else "file". */
+  name?: string;
+  /** Bytes sent so far and the total. */
+  onProgress?: (sent: number, total: number) => void;
+}
+
 export interface PresenceStatus {
   online: boolean;
   last_seen?: string;

@@ -1,4 +1,11 @@
-import { ChatClient, type Message, newClientId, type Ready } from "../client/index.ts";
+import {
+  type Attachment,
+  type AttachmentRef,
+  ChatClient,
+  type Message,
+  newClientId,
+  type Ready,
+} from "../client/index.ts";
 
 /**
  * The demo page's script: plain DOM on top of the SDK. Messages live in one map keyed by id,
@@ -20,7 +27,18 @@ interface DirectoryUser {
 const names = new Map<number, string>();
 const messages = new Map<string, Message>();
 /** Sent but not yet echoed back by the server, by client_id. */
-const outbox = new Map<string, { text: string; failed?: string }>();
+const outbox = new Map<string, { text: string; attachments: AttachmentRef[]; failed?: string }>();
+/** Uploads waiting for the next send, in the order chosen. */
+const staged: Array<{
+  key: string;
+  name: string;
+  done?: Attachment;
+  failed?: string;
+  sent: number;
+  total: number;
+}> = [];
+/** Object URLs of image attachments, fetched once with the token (an <img> cannot send one). */
+const thumbs = new Map<string, Promise<string>>();
 let client: ChatClient | null = null;
 let me = 0;
 let peer = 0;
@@ -156,12 +174,75 @@ function addMessages(list: Message[]): void {
   }
 }
 
-function bubble(text: string, mine: boolean, state: string, at: string, id?: string): HTMLLIElement {
+const INLINE_IMAGES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
+
+function sizeText(n: number): string {
+  return n < 1024
+    ? `${n} B`
+    : n < 1024 * 1024
+      ? `${(n / 1024).toFixed(0)} KB`
+      : `${(n / 1048576).toFixed(1)} MB`;
+}
+
+function thumbUrl(id: string): Promise<string> {
+  let p = thumbs.get(id);
+  if (!p) {
+    p = client!.download(id).then((b) => URL.createObjectURL(b));
+    // A failure (e.g. 503 while another instance is still copying it) is retried on the next render.
+    p.catch(() => thumbs.delete(id));
+    thumbs.set(id, p);
+  }
+  return p;
+}
+
+function attachmentNode(a: AttachmentRef): HTMLElement {
+  if (INLINE_IMAGES.has(a.mime) && client) {
+    const img = document.createElement("img");
+    img.className = "thumb";
+    img.alt = a.name;
+    img.dataset.attachmentId = a.id;
+    void thumbUrl(a.id).then(
+      (url) => {
+        img.src = url;
+      },
+      () => {
+        img.alt = `${a.name} (not available yet)`;
+      },
+    );
+    return img;
+  }
+  const link = document.createElement("a");
+  link.className = "file";
+  link.href = "#";
+  link.dataset.attachmentId = a.id;
+  link.textContent = `📎 ${a.name} (${sizeText(a.size)})`;
+  link.addEventListener("click", (e) => {
+    e.preventDefault();
+    void client?.download(a.id).then((b) => {
+      const save = document.createElement("a");
+      save.href = URL.createObjectURL(b);
+      save.download = a.name;
+      save.click();
+      setTimeout(() => URL.revokeObjectURL(save.href), 10_000);
+    });
+  });
+  return link;
+}
+
+function bubble(
+  text: string,
+  mine: boolean,
+  state: string,
+  at: string,
+  id?: string,
+  attachments: AttachmentRef[] = [],
+): HTMLLIElement {
   const li = document.createElement("li");
   li.className = mine ? "msg mine" : "msg";
   li.dataset.state = state;
   if (id) li.dataset.id = id;
-  li.append(text);
+  for (const a of attachments) li.append(attachmentNode(a));
+  if (text) li.append(text);
   const meta = document.createElement("span");
   meta.className = "meta";
   meta.textContent = at;
@@ -188,10 +269,17 @@ function render(scrollToEnd = false): void {
     const mine = m.sender_id === me;
     const state = mine ? (id <= peerViewedUpTo ? "viewed" : "sent") : "received";
     const at = new Date(m.created_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    items.push(bubble(m.text, mine, state, at, id));
+    items.push(bubble(m.text, mine, state, at, id, m.attachments ?? []));
   }
   for (const [clientId, o] of outbox) {
-    const li = bubble(o.text, true, o.failed ? "failed" : "pending", o.failed ?? "sending…");
+    const li = bubble(
+      o.text,
+      true,
+      o.failed ? "failed" : "pending",
+      o.failed ?? "sending…",
+      undefined,
+      o.attachments,
+    );
     li.dataset.clientId = clientId;
     items.push(li);
   }
@@ -230,19 +318,73 @@ async function loadOlder(): Promise<void> {
   }
 }
 
+function renderStaged(): void {
+  $("pending").replaceChildren(
+    ...staged.map((s) => {
+      const chip = document.createElement("span");
+      chip.className = "chip";
+      chip.dataset.state = s.failed ? "failed" : s.done ? "done" : "uploading";
+      chip.textContent = s.failed
+        ? `${s.name}: ${s.failed}`
+        : s.done
+          ? `📎 ${s.name}`
+          : `${s.name} ${s.total ? Math.floor((100 * s.sent) / s.total) : 0}%`;
+      return chip;
+    }),
+  );
+  $<HTMLButtonElement>("send").disabled = staged.some((s) => !s.done && !s.failed);
+}
+
+function stage(list: FileList | File[] | undefined | null): void {
+  if (!client || !list) return;
+  for (const file of Array.from(list)) {
+    const entry = {
+      key: newClientId(),
+      name: file.name,
+      sent: 0,
+      total: file.size,
+    } as (typeof staged)[number];
+    staged.push(entry);
+    client
+      .upload(file, {
+        name: file.name,
+        onProgress: (sent, total) => {
+          entry.sent = sent;
+          entry.total = total;
+          renderStaged();
+        },
+      })
+      .then(
+        (a) => {
+          entry.done = a;
+          renderStaged();
+        },
+        (err: Error) => {
+          entry.failed = err.message;
+          renderStaged();
+        },
+      );
+  }
+  renderStaged();
+}
+
 function send(e: Event): void {
   e.preventDefault();
   const input = $<HTMLInputElement>("text");
   const text = input.value.trim();
-  if (!client || !text) return;
+  const ready = staged.filter((s) => s.done).map((s) => s.done!);
+  if (!client || (!text && ready.length === 0) || staged.some((s) => !s.done && !s.failed)) return;
   input.value = "";
+  staged.length = 0;
+  renderStaged();
   const clientId = newClientId();
-  outbox.set(clientId, { text });
+  const attachments = ready.map(({ id, name, size, mime }) => ({ id, name, size, mime }));
+  outbox.set(clientId, { text, attachments });
   render(true);
-  client.send(text, { clientId }).then(
+  client.send(text, { clientId, attachments }).then(
     () => render(),
     (err: Error) => {
-      outbox.set(clientId, { text, failed: err.message });
+      outbox.set(clientId, { text, attachments, failed: err.message });
       render();
     },
   );
@@ -255,5 +397,30 @@ $("scroller").addEventListener("scroll", () => {
 });
 $("composer").addEventListener("submit", send);
 $("text").addEventListener("input", () => client?.typing());
+$("attach").addEventListener("click", () => $<HTMLInputElement>("file").click());
+$("file").addEventListener("change", () => {
+  const input = $<HTMLInputElement>("file");
+  stage(input.files);
+  input.value = "";
+});
+const chatCard = $("chat");
+chatCard.addEventListener("dragover", (e) => {
+  e.preventDefault();
+  chatCard.classList.add("dragging");
+});
+chatCard.addEventListener("dragleave", () => chatCard.classList.remove("dragging"));
+chatCard.addEventListener("drop", (e) => {
+  e.preventDefault();
+  chatCard.classList.remove("dragging");
+  stage(e.dataTransfer?.files);
+});
+// A screenshot pasted from the clipboard is an attachment too.
+$("text").addEventListener("paste", (e) => {
+  const files = Array.from(e.clipboardData?.files ?? []);
+  if (files.length > 0) {
+    e.preventDefault();
+    stage(files);
+  }
+});
 document.addEventListener("visibilitychange", () => render());
 void loadDirectory();

@@ -9,6 +9,7 @@ import type { ChatStore } from "../store/sqlite/index.ts";
 import { otherParty } from "./access.ts";
 import type { Bus } from "./bus.ts";
 import type { SecondCopy } from "./copies.ts";
+import type { NotifyHooks } from "./notification.ts";
 
 /**
  * The chat's rules: what a message may be, what marking read means, who hears what. Every
@@ -29,6 +30,8 @@ export interface ChatDeps {
   };
   /** With ACK_COPIES=2: an ack (the return of send) waits for a peer's durable copy. */
   secondCopy?: SecondCopy;
+  /** With a notification sink: opens and ends notification cycles inside the same commits. */
+  notify?: NotifyHooks;
 }
 
 export type Chat = ReturnType<typeof createChat>;
@@ -41,9 +44,12 @@ function charCount(s: string, atMost: number): number {
   return n;
 }
 
-export function validateText(raw: string, maxChars: number): string {
+/** `allowEmpty`: the message carries attachments, so no text is fine. */
+export function validateText(raw: string, maxChars: number, allowEmpty = false): string {
   const text = raw.trim();
-  if (text.length === 0) throw new AppError(400, "empty", "text must not be empty");
+  if (text.length === 0 && !allowEmpty) {
+    throw new AppError(400, "empty", "a message needs text or at least one attachment");
+  }
   if (charCount(text, maxChars) > maxChars) {
     throw new AppError(413, "too_long", `text is longer than ${maxChars} characters`);
   }
@@ -65,13 +71,19 @@ export function createChat(deps: ChatDeps) {
       senderId: number,
       rawText: string,
       clientId: string | undefined,
+      attachmentIds: readonly string[] = [],
     ): Promise<{ message: StoredMessage; duplicate: boolean }> {
-      const text = validateText(rawText, deps.maxMessageChars);
+      const text = validateText(rawText, deps.maxMessageChars, attachmentIds.length > 0);
       const id = deps.newId();
       const createdAt = deps.now();
-      const result = await committer.submit(() =>
-        store.insertMessage({ id, conversationId: conversation.id, senderId, text, createdAt, clientId }),
-      );
+      const result = await committer.submit(() => {
+        const r = store.sendMessage(
+          { id, conversationId: conversation.id, senderId, text, createdAt, clientId },
+          attachmentIds,
+        );
+        if (!r.duplicate) deps.notify?.accepted(conversation, r.message);
+        return r;
+      });
       const frame = encode(messageFrame(toWireMessage(result.message)));
       if (!result.duplicate) {
         metrics.messagesIn.inc();
@@ -94,7 +106,11 @@ export function createChat(deps: ChatDeps) {
       if (target.senderId === viewerId) throw forbidden("only the recipient can mark a message viewed");
       const viewedAt = deps.now();
       const sender = otherParty(conversation, viewerId);
-      await committer.submit(() => store.markViewed(conversation.id, sender, viewerId, messageId, viewedAt));
+      await committer.submit(() => {
+        store.markViewed(conversation.id, sender, viewerId, messageId, viewedAt);
+        deps.notify?.viewed(conversation.id, viewerId, messageId);
+      });
+      deps.notify?.viewedHere(conversation.id, viewerId, messageId);
       const frame = encode({
         type: "viewed",
         conversation_id: conversation.id,

@@ -7,6 +7,7 @@ import type { ChatStore } from "../store/sqlite/index.ts";
 import { otherParty } from "./access.ts";
 import type { Accept } from "./bus.ts";
 import type { CopyKeeper } from "./copies.ts";
+import type { NotifyHooks } from "./notification.ts";
 
 /**
  * What this instance keeps of frames relayed from others: a message frame carries the whole
@@ -42,7 +43,13 @@ export type KeepReplica = (
   frame: string,
 ) => Promise<boolean>;
 
-export function createRelay(deps: { store: ChatStore; committer: GroupCommitter; copies: CopyKeeper }) {
+export function createRelay(deps: {
+  store: ChatStore;
+  committer: GroupCommitter;
+  copies: CopyKeeper;
+  /** A relayed read mark ends this instance's notification cycle it covers, in the same commit. */
+  notify?: Pick<NotifyHooks, "viewed">;
+}) {
   const { store, committer, copies } = deps;
 
   /** Resolves true when the message was new here; `first` runs in the same transaction, before it. */
@@ -55,7 +62,7 @@ export function createRelay(deps: { store: ChatStore; committer: GroupCommitter;
     if (!msg || msg.conversation_id !== conversationId) return false;
     return committer.submit(() => {
       first?.();
-      return store.keepRelayedMessage(
+      return store.keepRelayedMessageWithAttachments(
         {
           id: msg.id,
           conversationId,
@@ -63,6 +70,8 @@ export function createRelay(deps: { store: ChatStore; committer: GroupCommitter;
           text: msg.text,
           createdAt: Date.parse(msg.created_at),
           clientId: msg.client_id,
+          // Metadata only: this instance serves the bytes from GridFS once the sender's has copied them.
+          attachments: msg.attachments,
         },
         copies.dueAt("message", msg.id),
       );
@@ -87,7 +96,7 @@ export function createRelay(deps: { store: ChatStore; committer: GroupCommitter;
     return committer
       .submit(() => {
         first?.();
-        return store.markViewed(
+        const changed = store.markViewed(
           mark.conversationId,
           mark.senderId,
           mark.viewerId,
@@ -96,6 +105,8 @@ export function createRelay(deps: { store: ChatStore; committer: GroupCommitter;
           "relayed",
           copies.dueAt("viewed", copyKey("viewed", mark)),
         );
+        deps.notify?.viewed(mark.conversationId, mark.viewerId, mark.upToId);
+        return changed;
       })
       .then((changed) => changed > 0);
   };

@@ -6,6 +6,7 @@ import type { Authenticate } from "../auth/authenticate.ts";
 import { bearerFromHeader } from "../auth/credentials.ts";
 import type { OriginCheck } from "../auth/origin.ts";
 import { checkClaimedUser, isParticipant } from "../domain/access.ts";
+import type { Attachments } from "../domain/attachments.ts";
 import type { KeyedBuckets } from "../domain/rate.ts";
 import { AppError, errorBody, forbidden, notFound, toAppError, unauthorized } from "../errors.ts";
 import type { Principal } from "../identity/types.ts";
@@ -13,6 +14,8 @@ import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Conversation, ConversationSummary } from "../model/types.ts";
 import {
+  attachmentParamSchema,
+  attachmentUploadQuerySchema,
   conversationParamSchema,
   conversationsQuerySchema,
   messagesQuerySchema,
@@ -20,7 +23,9 @@ import {
 } from "../protocol/params.ts";
 import { toWireConversation, toWireMessage } from "../protocol/wire.ts";
 import type { ChatStore } from "../store/sqlite/index.ts";
+import { serveAttachment } from "./attachment-response.ts";
 import { openApiDocument } from "./openapi.ts";
+import { prime, readUpload } from "./upload-body.ts";
 
 export interface Readiness {
   ready: boolean;
@@ -29,6 +34,7 @@ export interface Readiness {
 
 export interface HttpDeps {
   store: ChatStore;
+  attachments: Attachments;
   presence: (userId: number) => Promise<{ online: boolean; lastSeen: number | null }>;
   restBuckets: KeyedBuckets;
   originAllowed: OriginCheck;
@@ -76,8 +82,10 @@ export function createHttpApp(deps: HttpDeps) {
     "*",
     cors({
       origin: (origin) => (deps.originAllowed(origin) ? origin : null),
-      allowHeaders: ["Authorization", "Content-Type"],
-      allowMethods: ["GET", "OPTIONS"],
+      allowHeaders: ["Authorization", "Content-Type", "X-Filename", "Range", "If-None-Match", "If-Range"],
+      allowMethods: ["GET", "POST", "OPTIONS"],
+      // What a cross-origin SDK reads of a download and of a 503 while a copy is pending.
+      exposeHeaders: ["Content-Disposition", "Content-Range", "ETag", "Retry-After"],
       maxAge: 600,
       credentials: true,
     }),
@@ -176,6 +184,28 @@ export function createHttpApp(deps: HttpDeps) {
     }
     const page = store.page(conversation.id, { before: q.before, after: q.after, limit: q.limit });
     return c.json(page.map(toWireMessage));
+  });
+
+  app.post("/attachments", authenticate, validate("query", attachmentUploadQuerySchema), async (c) => {
+    const me = c.get("principal");
+    // Membership first: a stranger's body is never read.
+    const conversation = await ownConversation(c.req.valid("query").conversation_id, me);
+    const file = await prime(readUpload(c.req.raw, deps.attachments.maxBytes));
+    return c.json(await deps.attachments.upload(file, me.userId, conversation.id), 201);
+  });
+
+  app.get("/attachments/:id", authenticate, validate("param", attachmentParamSchema), async (c) => {
+    const me = c.get("principal");
+    const opened = await deps.attachments.open(c.req.valid("param").id, async (conversationId) => {
+      try {
+        await ownConversation(conversationId, me);
+        return true;
+      } catch (err) {
+        if (err instanceof AppError && err.status === 404) return false;
+        throw err;
+      }
+    });
+    return serveAttachment(c.req.raw, opened, opened.read);
   });
 
   app.get("/presence", authenticate, validate("query", presenceQuerySchema), async (c) => {

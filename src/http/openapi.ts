@@ -1,6 +1,8 @@
 import { z } from "zod";
 import { messageSchema, objectId } from "../protocol/frames.ts";
 import {
+  attachmentParamSchema,
+  attachmentUploadQuerySchema,
   connectQuerySchema,
   conversationParamSchema,
   conversationsQuerySchema,
@@ -32,6 +34,14 @@ export const conversationResponseSchema = z.strictObject({
 export const presenceResponseSchema = z.strictObject({
   online: z.boolean(),
   last_seen: z.iso.datetime().optional(),
+});
+
+export const attachmentResponseSchema = z.strictObject({
+  id: objectId,
+  name: z.string(),
+  size: z.number().int().nonnegative(),
+  mime: z.string(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
 
 export const readinessResponseSchema = z.strictObject({
@@ -106,6 +116,7 @@ function build() {
       schemas: {
         Error: jsonSchema(errorResponseSchema),
         Message: jsonSchema(messageSchema),
+        Attachment: jsonSchema(attachmentResponseSchema),
         Conversation: jsonSchema(conversationResponseSchema),
         Presence: jsonSchema(presenceResponseSchema),
         Readiness: jsonSchema(readinessResponseSchema),
@@ -154,6 +165,66 @@ function build() {
           ...authed,
           parameters: parameters(presenceQuerySchema, "query"),
           responses: { 200: json(ref("Presence"), "Presence"), ...errors(400, 401, 403, 429, 503) },
+        },
+      },
+      "/attachments": {
+        post: {
+          summary:
+            "Upload a file into a conversation: the raw body (X-Filename: URL-encoded name) or multipart/form-data field `file`",
+          ...authed,
+          parameters: [
+            ...parameters(attachmentUploadQuerySchema, "query"),
+            {
+              name: "X-Filename",
+              in: "header",
+              required: false,
+              description: "The original file name, URL-encoded (raw-body uploads).",
+              schema: { type: "string" },
+            },
+          ],
+          requestBody: {
+            required: true,
+            content: {
+              "application/octet-stream": {
+                schema: { type: "string", contentMediaType: "application/octet-stream" },
+              },
+              "multipart/form-data": {
+                schema: {
+                  type: "object",
+                  properties: { file: { type: "string", contentMediaType: "application/octet-stream" } },
+                  required: ["file"],
+                },
+              },
+            },
+          },
+          responses: {
+            201: json(ref("Attachment"), "Stored (fsync'd); the type is the sniffed one"),
+            ...errors(400, 401, 404, 429),
+            413: json(ref("Error"), "Larger than ATTACHMENT_MAX_MB."),
+            415: json(ref("Error"), "The sniffed type is not allowed; the message names it."),
+          },
+        },
+      },
+      "/attachments/{id}": {
+        get: {
+          summary:
+            "An attachment's bytes: sniffed type, nosniff, strict CSP, inline only for raster images; ETag and Range",
+          ...authed,
+          parameters: parameters(attachmentParamSchema, "path").map((p) => ({
+            ...p,
+            description: "Attachment id.",
+          })),
+          responses: {
+            200: {
+              description: "The file",
+              content: { "application/octet-stream": { schema: { type: "string" } } },
+            },
+            206: { description: "The requested byte range" },
+            304: { description: "Not modified (If-None-Match)" },
+            416: { description: "Range not satisfiable" },
+            ...errors(400, 401, 404, 429),
+            503: json(ref("Error"), "Uploaded on another instance and not yet in GridFS; see Retry-After."),
+          },
         },
       },
       "/ws": {

@@ -9,7 +9,7 @@ import type { OutboxHandler } from "./outbox-worker.ts";
  * The outbox handler that copies conversations, messages and read marks to MongoDB: consecutive
  * messages go as one unordered insert; every write is keyed by an id made locally, so a replay
  * is a duplicate-key answer, which counts as done. All three kinds are one handler because their
- * order matters to each other. Copies of what other instances accepted (`*_copy`, due only when
+ * order matters to each other. Copies of what other instances accepted (`relayed_*`, due only when
  * their origin stayed silent) are written the same way: the same ids make them harmless repeats.
  */
 
@@ -17,9 +17,9 @@ export const MONGO_KINDS = [
   "conversation",
   "message",
   "viewed",
-  "conversation_copy",
-  "message_copy",
-  "viewed_copy",
+  "relayed_conversation",
+  "relayed_message",
+  "relayed_viewed",
 ] as const;
 type MongoKind = (typeof MONGO_KINDS)[number];
 
@@ -119,23 +119,23 @@ export function createMongoFlush(opts: MongoFlushOptions) {
       const kind = copiedKindOf(entry.kind);
       if (kind === "message") {
         // Copies and originals alike: one unordered insert per run, confirmed by kind.
-        const run: OutboxEntry<"message" | "message_copy">[] = [];
+        const run: OutboxEntry<"message" | "relayed_message">[] = [];
         for (let e = entries[i]; e && copiedKindOf(e.kind) === "message"; e = entries[++i])
-          run.push(e as OutboxEntry<"message" | "message_copy">);
+          run.push(e as OutboxEntry<"message" | "relayed_message">);
         await mongo.putMessages(run.map((r) => translate(r.payload.message)));
-        for (const k of ["message", "message_copy"] as const) {
+        for (const k of ["message", "relayed_message"] as const) {
           const same = run.filter((r) => r.kind === k);
           if (same.length > 0) confirm(same);
         }
         continue;
       }
       if (kind === "conversation") {
-        const c = (entry as OutboxEntry<"conversation" | "conversation_copy">).payload.conversation;
+        const c = (entry as OutboxEntry<"conversation" | "relayed_conversation">).payload.conversation;
         const local = { ...c, id: conversationOf(c.id) };
         const kept = await mongo.putConversation(local);
         if (kept !== local.id) adopt(local.id, kept);
       } else {
-        const mark = (entry as OutboxEntry<"viewed" | "viewed_copy">).payload;
+        const mark = (entry as OutboxEntry<"viewed" | "relayed_viewed">).payload;
         await mongo.markViewed({ ...mark, conversationId: conversationOf(mark.conversationId) });
       }
       confirm([entry]);

@@ -34,6 +34,18 @@ export interface OutboxHandler<K extends OutboxKind = OutboxKind> {
   confirmed?(kind: K, n: number): void;
   /** Last, when the worker stops (e.g. close the connection, aborting a write in flight). */
   close?(): Promise<void>;
+  /**
+   * For entries due later (notifications): when the earliest one it left waiting falls due.
+   * An idle wait ends then instead of after the poll interval.
+   */
+  wakeAt?(): number | null;
+  /**
+   * False when a commit never makes an entry due at once (a notification is due a delay later):
+   * then a commit only moves the idle wait's end earlier, to `wakeAt()`, and does not cost a read.
+   */
+  commitWakes?: boolean;
+  /** This handler's backoff ceiling, when not the worker's. */
+  retryMaxMs?: number;
 }
 
 /** A handler with its kinds erased, so handlers of different kinds share one list. */
@@ -85,6 +97,8 @@ export function createOutboxWorker(opts: WorkerOptions, handlers: readonly Regis
   };
 }
 
+const MIN_IDLE_MS = 10;
+
 function createHandlerRun(opts: WorkerOptions, handler: OutboxHandler) {
   const { outbox, logger } = opts;
   const now = opts.now ?? Date.now;
@@ -94,18 +108,37 @@ function createHandlerRun(opts: WorkerOptions, handler: OutboxHandler) {
   let deadline = Number.POSITIVE_INFINITY;
   let failures = 0;
   let wake: (() => void) | null = null;
+  /** Moves the end of the current idle wait to an earlier time. */
+  let rearm: ((at: number) => void) | null = null;
   let loop: Promise<void> | null = null;
 
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
+      let until = now() + ms;
+      let timer = setTimeout(done, ms);
       function done() {
         clearTimeout(timer);
-        if (wake === done) wake = null;
+        if (wake === done) {
+          wake = null;
+          rearm = null;
+        }
         resolve();
       }
       wake = done;
+      rearm = (at) => {
+        if (at >= until) return;
+        until = at;
+        clearTimeout(timer);
+        timer = setTimeout(done, Math.max(0, at - now()));
+      };
     });
+
+  /** The idle wait: the poll interval, or less when the handler knows an entry falls due sooner. */
+  const idleMs = () => {
+    const at = handler.wakeAt?.() ?? null;
+    // A time already past (it fell due during the pass) gets a short pause, never a busy loop.
+    return at === null ? opts.pollMs : Math.min(opts.pollMs, Math.max(MIN_IDLE_MS, at - now()));
+  };
 
   const confirm = (done: OutboxEntry[]) => {
     if (done.length === 0) return;
@@ -157,12 +190,12 @@ function createHandlerRun(opts: WorkerOptions, handler: OutboxHandler) {
       } catch (err) {
         onFailure(err);
         if (stopping) return;
-        await sleep(backoffMs(failures, baseMs, opts.retryMaxMs, random));
+        await sleep(backoffMs(failures, baseMs, handler.retryMaxMs ?? opts.retryMaxMs, random));
         continue;
       }
       if (n === 0) {
         if (stopping) return;
-        await sleep(opts.pollMs);
+        await sleep(idleMs());
       }
     }
   }
@@ -172,7 +205,13 @@ function createHandlerRun(opts: WorkerOptions, handler: OutboxHandler) {
       loop ??= run().catch((err) => logger.error("outbox worker stopped unexpectedly", { error: err }));
     },
     notify(): void {
-      if (failures === 0) wake?.();
+      if (failures > 0) return;
+      if (handler.commitWakes === false) {
+        const at = handler.wakeAt?.() ?? null;
+        if (at !== null) rearm?.(at);
+        return;
+      }
+      wake?.();
     },
     async stop(budgetMs: number): Promise<void> {
       stopping = true;

@@ -1,3 +1,4 @@
+import type { NotifyPayload } from "./notification.ts";
 import type { Conversation, StoredMessage, ViewedMark } from "./types.ts";
 
 /**
@@ -17,21 +18,27 @@ export interface OutboxPayloads {
    * Copies of what another instance accepted (relayed to this one): written to MongoDB only if
    * that instance has not confirmed its own flush before the entry's due time (docs/durability.md).
    */
-  conversation_copy: { conversation: Conversation };
-  message_copy: { message: StoredMessage };
-  viewed_copy: ViewedMark;
+  relayed_conversation: { conversation: Conversation };
+  relayed_message: { message: StoredMessage };
+  relayed_viewed: ViewedMark;
+  /** A notification to the recipient of an unread message, due at `dueAt`. */
+  notify: NotifyPayload;
+  /** An attachment uploaded here, to be copied into GridFS. */
+  attachment_copy: { id: string };
+  /** An attachment removed here (never sent, or its message deleted), to be removed from GridFS. */
+  attachment_delete: { id: string };
 }
 
-/** The kinds another instance may hold a copy of; a copy is `<kind>_copy`, filed under `copyKey`. */
+/** The kinds another instance may hold a copy of; a copy is `relayed_<kind>`, filed under `copyKey`. */
 export const COPIED_KINDS = ["conversation", "message", "viewed"] as const;
 export type CopiedKind = (typeof COPIED_KINDS)[number];
-export type CopyKind = `${CopiedKind}_copy`;
+export type CopyKind = `relayed_${CopiedKind}`;
 
-export const copyKindOf = (kind: CopiedKind): CopyKind => `${kind}_copy`;
+export const copyKindOf = (kind: CopiedKind): CopyKind => `relayed_${kind}`;
 
-/** The kind an entry stands for, copy or not (`message_copy` → `message`). */
+/** The kind an entry stands for, copy or not (`relayed_message` → `message`). */
 export function copiedKindOf(kind: OutboxKind): CopiedKind | undefined {
-  const base = kind.endsWith("_copy") ? kind.slice(0, -"_copy".length) : kind;
+  const base = kind.startsWith("relayed_") ? kind.slice("relayed_".length) : kind;
   return (COPIED_KINDS as readonly string[]).includes(base) ? (base as CopiedKind) : undefined;
 }
 

@@ -25,6 +25,8 @@ export interface StoredMessage {
   clientId: string | null;
   viewedBy: number | null;
   viewedAt: number | null;
+  /** Absent or empty: a text-only message. */
+  attachments?: AttachmentRef[];
 }
 
 export interface NewMessage {
@@ -34,6 +36,15 @@ export interface NewMessage {
   text: string;
   createdAt: number;
   clientId?: string;
+  attachments?: AttachmentRef[];
+}
+
+/** What a message carries of each attachment; the bytes are fetched by id. */
+export interface AttachmentRef {
+  id: string;
+  name: string;
+  size: number;
+  mime: string;
 }
 
 /** A read mark: `viewerId` read every message of `senderId` up to and including `upToId`. */

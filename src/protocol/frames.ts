@@ -18,9 +18,12 @@ export const clientId = z
 export const inboundFrameSchema = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("message"),
-    // Length is checked after trimming, in characters, against MAX_MESSAGE_CHARS.
-    text: z.string({ message: "text must be a string" }),
+    // Length is checked after trimming, in characters, against MAX_MESSAGE_CHARS. Optional when
+    // the message carries attachments; a message with neither is refused as `empty`.
+    text: z.string({ message: "text must be a string" }).optional(),
     client_id: clientId.optional(),
+    // Ids from POST /attachments, uploaded by the sender into this conversation.
+    attachments: z.array(objectId).max(10, "at most 10 attachments per message").optional(),
   }),
   z.strictObject({
     type: z.literal("typing"),
@@ -56,6 +59,14 @@ export function fastMessageFrame(json: unknown): MessageFrame | undefined {
 }
 export const INBOUND_TYPES = inboundFrameSchema.options.map((o) => o.shape.type.value);
 
+/** What a message carries of each attachment (the bytes are at GET /attachments/{id}). */
+export const attachmentRefSchema = z.object({
+  id: objectId,
+  name: z.string().min(1).max(255),
+  size: z.number().int().nonnegative(),
+  mime: z.string().min(1).max(100),
+});
+
 export const messageSchema = z.object({
   id: objectId,
   conversation_id: objectId,
@@ -65,6 +76,7 @@ export const messageSchema = z.object({
   client_id: z.string().optional(),
   viewed_by: z.number().int().optional(),
   viewed_at: z.string().optional(),
+  attachments: z.array(attachmentRefSchema).max(10).optional(),
 });
 export type Message = z.infer<typeof messageSchema>;
 
@@ -75,6 +87,7 @@ export type ErrorCode =
   | "too_long"
   | "empty"
   | "not_found"
+  | "conflict"
   | "forbidden"
   | "unauthorized"
   | "rate_limited"

@@ -41,3 +41,8 @@ export const messagesQuerySchema = z.object({
 });
 
 export const presenceQuerySchema = z.object({ user_id: idParam });
+
+/** POST /attachments: the conversation the file is uploaded into. */
+export const attachmentUploadQuerySchema = z.object({ conversation_id: objectId });
+
+export const attachmentParamSchema = z.object({ id: objectId });

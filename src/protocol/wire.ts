@@ -14,6 +14,7 @@ export function toWireMessage(m: StoredMessage): Message {
   if (m.clientId !== null) out.client_id = m.clientId;
   if (m.viewedBy !== null) out.viewed_by = m.viewedBy;
   if (m.viewedAt !== null) out.viewed_at = new Date(m.viewedAt).toISOString();
+  if (m.attachments?.length) out.attachments = m.attachments;
   return out;
 }
 

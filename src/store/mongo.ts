@@ -1,4 +1,4 @@
-import { MongoBulkWriteError, MongoClient, MongoServerError, ObjectId } from "mongodb";
+import { type Db, MongoBulkWriteError, MongoClient, MongoServerError, ObjectId } from "mongodb";
 import type { Conversation, Parties, StoredMessage } from "../model/types.ts";
 
 /**
@@ -35,6 +35,8 @@ export interface MessageDoc {
   /** Null in documents of the original service for unread messages. */
   viewed_by?: number | null;
   viewed_at?: Date | null;
+  /** The attachments' metadata; their bytes are in the GridFS bucket `attachments` under `id`. */
+  attachments?: Array<{ id: string; name: string; size: number; mime: string }>;
 }
 
 const DUPLICATE_KEY = 11000;
@@ -143,6 +145,14 @@ export function openMongo(opts: MongoOptions) {
         await m.messages.createIndex({ conversation_id: 1, _id: 1 }, { name: "conversation_history" });
       });
       indexesReady = true;
+    },
+
+    /**
+     * The database, connected, for GridFS (store/gridfs.ts). Its calls are tracked too, so a
+     * GridFS failure counts as MongoDB being down.
+     */
+    async database(): Promise<Db> {
+      return track(async () => m.db);
     },
 
     async ping(): Promise<void> {
@@ -303,6 +313,8 @@ export function toMessageDoc(m: StoredMessage): MessageDoc {
   if (m.clientId !== null) doc.client_id = m.clientId;
   if (m.viewedBy !== null) doc.viewed_by = m.viewedBy;
   if (m.viewedAt !== null) doc.viewed_at = new Date(m.viewedAt);
+  if (m.attachments?.length)
+    doc.attachments = m.attachments.map(({ id, name, size, mime }) => ({ id, name, size, mime }));
   return doc;
 }
 
@@ -317,7 +329,7 @@ function fromConversationDoc(d: ConversationDoc): Conversation {
 }
 
 function fromMessageDoc(d: MessageDoc): StoredMessage {
-  return {
+  const m: StoredMessage = {
     id: d._id.toHexString(),
     conversationId: d.conversation_id.toHexString(),
     senderId: d.sender_id,
@@ -327,4 +339,13 @@ function fromMessageDoc(d: MessageDoc): StoredMessage {
     viewedBy: typeof d.viewed_by === "number" ? d.viewed_by : null,
     viewedAt: d.viewed_at instanceof Date ? d.viewed_at.getTime() : null,
   };
+  if (Array.isArray(d.attachments) && d.attachments.length > 0) {
+    m.attachments = d.attachments.map((a) => ({
+      id: String(a.id),
+      name: String(a.name),
+      size: Number(a.size),
+      mime: String(a.mime),
+    }));
+  }
+  return m;
 }

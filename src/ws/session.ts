@@ -168,8 +168,9 @@ export function createSessionHandlers(deps: SessionDeps) {
           const { message, duplicate } = await chat.send(
             conversation,
             principal.userId,
-            frame.text,
+            frame.text ?? "",
             frame.client_id,
+            frame.attachments,
           );
           deps.publishLocal(
             ackTopic(ws),

@@ -192,7 +192,9 @@ describe("bad frames get an error frame and the connection survives", () => {
     ["an array", "[1,2]", "unknown_type"],
     ["unknown type", { type: "shout", text: "x" }, "unknown_type"],
     ["missing type", { text: "x" }, "unknown_type"],
-    ["message without text", { type: "message" }, "bad_frame"],
+    // text became optional with attachments (docs/attachments.md): a message with neither is empty.
+    ["message without text or attachments", { type: "message" }, "empty"],
+    ["attachments that are not ids", { type: "message", attachments: ["x"] }, "bad_frame"],
     ["text of the wrong type", { type: "message", text: 42 }, "bad_frame"],
     ["empty text", { type: "message", text: "   " }, "empty"],
     ["too long", { type: "message", text: "x".repeat(4001) }, "too_long"],

@@ -132,8 +132,8 @@ describe("every copy counts (ACK_COPIES=1)", () => {
     await drained(b, 30_000);
     const metrics = await (await b.get("/metrics")).text();
     const value = (series: string) => Number(new RegExp(`^${series} (\\S+)$`, "m").exec(metrics)?.[1] ?? 0);
-    expect(value('chat_outbox_flushed_total\\{kind="message_copy"\\}')).toBe(0);
-    expect(value('chat_outbox_flushed_total\\{kind="viewed_copy"\\}')).toBe(0);
+    expect(value('chat_outbox_flushed_total\\{kind="relayed_message"\\}')).toBe(0);
+    expect(value('chat_outbox_flushed_total\\{kind="relayed_viewed"\\}')).toBe(0);
     expect(value('chat_copies_withdrawn_total\\{kind="message"\\}')).toBe(30);
     expectExactlyOnce(
       acked,

@@ -10,6 +10,7 @@ import {
 } from "../../src/http/openapi.ts";
 import { messageSchema } from "../../src/protocol/frames.ts";
 import {
+  attachmentUploadQuerySchema,
   connectQuerySchema,
   conversationsQuerySchema,
   messagesQuerySchema,
@@ -30,6 +31,7 @@ const doc = openApiDocument() as unknown as {
 
 /** Which zod schema each documented operation's query string is validated with. */
 const QUERY_SCHEMAS: Record<string, z.ZodObject> = {
+  "/attachments": attachmentUploadQuerySchema,
   "/conversations": conversationsQuerySchema,
   "/conversations/{id}": legacyUserQuerySchema,
   "/messages": messagesQuerySchema,

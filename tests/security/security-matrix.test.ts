@@ -23,6 +23,10 @@ let port: number;
 let msgFrom10 = ""; // a message by the mentor in CONV
 let msgFrom15 = ""; // a message by the student in CONV
 let msgIn16 = ""; // a message in the other student's conversation
+// Attachments, known only once uploaded: rows name them as @att10 / @att16 in their paths.
+let att10 = ""; // uploaded by the mentor into CONV
+let att16 = ""; // uploaded by the other student into their own conversation
+const ATTACHMENT_BYTES = new TextEncoder().encode("lesson notes\n");
 
 beforeAll(async () => {
   svc = await startTestService({
@@ -41,6 +45,16 @@ beforeAll(async () => {
   o.send({ type: "message", text: "other conversation" });
   msgIn16 = String((await o.next("ack")).id);
   for (const sock of [m, s, o]) sock.close();
+  const up = async (userId: number, conversationId: string) => {
+    const res = await fetch(`${svc.url}/attachments?conversation_id=${conversationId}`, {
+      method: "POST",
+      body: ATTACHMENT_BYTES,
+      headers: { Authorization: `Bearer ${await mintToken(userId)}`, "X-Filename": "notes.txt" },
+    });
+    return ((await res.json()) as { id: string }).id;
+  };
+  att10 = await up(10, CONV);
+  att16 = await up(16, CONV_16);
 });
 
 afterAll(async () => {
@@ -53,6 +67,8 @@ type Check = (body: unknown) => void;
 interface RestRow {
   route: string; // "GET /conversations/:id", as app.routes names it
   path: string;
+  /** POST rows send this body (an upload). */
+  body?: Uint8Array<ArrayBuffer>;
   caller: CallerName;
   status: number;
   check?: Check;
@@ -69,7 +85,27 @@ const PUBLIC_ROUTES: Array<[string, string]> = [
 ];
 
 /** What each caller gets from each protected route; bad tokens all get 401. */
-const PROTECTED: Record<string, { path: string; answers: Partial<Record<CallerName, [number, Check?]>> }> = {
+const uploaded = (b: unknown) =>
+  expect(b).toMatchObject({ name: "file", mime: "text/plain", size: ATTACHMENT_BYTES.length });
+
+const PROTECTED: Record<
+  string,
+  { path: string; body?: Uint8Array<ArrayBuffer>; answers: Partial<Record<CallerName, [number, Check?]>> }
+> = {
+  "POST /attachments": {
+    path: `/attachments?conversation_id=${CONV}`,
+    body: ATTACHMENT_BYTES,
+    answers: { mentor: [201, uploaded], student: [201, uploaded], otherStudent: [404], otherMentor: [404] },
+  },
+  "GET /attachments/:id": {
+    path: "/attachments/@att10",
+    answers: {
+      mentor: [200, (b) => expect(b).toBe("lesson notes\n")],
+      student: [200, (b) => expect(b).toBe("lesson notes\n")],
+      otherStudent: [404],
+      otherMentor: [404],
+    },
+  },
   "GET /conversations": {
     path: "/conversations",
     answers: {
@@ -112,12 +148,46 @@ const restRows: RestRow[] = [];
 for (const [route, path] of PUBLIC_ROUTES) {
   for (const caller of ALL_CALLERS) restRows.push({ route, path, caller, status: 200 });
 }
-for (const [route, { path, answers }] of Object.entries(PROTECTED)) {
+for (const [route, { path, body, answers }] of Object.entries(PROTECTED)) {
   for (const caller of ALL_CALLERS) {
     const [status, check] = answers[caller] ?? [401];
-    restRows.push({ route, path, caller, status, ...(check ? { check } : {}) });
+    restRows.push({ route, path, caller, status, ...(body ? { body } : {}), ...(check ? { check } : {}) });
   }
 }
+// Attachments: each participant in their own conversation; ids that do not exist look the same.
+restRows.push(
+  {
+    route: "POST /attachments",
+    path: `/attachments?conversation_id=${CONV_16}`,
+    body: ATTACHMENT_BYTES,
+    caller: "otherStudent",
+    status: 201,
+  },
+  {
+    route: "POST /attachments",
+    path: `/attachments?conversation_id=${CONV_16}`,
+    body: ATTACHMENT_BYTES,
+    caller: "student",
+    status: 404,
+  },
+  {
+    route: "POST /attachments",
+    path: "/attachments?conversation_id=nope",
+    body: ATTACHMENT_BYTES,
+    caller: "mentor",
+    status: 400,
+  },
+  { route: "GET /attachments/:id", path: "/attachments/@att16", caller: "otherStudent", status: 200 },
+  { route: "GET /attachments/:id", path: "/attachments/@att16", caller: "mentor", status: 200 },
+  { route: "GET /attachments/:id", path: "/attachments/@att16", caller: "student", status: 404 },
+  {
+    route: "GET /attachments/:id",
+    path: "/attachments/65f0000000000000000000ff",
+    caller: "mentor",
+    status: 404,
+  },
+  { route: "GET /attachments/:id", path: "/attachments/nope", caller: "mentor", status: 400 },
+);
 // The original trusted query-string identities; here they may only repeat the token's user.
 restRows.push(
   { route: "GET /conversations", path: "/conversations?user_id=15", caller: "mentor", status: 403 },
@@ -160,8 +230,10 @@ restRows.push(
 
 async function restCall(row: RestRow): Promise<Response> {
   const token = await tokenFor(row.caller);
-  return fetch(`${svc.url}${row.path}`, {
+  const path = row.path.replace("@att10", att10).replace("@att16", att16);
+  return fetch(`${svc.url}${path}`, {
     headers: token ? { Authorization: `Bearer ${token}` } : {},
+    ...(row.body ? { method: "POST", body: row.body } : {}),
   });
 }
 
@@ -172,6 +244,10 @@ describe("REST authorisation matrix", () => {
       const text = await res.text();
       expect({ status: res.status, body: text.slice(0, 300) }).toMatchObject({ status: row.status });
       if (row.route === "GET /metrics") return;
+      if (row.route === "GET /attachments/:id" && row.status === 200) {
+        expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+        return row.check?.(text);
+      }
       const body = JSON.parse(text);
       if (row.status >= 400) {
         expect(body).toEqual({ error: { code: expect.any(String), message: expect.any(String) } });

@@ -145,7 +145,10 @@ export function createConversations(db: Database, outbox: Outbox, pages: LatestP
      */
     keepRelayedConversation(c: Conversation, copyDueAt?: number): void {
       if (insertRow(c).changes === 0 || copyDueAt === undefined) return;
-      outbox.enqueue("conversation_copy", { conversation: c }, c.createdAt, { dueAt: copyDueAt, key: c.id });
+      outbox.enqueue("relayed_conversation", { conversation: c }, c.createdAt, {
+        dueAt: copyDueAt,
+        key: c.id,
+      });
     },
 
     /** Copies a conversation MongoDB holds, with no outbox row (it is there already). */

@@ -1,8 +1,10 @@
 import type { OutboxKind } from "../../model/outbox.ts";
-import type { Conversation, StoredMessage } from "../../model/types.ts";
+import type { Conversation, NewMessage, StoredMessage } from "../../model/types.ts";
+import { createAttachmentTable } from "./attachments.ts";
 import { createConversations } from "./conversations.ts";
 import { createLatestPages } from "./latest-pages.ts";
 import { createMessages } from "./messages.ts";
+import { createNotifyCycles } from "./notify.ts";
 import { openDatabase, type Synchronous } from "./open.ts";
 import { createOutbox } from "./outbox.ts";
 import { createPresenceTable } from "./presence.ts";
@@ -28,9 +30,20 @@ export function openStore(opts: OpenOptions) {
   const pages = createLatestPages();
   const conversations = createConversations(db, outbox, pages);
   const messages = createMessages(db, outbox, pages);
+  const attachments = createAttachmentTable(db);
+  const cycles = createNotifyCycles(db, outbox);
   return {
     ...conversations,
     ...messages,
+    ...cycles,
+
+    /** Adopts MongoDB's id for a conversation; its notification cycles move with it. */
+    remapConversation(oldId: string, newId: string): void {
+      db.transaction(() => {
+        conversations.remapConversation(oldId, newId);
+        cycles.moveCycles(oldId, newId);
+      })();
+    },
     ...createPresenceTable(db),
     outboxBatch: outbox.outboxBatch,
     outboxConfirm: outbox.outboxConfirm,
@@ -38,7 +51,38 @@ export function openStore(opts: OpenOptions) {
     enqueue: outbox.enqueue,
     outboxCancel: outbox.cancel,
     outboxCancelMany: outbox.cancelMany,
+    outboxNextDue: outbox.nextDue,
     outboxWants: outbox.wants,
+    attachments,
+
+    /**
+     * insertMessage, with the sender's uploads bound to the message. A retry of a message
+     * already stored (same client_id) is answered with it before the uploads are checked: they
+     * are bound to it already. Must run inside the group commit's transaction.
+     */
+    sendMessage(
+      m: NewMessage,
+      attachmentIds: readonly string[],
+    ): { message: StoredMessage; duplicate: boolean } {
+      if (attachmentIds.length === 0) return messages.insertMessage(m);
+      if (m.clientId !== undefined) {
+        const prior = messages.messageByClientId(m.conversationId, m.senderId, m.clientId);
+        if (prior) return { message: prior, duplicate: true };
+      }
+      const refs = attachments.check(attachmentIds, m.conversationId, m.senderId);
+      const result = messages.insertMessage({ ...m, attachments: refs });
+      attachments.bind(attachmentIds, result.message.id);
+      return result;
+    },
+
+    /** A relayed message and the metadata of its attachments (their bytes stay in GridFS). */
+    keepRelayedMessageWithAttachments(m: NewMessage, copyDueAt?: number): boolean {
+      const fresh = messages.keepRelayedMessage(m, copyDueAt);
+      if (fresh && m.attachments?.length) {
+        attachments.keepRelayed(m.attachments, m.conversationId, m.senderId, m.id, m.createdAt);
+      }
+      return fresh;
+    },
 
     /**
      * Copies what MongoDB already holds into the local store, with no outbox entries (it is

@@ -1,6 +1,6 @@
 import type { Database } from "bun:sqlite";
 import { copyKey } from "../../model/outbox.ts";
-import type { NewMessage, StoredMessage, ViewedMark } from "../../model/types.ts";
+import type { AttachmentRef, NewMessage, StoredMessage, ViewedMark } from "../../model/types.ts";
 import { toWireMessage } from "../../protocol/wire.ts";
 import type { LatestPages } from "./latest-pages.ts";
 import type { Outbox } from "./outbox.ts";
@@ -14,24 +14,33 @@ interface MessageRow {
   client_id: string | null;
   viewed_by: number | null;
   viewed_at: number | null;
+  /** JSON of AttachmentRef[]; null for a text-only message. */
+  attachments: string | null;
 }
 
-export const toMessage = (r: MessageRow): StoredMessage => ({
-  id: r.id,
-  conversationId: r.conversation_id,
-  senderId: r.sender_id,
-  text: r.text,
-  createdAt: r.created_at,
-  clientId: r.client_id,
-  viewedBy: r.viewed_by,
-  viewedAt: r.viewed_at,
-});
+export const toMessage = (r: MessageRow): StoredMessage => {
+  const m: StoredMessage = {
+    id: r.id,
+    conversationId: r.conversation_id,
+    senderId: r.sender_id,
+    text: r.text,
+    createdAt: r.created_at,
+    clientId: r.client_id,
+    viewedBy: r.viewed_by,
+    viewedAt: r.viewed_at,
+  };
+  if (r.attachments !== null) m.attachments = JSON.parse(r.attachments) as AttachmentRef[];
+  return m;
+};
+
+const attachmentsJson = (list: AttachmentRef[] | undefined): string | null =>
+  list && list.length > 0 ? JSON.stringify(list) : null;
 
 function messageStatements(db: Database) {
   return {
-    insert: db.query<{ id: string }, [string, string, number, string, number, string | null]>(
-      `INSERT INTO messages (conversation_id, id, sender_id, text, created_at, client_id) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT DO NOTHING RETURNING id`,
+    insert: db.query<{ id: string }, [string, string, number, string, number, string | null, string | null]>(
+      `INSERT INTO messages (conversation_id, id, sender_id, text, created_at, client_id, attachments)
+       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
     ),
     byClientId: db.query<MessageRow, [string, number, string]>(
       "SELECT * FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_id = ?",
@@ -63,10 +72,10 @@ function messageStatements(db: Database) {
     ),
     importOne: db.query<
       null,
-      [string, string, number, string, number, string | null, number | null, number | null]
+      [string, string, number, string, number, string | null, number | null, number | null, string | null]
     >(
-      `INSERT INTO messages (conversation_id, id, sender_id, text, created_at, client_id, viewed_by, viewed_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO messages (conversation_id, id, sender_id, text, created_at, client_id, viewed_by, viewed_at, attachments)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT DO UPDATE SET viewed_by = coalesce(messages.viewed_by, excluded.viewed_by),
          viewed_at = coalesce(messages.viewed_at, excluded.viewed_at)`,
     ),
@@ -77,7 +86,15 @@ function messageStatements(db: Database) {
 export function createMessages(db: Database, outbox: Outbox, pages: LatestPages) {
   const q = messageStatements(db);
   const insertRow = (m: NewMessage) =>
-    q.insert.get(m.conversationId, m.id, m.senderId, m.text, m.createdAt, m.clientId ?? null);
+    q.insert.get(
+      m.conversationId,
+      m.id,
+      m.senderId,
+      m.text,
+      m.createdAt,
+      m.clientId ?? null,
+      attachmentsJson(m.attachments),
+    );
 
   const self = {
     /**
@@ -93,8 +110,15 @@ export function createMessages(db: Database, outbox: Outbox, pages: LatestPages)
       }
       if (!inserted) throw new Error(`message id ${m.id} collided`);
       const message: StoredMessage = { ...m, clientId: m.clientId ?? null, viewedBy: null, viewedAt: null };
+      if (!m.attachments?.length) delete message.attachments;
       outbox.enqueue("message", { message }, m.createdAt);
       return { message, duplicate: false };
+    },
+
+    /** The message this sender already sent under this client_id, if any. */
+    messageByClientId(conversationId: string, senderId: number, clientId: string): StoredMessage | null {
+      const row = q.byClientId.get(conversationId, senderId, clientId);
+      return row ? toMessage(row) : null;
     },
 
     message(conversationId: string, id: string): StoredMessage | null {
@@ -122,7 +146,7 @@ export function createMessages(db: Database, outbox: Outbox, pages: LatestPages)
       const mark: ViewedMark = { conversationId, senderId, viewerId, upToId, viewedAt: at };
       if (origin === "here") outbox.enqueue("viewed", mark, at);
       else if (copyDueAt !== undefined)
-        outbox.enqueue("viewed_copy", mark, at, { dueAt: copyDueAt, key: copyKey("viewed", mark) });
+        outbox.enqueue("relayed_viewed", mark, at, { dueAt: copyDueAt, key: copyKey("viewed", mark) });
       return changes;
     },
 
@@ -136,7 +160,7 @@ export function createMessages(db: Database, outbox: Outbox, pages: LatestPages)
       if (insertRow(m) === null) return false;
       if (copyDueAt !== undefined) {
         const message: StoredMessage = { ...m, clientId: m.clientId ?? null, viewedBy: null, viewedAt: null };
-        outbox.enqueue("message_copy", { message }, m.createdAt, { dueAt: copyDueAt, key: m.id });
+        outbox.enqueue("relayed_message", { message }, m.createdAt, { dueAt: copyDueAt, key: m.id });
       }
       return true;
     },
@@ -177,6 +201,7 @@ export function createMessages(db: Database, outbox: Outbox, pages: LatestPages)
           m.clientId,
           m.viewedBy,
           m.viewedAt,
+          attachmentsJson(m.attachments),
         );
       }
     },

@@ -37,6 +37,9 @@ export function createOutbox(db: Database, kinds: ReadonlySet<OutboxKind>) {
   const cancelByKeys = db.query<null, [string, string]>(
     "DELETE FROM outbox WHERE kind = ? AND key IN (SELECT value FROM json_each(?))",
   );
+  const nextDue = db.query<{ due: number | null }, [string, number]>(
+    "SELECT min(due_at) AS due FROM outbox WHERE kind = ? AND due_at > ?",
+  );
   const stats = db.query<{ n: number; oldest: number | null }, [string]>(
     "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE kind IN (SELECT value FROM json_each(?))",
   );
@@ -55,6 +58,11 @@ export function createOutbox(db: Database, kinds: ReadonlySet<OutboxKind>) {
       opts: EnqueueOptions = {},
     ): void {
       if (kinds.has(kind)) insert.run(kind, JSON.stringify(payload), at, opts.dueAt ?? at, opts.key ?? null);
+    },
+
+    /** When the next entry of `kind` not yet due at `now` falls due; null when there is none. */
+    nextDue(kind: OutboxKind, now: number): number | null {
+      return nextDue.get(kind, now)?.due ?? null;
     },
 
     /** Withdraws waiting entries of `kind` filed under `key` (e.g. a notification made moot by a read). */

@@ -1,4 +1,5 @@
 import type { Database } from "bun:sqlite";
+import { ATTACHMENTS_SCHEMA } from "./attachments.ts";
 
 /**
  * The tables, and their migrations. SCHEMA is version 1 as first released; each later change is
@@ -57,6 +58,28 @@ UPDATE outbox SET due_at = created_at;
 ALTER TABLE outbox ADD COLUMN key TEXT;
 CREATE INDEX outbox_by_kind ON outbox (kind, seq);
 CREATE INDEX outbox_by_key ON outbox (kind, key) WHERE key IS NOT NULL;`,
+  },
+  {
+    to: 3,
+    why: "notification cycles: one row per (conversation, recipient) with a notification pending or sent",
+    sql: `
+CREATE TABLE notify_cycles (
+  conversation_id TEXT NOT NULL,
+  recipient_id INTEGER NOT NULL,
+  notification_id INTEGER NOT NULL,
+  sender_id INTEGER NOT NULL,
+  first_message_id TEXT NOT NULL,
+  due_at INTEGER NOT NULL,
+  payload TEXT,
+  sinks_done TEXT NOT NULL DEFAULT '',
+  sent_at INTEGER,
+  PRIMARY KEY (conversation_id, recipient_id)
+) WITHOUT ROWID;`,
+  },
+  {
+    to: 4,
+    why: "attachments: their metadata (store/sqlite/attachments.ts), and each message's refs as JSON",
+    sql: `ALTER TABLE messages ADD COLUMN attachments TEXT;\n${ATTACHMENTS_SCHEMA}`,
   },
 ];
 
