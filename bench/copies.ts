@@ -11,13 +11,11 @@
  * `--base-root` adds the same load on another checkout (e.g. main before copies) as a baseline.
  * Env: BENCH_REDIS_URL (default redis://127.0.0.1:6379).
  */
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { startMongo } from "../tests/helpers/ferretdb.ts";
 import { removePrefix } from "../tests/helpers/redis.ts";
 import { type ChildService, spawnService, tempDir, UNTHROTTLED } from "../tests/helpers/service.ts";
-import type { TestSocket } from "../tests/helpers/ws-client.ts";
+import { connectPairs, oneMentorDirectory, percentile, studentsOf } from "./lib/one-mentor.ts";
 import { cpuMicros } from "./lib/proc.ts";
 
 const { values } = parseArgs({
@@ -34,24 +32,7 @@ const MESSAGES = Number(values.messages);
 const WINDOW = Number(values.window);
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
 const DELAY_MS = 2000;
-const MENTOR = 1000;
-const LESSON = 100;
-const students = Array.from({ length: PAIRS }, (_, i) => 2000 + i);
-
-const percentile = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-
-function directory(dir: string): string {
-  const file = join(dir, "bench-directory.json");
-  writeFileSync(
-    file,
-    JSON.stringify({
-      users: [{ id: MENTOR, is_mentor: true }, ...students.map((id) => ({ id, is_mentor: false }))],
-      lessons: [{ id: LESSON, course_id: 1, teacher_id: MENTOR, student_ids: students }],
-    }),
-  );
-  return file;
-}
+const students = studentsOf(PAIRS);
 
 async function metric(svc: ChildService, series: string): Promise<number> {
   const text = await (await svc.get("/metrics")).text();
@@ -66,14 +47,7 @@ async function backlog(svc: ChildService): Promise<number> {
 
 /** Every pair sends MESSAGES with at most WINDOW unacked; returns ack and delivery latencies. */
 async function load(a: ChildService, b: ChildService) {
-  const pairs: Array<{ mentor: TestSocket; student: TestSocket }> = [];
-  for (const s of students) {
-    const student = await b.connect(s, { lesson_id: LESSON });
-    await student.next("ready");
-    const mentor = await a.connect(MENTOR, { lesson_id: LESSON, student_id: s });
-    await mentor.next("ready");
-    pairs.push({ mentor, student });
-  }
+  const pairs = await connectPairs(a, b, students);
   await Bun.sleep(300);
   const acks: number[] = [];
   const deliveries: number[] = [];
@@ -146,7 +120,7 @@ async function scenario(name: string, env: Record<string, string>, root?: string
           ...(root ? { cwd: root } : {}),
           env: {
             ...UNTHROTTLED,
-            DIRECTORY_FILE: directory(d.path),
+            DIRECTORY_FILE: oneMentorDirectory(d.path, students),
             MAX_CONNECTIONS_PER_USER: "10000",
             MONGO_URI: mongo.uri,
             MONGO_DB: mongo.dbName,
