@@ -4,12 +4,17 @@
  * Redis configured with both sides on A). Each instance is a child process with its own
  * SQLite file; the load generator is this process, so send and receive times share one clock.
  *
- *   bun bench/cross-instance.ts [--pairs 40] [--messages 150] [--window 8]
+ *   bun bench/cross-instance.ts [--pairs 40] [--messages 150] [--window 8] [--cluster] [--skip-single]
+ *
+ * --cluster adds the same A → B run on a three-master Redis Cluster started for the bench
+ * (A given node 0, B node 1; conversation channels on sharded pub/sub). --skip-single leaves
+ * out the local-bus and single-Redis runs.
  *
  * Env: BENCH_REDIS_URL (default redis://127.0.0.1:6379), SQLITE_SYNCHRONOUS (default FULL).
  */
 import { parseArgs } from "node:util";
 import { removePrefix } from "../tests/helpers/redis.ts";
+import { startCluster, type TestCluster } from "../tests/helpers/redis-cluster.ts";
 import { type ChildService, spawnService, tempDir } from "../tests/helpers/service.ts";
 import { connectPairs, oneMentorDirectory, percentile, studentsOf } from "./lib/one-mentor.ts";
 
@@ -18,6 +23,8 @@ const { values } = parseArgs({
     pairs: { type: "string", default: "40" },
     messages: { type: "string", default: "150" },
     window: { type: "string", default: "8" },
+    cluster: { type: "boolean", default: false },
+    "skip-single": { type: "boolean", default: false },
   },
 });
 const PAIRS = Number(values.pairs);
@@ -110,25 +117,42 @@ const prefix = `bench:${crypto.randomUUID().slice(0, 8)}:`;
 const dirs = [tempDir("bench-a-"), tempDir("bench-b-"), tempDir("bench-l-")];
 const children: ChildService[] = [];
 const results: Result[] = [];
+let cluster: TestCluster | undefined;
+const redisEnv = (dir: string, id: string, url: string) => ({
+  ...baseEnv(dir),
+  REDIS_URL: url,
+  REDIS_PREFIX: prefix,
+  INSTANCE_ID: id,
+});
 try {
-  const local = await spawnService({ dir: dirs[2]!.path, env: baseEnv(dirs[2]!.path) });
-  children.push(local);
-  results.push(await run("one instance, local bus", local, local));
-  await local.stop();
+  if (!values["skip-single"]) {
+    const local = await spawnService({ dir: dirs[2]!.path, env: baseEnv(dirs[2]!.path) });
+    children.push(local);
+    results.push(await run("one instance, local bus", local, local));
+    await local.stop();
 
-  const redisEnv = (dir: string, id: string) => ({
-    ...baseEnv(dir),
-    REDIS_URL,
-    REDIS_PREFIX: prefix,
-    INSTANCE_ID: id,
-  });
-  const a = await spawnService({ dir: dirs[0]!.path, env: redisEnv(dirs[0]!.path, "A") });
-  const b = await spawnService({ dir: dirs[1]!.path, env: redisEnv(dirs[1]!.path, "B") });
-  children.push(a, b);
-  results.push(await run("Redis bus, both sides on A", a, a));
-  results.push(await run("Redis bus, sender on A, recipient on B", a, b));
+    const a = await spawnService({ dir: dirs[0]!.path, env: redisEnv(dirs[0]!.path, "A", REDIS_URL) });
+    const b = await spawnService({ dir: dirs[1]!.path, env: redisEnv(dirs[1]!.path, "B", REDIS_URL) });
+    children.push(a, b);
+    results.push(await run("Redis bus, both sides on A", a, a));
+    results.push(await run("Redis bus, sender on A, recipient on B", a, b));
+    await a.stop();
+    await b.stop();
+  }
+
+  if (values.cluster) {
+    cluster = await startCluster({ masters: 3 });
+    const [ca, cb] = [tempDir("bench-ca-"), tempDir("bench-cb-")];
+    dirs.push(ca, cb);
+    const a = await spawnService({ dir: ca.path, env: redisEnv(ca.path, "CA", cluster.nodes[0]!.url) });
+    const b = await spawnService({ dir: cb.path, env: redisEnv(cb.path, "CB", cluster.nodes[1]!.url) });
+    children.push(a, b);
+    results.push(await run("3-master cluster, both sides on A", a, a));
+    results.push(await run("3-master cluster, sender on A, recipient on B", a, b));
+  }
 } finally {
   for (const c of children) if (c.proc.exitCode === null) await c.stop();
+  await cluster?.stop();
   for (const d of dirs) d.remove();
   await removePrefix(prefix, REDIS_URL).catch(() => undefined);
 }

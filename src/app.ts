@@ -206,6 +206,7 @@ interface Core {
   presence: Presence;
   bus: Awaited<ReturnType<typeof createFanout>>["bus"];
   copies: Awaited<ReturnType<typeof createFanout>>["copies"];
+  redisShape?: Awaited<ReturnType<typeof createFanout>>["redisShape"];
   sockets: Set<ChatSocket>;
   deliver: Deliver;
   isDraining: () => boolean;
@@ -306,6 +307,7 @@ function probesOf(core: Core) {
     bus: {
       healthy: () => bus.healthy(),
       kind: core.config.REDIS_URL ? ("redis" as const) : ("local" as const),
+      redis: core.redisShape,
     },
     mongo: storage.flush?.status,
     copies: () => core.copies.status(),

@@ -1,3 +1,4 @@
+import type { RedisShape } from "./bus/redis-shape.ts";
 import type { Readiness } from "./http/app.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -10,7 +11,8 @@ import type { Metrics } from "./metrics.ts";
 export interface Probes {
   store: { healthy(): boolean; outboxStats(): { backlog: number; oldestAt: number | null } };
   identity: { healthy(): boolean; readonly kind: string };
-  bus: { healthy(): boolean; kind: "redis" | "local" };
+  /** `redis`: what the server turned out to be (single or cluster, version, what it cannot do). */
+  bus: { healthy(): boolean; kind: "redis" | "local"; redis?: () => RedisShape };
   mongo?: () => Record<string, unknown> & { ok: boolean };
   /** Durable copies an ack waits for (ACK_COPIES), and what this instance can give now. */
   copies: () => Record<string, unknown> & { ok: boolean };
@@ -25,15 +27,21 @@ export interface Probes {
 const ageS = (oldestAt: number | null, now: number) =>
   oldestAt === null ? 0 : Math.max(0, (now - oldestAt) / 1000);
 
+function busCheck(bus: Probes["bus"]): Readiness["checks"][string] {
+  const ok = bus.healthy();
+  const redis = bus.redis?.();
+  const state = ok ? "up" : redis?.unsupported ? "unsupported" : "degraded";
+  return { ok, kind: bus.kind, state, ...(redis ? { redis } : {}) };
+}
+
 export function createReadiness(p: Probes): () => Readiness {
   return () => {
     const sqlite = p.store.healthy();
-    const busUp = p.bus.healthy();
     const outbox = p.store.outboxStats();
     const checks: Readiness["checks"] = {
       sqlite: { ok: sqlite },
       identity: { ok: p.identity.healthy(), backend: p.identity.kind },
-      bus: { ok: busUp, kind: p.bus.kind, state: busUp ? "up" : "degraded" },
+      bus: busCheck(p.bus),
       outbox: { ok: true, backlog: outbox.backlog, oldest_age_s: ageS(outbox.oldestAt, p.now()) },
       mongo: p.mongo ? { ...p.mongo(), configured: true } : { ok: true, configured: false },
       copies: p.copies(),

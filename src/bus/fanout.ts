@@ -12,14 +12,16 @@ import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { createLocalBus } from "./local.ts";
 import { createRedisBus } from "./redis.ts";
-import { createRedisLink, type RedisLink } from "./redis-link.ts";
+import type { RedisLink } from "./redis-link.ts";
 import { createRedisPresence } from "./redis-presence.ts";
+import { connectRedis, type RedisShape } from "./redis-shape.ts";
 import { createLocalCopies, createRedisCopies, type RedisCopies } from "./replica.ts";
 
 /**
  * The bus and the presence view: in-process without REDIS_URL; otherwise shared through Redis,
  * with what `accept` decides about frames relayed from other instances, and copies between
- * instances (`keepReplica`, `keeper`; see domain/copies.ts).
+ * instances (`keepReplica`, `keeper`; see domain/copies.ts). A single Redis or a Redis
+ * Cluster, whichever the server says it is (redis-shape.ts); `redisShape` tells /readyz.
  */
 export async function createFanout(
   config: Config,
@@ -33,7 +35,13 @@ export async function createFanout(
     logger: Logger;
     now: () => number;
   },
-): Promise<{ bus: Bus; presence: Presence; copies: Copies & { close?(): void }; redis?: RedisLink }> {
+): Promise<{
+  bus: Bus;
+  presence: Presence;
+  copies: Copies & { close?(): void };
+  redis?: RedisLink;
+  redisShape?: () => RedisShape;
+}> {
   const tracker = new PresenceTracker();
   if (!config.REDIS_URL) {
     return {
@@ -45,12 +53,16 @@ export async function createFanout(
   const instanceId = config.INSTANCE_ID ?? `i-${crypto.randomUUID().slice(0, 8)}`;
   let bus: ReturnType<typeof createRedisBus> | undefined;
   let copies: RedisCopies | undefined;
-  const link = await createRedisLink({
+  const conversationChannels = `${config.REDIS_PREFIX}c:`;
+  const link = await connectRedis({
     url: config.REDIS_URL,
     logger: deps.logger,
     onMessage: (channel, message) => {
       if (!copies?.receive(channel, message)) bus?.receive(channel, message);
     },
+    // On a cluster, a conversation's frames go to the one shard owning its channel; the copies
+    // channels stay classic (every instance hears them once).
+    sharded: (channel) => channel.startsWith(conversationChannels),
   });
   bus = createRedisBus({
     link,
@@ -84,5 +96,5 @@ export async function createFanout(
     now: deps.now,
   });
   deps.logger.info("redis fan-out", { instance: instanceId, prefix: config.REDIS_PREFIX, up: link.up });
-  return { bus, presence, copies, redis: link };
+  return { bus, presence, copies, redis: link, redisShape: link.shape };
 }

@@ -35,9 +35,11 @@ export interface LinkOptions {
   timeoutMs?: number;
 }
 
-class Timeout extends Error {}
+/* What both links (this one and redis-cluster-link.ts) share: the deadline, the hooks, the loop. */
 
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+export class Timeout extends Error {}
+
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   return Promise.race([
     p,
@@ -47,19 +49,91 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   ]).finally(() => clearTimeout(timer));
 }
 
+/** A link's onUp/onDown hooks; an onUp hook that throws is logged and the others still run. */
+export function linkHooks(logger: Logger) {
+  const upHooks: Array<() => void> = [];
+  const downHooks: Array<() => void> = [];
+  return {
+    onUp(hook: () => void) {
+      upHooks.push(hook);
+    },
+    onDown(hook: () => void) {
+      downHooks.push(hook);
+    },
+    up() {
+      for (const h of upHooks) {
+        try {
+          h();
+        } catch (err) {
+          logger.error("redis onUp hook failed", { error: err });
+        }
+      }
+    },
+    down() {
+      for (const h of downHooks) h();
+    },
+  };
+}
+
+/**
+ * The recovery loop: dial now (a failure is not fatal: the service starts degraded and keeps
+ * trying), then every `everyMs` check the connection while up, or dial again while down.
+ */
+export async function superviseLink(o: {
+  everyMs: number;
+  isUp: () => boolean;
+  dial: () => Promise<void>;
+  /** Finds out whether the live connection still works (and marks the link down if not). */
+  check: () => Promise<void>;
+  /** For the log line when the first dial fails: "redis", "redis cluster". */
+  name: string;
+  logger: Logger;
+}): Promise<{ stop(): Promise<void> }> {
+  let stopped = false;
+  let dialing: Promise<void> | null = null;
+  const tick = async () => {
+    if (stopped) return;
+    if (!o.isUp()) {
+      dialing ??= o
+        .dial()
+        .catch(() => {
+          // Still down; the next tick tries again.
+        })
+        .finally(() => {
+          dialing = null;
+        });
+      return dialing;
+    }
+    await o.check();
+  };
+  const timer = setInterval(tick, o.everyMs);
+  try {
+    await o.dial();
+  } catch (err) {
+    o.logger.warn(`${o.name} not reachable at start; retrying in the background`, {
+      error: err instanceof Error ? err.message : String(err),
+    });
+  }
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await dialing;
+    },
+  };
+}
+
 export async function createRedisLink(opts: LinkOptions): Promise<RedisLink> {
   const checkEveryMs = opts.checkEveryMs ?? 1000;
   const timeoutMs = opts.timeoutMs ?? 2000;
   const channels = new Set<string>();
-  const upHooks: Array<() => void> = [];
-  const downHooks: Array<() => void> = [];
+  const hooks = linkHooks(opts.logger);
   let cmd: RedisClient | null = null;
   let sub: RedisClient | null = null;
   let up = false;
   let everUp = false;
   let reconnects = 0;
   let closed = false;
-  let dialing: Promise<void> | null = null;
   const listener = (message: string, channel: string) => opts.onMessage(channel, message);
 
   const newClient = () =>
@@ -89,7 +163,7 @@ export async function createRedisLink(opts: LinkOptions): Promise<RedisLink> {
     opts.logger.warn("redis link down; delivering locally only until it returns", {
       error: reason instanceof Error ? reason.message : String(reason),
     });
-    for (const h of downHooks) h();
+    hooks.down();
   };
 
   const dial = async () => {
@@ -120,43 +194,23 @@ export async function createRedisLink(opts: LinkOptions): Promise<RedisLink> {
       opts.logger.info("redis link restored", { channels: channels.size });
     }
     everUp = true;
-    for (const h of upHooks) {
+    hooks.up();
+  };
+
+  const supervisor = await superviseLink({
+    everyMs: checkEveryMs,
+    isUp: () => up,
+    dial,
+    async check() {
       try {
-        h();
+        await within(Promise.all([cmd!.send("PING", []), sub!.ping()]), timeoutMs, "ping");
       } catch (err) {
-        opts.logger.error("redis onUp hook failed", { error: err });
+        markDown(err);
       }
-    }
-  };
-
-  const check = async () => {
-    if (closed) return;
-    if (!up) {
-      dialing ??= dial()
-        .catch(() => {
-          // Still down; the next tick tries again.
-        })
-        .finally(() => {
-          dialing = null;
-        });
-      return dialing;
-    }
-    try {
-      await within(Promise.all([cmd!.send("PING", []), sub!.ping()]), timeoutMs, "ping");
-    } catch (err) {
-      markDown(err);
-    }
-  };
-
-  const timer = setInterval(check, checkEveryMs);
-  // A first dial that fails is not fatal: the service starts degraded and keeps trying.
-  try {
-    await dial();
-  } catch (err) {
-    opts.logger.warn("redis not reachable at start; retrying in the background", {
-      error: err instanceof Error ? err.message : String(err),
-    });
-  }
+    },
+    name: "redis",
+    logger: opts.logger,
+  });
 
   return {
     get up() {
@@ -201,16 +255,11 @@ export async function createRedisLink(opts: LinkOptions): Promise<RedisLink> {
       if (!up || !sub) return;
       sub.unsubscribe(channel).catch((err) => markDown(err));
     },
-    onUp(hook) {
-      upHooks.push(hook);
-    },
-    onDown(hook) {
-      downHooks.push(hook);
-    },
+    onUp: hooks.onUp,
+    onDown: hooks.onDown,
     async close() {
       closed = true;
-      clearInterval(timer);
-      await dialing;
+      await supervisor.stop();
       up = false;
       drop();
     },

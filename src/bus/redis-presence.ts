@@ -11,31 +11,35 @@ import type { RedisLink } from "./redis-link.ts";
  * any instance. While Redis is away the local tracker answers, and every (re)connect rewrites
  * this instance's fields from it, which also repairs a Redis that restarted empty.
  *
- * The scripts read instance keys they are not given as KEYS: fine for one Redis, not for a
- * Redis Cluster.
+ * Every command and script touches one key, so the same code runs on a Redis Cluster, where
+ * each key may live on another node: the disconnect script answers which instances still
+ * count the user, and their heartbeats are asked one by one. A reader that finds a dead
+ * instance's field removes it; if that instance was just coming back, it may remove a field
+ * the instance had rewritten a moment before, so every resync is followed by one more on the
+ * next heartbeat.
  */
 
+/** Takes one connection off the count; answers the instances that still count the user. */
 const DISCONNECT = `
 local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
 if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
-redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[4])
+local out = {}
 local f = redis.call('HGETALL', KEYS[1])
 for i = 1, #f, 2 do
-  if tonumber(f[i + 1]) > 0 and redis.call('EXISTS', ARGV[3] .. f[i]) == 1 then return 1 end
+  if tonumber(f[i + 1]) > 0 then out[#out + 1] = f[i] end
 end
-return 0`;
+return out`;
 
-const STATUS = `
-local online = 0
-local f = redis.call('HGETALL', KEYS[1])
-for i = 1, #f, 2 do
-  if redis.call('EXISTS', ARGV[1] .. f[i]) == 1 then
-    if tonumber(f[i + 1]) > 0 then online = 1 end
-  else
-    redis.call('HDEL', KEYS[1], f[i])
-  end
-end
-return {online, redis.call('GET', KEYS[2]) or ''}`;
+/** HGETALL answers a map over RESP3 (Bun's client) and a flat list over RESP2 (ioredis). */
+function fieldsOf(reply: unknown): Array<[string, string]> {
+  if (Array.isArray(reply)) {
+    const out: Array<[string, string]> = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) out.push([String(reply[i]), String(reply[i + 1])]);
+    return out;
+  }
+  if (reply && typeof reply === "object") return Object.entries(reply).map(([k, v]) => [k, String(v)]);
+  return [];
+}
 
 const SEEN_TTL_S = String(90 * 24 * 3600);
 
@@ -50,7 +54,9 @@ export interface RedisPresenceOptions {
   now: () => number;
 }
 
-export function createRedisPresence(opts: RedisPresenceOptions): Presence & { resync(): Promise<void> } {
+export function createRedisPresence(
+  opts: RedisPresenceOptions,
+): Presence & { resync(again?: boolean): Promise<void> } {
   const { link, prefix, instanceId: inst, tracker, store, logger, now } = opts;
   const instPrefix = `${prefix}i:`;
   const instKey = `${instPrefix}${inst}`;
@@ -69,12 +75,16 @@ export function createRedisPresence(opts: RedisPresenceOptions): Presence & { re
     }
   };
 
+  const alive = async (instance: string) =>
+    instance === inst || Number(await link.command("EXISTS", [`${instPrefix}${instance}`])) === 1;
+
   const failed = (what: string) => (err: unknown) => {
     dirty = true;
     logger.debug("presence write to redis failed; will resync", { what, error: String(err) });
   };
 
-  const resync = async () => {
+  /** `again`: schedule one more pass for the next heartbeat (see the race above). */
+  const resync = async (again = true) => {
     if (!link.up) return;
     dirty = false;
     const ops: Array<Promise<unknown>> = [link.command("SET", [instKey, "1", "EX", ttl])];
@@ -92,6 +102,7 @@ export function createRedisPresence(opts: RedisPresenceOptions): Presence & { re
     for (const u of here) written.add(u);
     try {
       await Promise.all(ops);
+      if (again) dirty = true;
     } catch (err) {
       failed("resync")(err);
     }
@@ -102,7 +113,8 @@ export function createRedisPresence(opts: RedisPresenceOptions): Presence & { re
     try {
       // GET tells whether the key was there: if not, Redis forgot us (restart, long stall).
       const prior = await link.command("SET", [instKey, "1", "EX", ttl, "GET"]);
-      if (prior === null || dirty) await resync();
+      if (prior === null) await resync();
+      else if (dirty) await resync(false);
     } catch (err) {
       failed("heartbeat")(err);
     }
@@ -138,18 +150,11 @@ export function createRedisPresence(opts: RedisPresenceOptions): Presence & { re
         return { wentOffline: goneHere };
       }
       try {
-        const elsewhere = await link.command("EVAL", [
-          DISCONNECT,
-          "2",
-          userKey(userId),
-          seenKey(userId),
-          inst,
-          String(at),
-          instPrefix,
-          SEEN_TTL_S,
-        ]);
+        link.command("SET", [seenKey(userId), String(at), "EX", SEEN_TTL_S]).catch(failed("seen"));
+        const counting = (await link.command("EVAL", [DISCONNECT, "1", userKey(userId), inst])) as string[];
+        const elsewhere = (await Promise.all(counting.map(alive))).some(Boolean);
         if (goneHere) written.delete(userId);
-        return { wentOffline: goneHere && Number(elsewhere) === 0 };
+        return { wentOffline: goneHere && !elsewhere };
       } catch (err) {
         failed("disconnect")(err);
         return { wentOffline: goneHere };
@@ -161,15 +166,20 @@ export function createRedisPresence(opts: RedisPresenceOptions): Presence & { re
       const local = store.lastSeen(userId);
       if (!link.up) return { online: false, lastSeen: local };
       try {
-        const reply = (await link.command("EVAL", [
-          STATUS,
-          "2",
-          userKey(userId),
-          seenKey(userId),
-          instPrefix,
-        ])) as [number, string];
-        const online = Number(reply[0]) === 1;
-        const remote = reply[1] ? Number(reply[1]) : null;
+        const [hash, seen] = await Promise.all([
+          link.command("HGETALL", [userKey(userId)]),
+          link.command("GET", [seenKey(userId)]),
+        ]);
+        const fields = fieldsOf(hash);
+        const live = await Promise.all(fields.map(([instance]) => alive(instance)));
+        let online = false;
+        fields.forEach(([instance, count], i) => {
+          if (!live[i]) {
+            // Tidying only: a reader racing a returning instance is repaired by its next resync.
+            link.command("HDEL", [userKey(userId), instance]).catch(() => undefined);
+          } else if (Number(count) > 0) online = true;
+        });
+        const remote = seen ? Number(seen) : null;
         if (online) return { online, lastSeen: now() };
         const lastSeen = remote === null ? local : local === null ? remote : Math.max(local, remote);
         return { online, lastSeen };

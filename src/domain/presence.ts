@@ -54,7 +54,7 @@ export interface PresenceStatus {
 
 /**
  * The presence view the sockets and REST use. In one process it is the tracker above; with
- * Redis it is shared by every instance (src/redis/presence.ts). Only real transitions of the
+ * Redis it is shared by every instance (src/bus/redis-presence.ts). Only real transitions of the
  * shared view are reported, so a user still connected elsewhere never "goes offline".
  */
 export interface Presence {

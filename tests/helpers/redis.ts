@@ -106,3 +106,24 @@ export function socketPool() {
 }
 
 export const isMessage = (id: unknown) => (f: Frame) => f.type === "message" && f.id === id;
+
+export const presenceOf = (userId: number, online: boolean) => (f: Frame) =>
+  f.type === "presence" && f.user_id === userId && f.online === online;
+
+/** GET /presence of `ofUser` as `asUser`; anything but 200 fails the caller. */
+export async function presenceVia(svc: TestService, asUser: number, ofUser: number) {
+  const res = await svc.get(`/presence?user_id=${ofUser}`, asUser);
+  if (res.status !== 200) throw new Error(`/presence?user_id=${ofUser} as ${asUser}: ${res.status}`);
+  return (await res.json()) as { online: boolean; last_seen?: string };
+}
+
+export type BusCheck = {
+  ok: boolean;
+  state: string;
+  redis?: { mode: string; version?: string; pubsub?: string; unsupported?: string; notes: string[] };
+};
+
+/** /readyz → checks.bus. */
+export async function busState(svc: TestService): Promise<BusCheck> {
+  return ((await (await svc.get("/readyz")).json()) as { checks: { bus: BusCheck } }).checks.bus;
+}

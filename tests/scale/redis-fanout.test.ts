@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import {
   isMessage,
+  presenceOf,
+  presenceVia,
   removePrefix,
   requireRedis,
   SHARED_REDIS_URL,
@@ -9,7 +11,6 @@ import {
 } from "../helpers/redis.ts";
 import { startTestService, type TestService } from "../helpers/service.ts";
 import { waitUntil } from "../helpers/wait.ts";
-import type { Frame } from "../helpers/ws-client.ts";
 
 /**
  * Two instances, each with its own SQLite file, sharing the Redis at 127.0.0.1:6379 under a
@@ -29,15 +30,6 @@ const env = (id: string) => ({
   RATE_MESSAGES_BURST: "500",
   RATE_USER_MESSAGES_PER_S: "500",
 });
-
-const presenceOf = (userId: number, online: boolean) => (f: Frame) =>
-  f.type === "presence" && f.user_id === userId && f.online === online;
-
-async function presence(svc: TestService, asUser: number, ofUser: number) {
-  const res = await svc.get(`/presence?user_id=${ofUser}`, asUser);
-  expect(res.status).toBe(200);
-  return (await res.json()) as { online: boolean; last_seen?: string };
-}
 
 beforeAll(async () => {
   await requireRedis();
@@ -99,12 +91,12 @@ describe("two instances over Redis", () => {
     expect(mentor.all("typing")).toHaveLength(1);
 
     // Presence over REST on either instance.
-    expect((await presence(b, 15, 10)).online).toBe(true);
-    expect((await presence(a, 10, 15)).online).toBe(true);
+    expect((await presenceVia(b, 15, 10)).online).toBe(true);
+    expect((await presenceVia(a, 10, 15)).online).toBe(true);
 
     mentor.close();
     await student.next(presenceOf(10, false), 5000);
-    const after = await presence(b, 15, 10);
+    const after = await presenceVia(b, 15, 10);
     expect(after.online).toBe(false);
     expect(typeof after.last_seen).toBe("string");
     student.close();
@@ -134,10 +126,10 @@ describe("two instances over Redis", () => {
     onB.close();
     await Bun.sleep(500);
     expect(mentor.frames.slice(seen).filter(presenceOf(15, false))).toHaveLength(0);
-    expect((await presence(a, 10, 15)).online).toBe(true);
+    expect((await presenceVia(a, 10, 15)).online).toBe(true);
     onA.close();
     await mentor.next(presenceOf(15, false), 5000);
-    expect((await presence(b, 10, 15)).online).toBe(false);
+    expect((await presenceVia(b, 10, 15)).online).toBe(false);
     mentor.close();
   });
 

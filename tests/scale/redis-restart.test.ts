@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { isMessage, type OwnRedis, ownRedis, socketPool } from "../helpers/redis.ts";
+import { busState, isMessage, type OwnRedis, ownRedis, socketPool } from "../helpers/redis.ts";
 import { startTestService, type TestService } from "../helpers/service.ts";
 import { waitUntil } from "../helpers/wait.ts";
 import type { Frame } from "../helpers/ws-client.ts";
@@ -21,11 +21,6 @@ const env = (id: string) => ({
   INSTANCE_ID: id,
   PRESENCE_TTL_S: "3",
 });
-
-async function busState(svc: TestService): Promise<{ ok: boolean; state: string }> {
-  const r = (await (await svc.get("/readyz")).json()) as { checks: { bus: { ok: boolean; state: string } } };
-  return r.checks.bus;
-}
 
 beforeAll(async () => {
   redis = await ownRedis();
