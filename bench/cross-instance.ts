@@ -12,13 +12,11 @@
  *
  * Env: BENCH_REDIS_URL (default redis://127.0.0.1:6379), SQLITE_SYNCHRONOUS (default FULL).
  */
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { removePrefix } from "../tests/helpers/redis.ts";
 import { startCluster, type TestCluster } from "../tests/helpers/redis-cluster.ts";
 import { type ChildService, spawnService, tempDir, UNTHROTTLED } from "../tests/helpers/service.ts";
-import type { TestSocket } from "../tests/helpers/ws-client.ts";
+import { connectPairs, oneMentorDirectory, percentile, studentsOf } from "./lib/one-mentor.ts";
 
 const { values } = parseArgs({
   options: {
@@ -33,24 +31,10 @@ const PAIRS = Number(values.pairs);
 const MESSAGES = Number(values.messages);
 const WINDOW = Number(values.window);
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
-const MENTOR = 1000;
-const LESSON = 100;
-const students = Array.from({ length: PAIRS }, (_, i) => 2000 + i);
-
-function directory(dir: string): string {
-  const file = join(dir, "bench-directory.json");
-  writeFileSync(
-    file,
-    JSON.stringify({
-      users: [{ id: MENTOR, is_mentor: true }, ...students.map((id) => ({ id, is_mentor: false }))],
-      lessons: [{ id: LESSON, course_id: 1, teacher_id: MENTOR, student_ids: students }],
-    }),
-  );
-  return file;
-}
+const students = studentsOf(PAIRS);
 
 const baseEnv = (dir: string) => ({
-  DIRECTORY_FILE: directory(dir),
+  DIRECTORY_FILE: oneMentorDirectory(dir, students),
   LOG_LEVEL: "info", // spawnService reads the port from the "listening" line
   // Every pair shares one mentor, so the per-user limits (burst too) must be out of the way.
   ...UNTHROTTLED,
@@ -60,11 +44,6 @@ const baseEnv = (dir: string) => ({
   UPGRADES_PER_MIN_PER_ADDRESS: "0",
   SQLITE_SYNCHRONOUS: process.env.SQLITE_SYNCHRONOUS ?? "FULL",
 });
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 interface Result {
   scenario: string;
@@ -78,14 +57,7 @@ interface Result {
 
 /** Each pair: the mentor socket sends MESSAGES with at most WINDOW unacked; the student receives. */
 async function run(scenario: string, senderSide: ChildService, receiverSide: ChildService): Promise<Result> {
-  const pairs: Array<{ mentor: TestSocket; student: TestSocket }> = [];
-  for (const s of students) {
-    const student = await receiverSide.connect(s, { lesson_id: LESSON });
-    await student.next("ready");
-    const mentor = await senderSide.connect(MENTOR, { lesson_id: LESSON, student_id: s });
-    await mentor.next("ready");
-    pairs.push({ mentor, student });
-  }
+  const pairs = await connectPairs(senderSide, receiverSide, students);
   await Bun.sleep(300);
   const latencies: number[] = [];
   // client_ids are idempotency keys: a rerun on the same instance must not repeat them.

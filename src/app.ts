@@ -11,11 +11,12 @@ import type { Config } from "./config.ts";
 import { type Attachments, createAttachments } from "./domain/attachments.ts";
 import type { Deliver } from "./domain/bus.ts";
 import { type Chat, createChat } from "./domain/chat.ts";
+import { type Copies, createCopyKeeper } from "./domain/copies.ts";
 import { createDeletionHook, createEdits, type DeletionHook, type Edits } from "./domain/edits.ts";
 import type { LastSeenStore, Presence } from "./domain/presence.ts";
 import { createPresenceAnnouncer, type PresenceAnnouncer } from "./domain/presence-announce.ts";
 import { KeyedBuckets } from "./domain/rate.ts";
-import { createRelayAccept } from "./domain/relay.ts";
+import { createRelay } from "./domain/relay.ts";
 import { createHttpApp } from "./http/app.ts";
 import { createIdentity } from "./identity/index.ts";
 import { createDjangoProbe } from "./identity/probe.ts";
@@ -74,6 +75,7 @@ async function openStorage(
     metrics: Metrics;
     now: () => number;
     onRemap: (oldId: string) => void;
+    onConfirmed: Copies["announce"];
     claims: () => NotifyClaims;
     busRedis: () => RedisLink | undefined;
   },
@@ -104,6 +106,7 @@ async function openStorage(
         metrics: deps.metrics,
         now: deps.now,
         onRemap: deps.onRemap,
+        onConfirmed: deps.onConfirmed,
       })
     : undefined;
   const grid = mongo ? createGridStore(() => mongo.database()) : undefined;
@@ -233,6 +236,7 @@ interface Core {
   presence: Presence;
   announcer: PresenceAnnouncer;
   bus: Awaited<ReturnType<typeof createFanout>>["bus"];
+  copies: Awaited<ReturnType<typeof createFanout>>["copies"];
   redisShape?: Awaited<ReturnType<typeof createFanout>>["redisShape"];
   sockets: Set<ChatSocket>;
   deliver: Deliver;
@@ -312,7 +316,7 @@ async function createTransports(
 /** What stops after the sockets, in the order createShutdown calls it. */
 function teardownOf(
   storage: Storage,
-  fanout: { presence: Presence; bus: Core["bus"] },
+  fanout: { presence: Presence; bus: Core["bus"]; copies: Core["copies"] },
   announcer: PresenceAnnouncer,
   onClose?: () => void,
 ): Teardown {
@@ -321,6 +325,7 @@ function teardownOf(
     closeFanout: async () => {
       // The sockets are closed by now: their held closes leave presence while the bus is up.
       await announcer.flush();
+      fanout.copies.close?.();
       onClose?.();
       await fanout.presence.close();
       await fanout.bus.close();
@@ -350,6 +355,7 @@ function probesOf(core: Core) {
     },
     mongo: storage.flush?.status,
     disk: storage.disk.status,
+    copies: () => core.copies.status(),
     notify: storage.notifier?.status,
     sockets: () => core.sockets.size,
     localUsers: () => presence.localUsers,
@@ -372,6 +378,8 @@ export async function startService(
   const deliver: Deliver = (topic, frame) => {
     server?.publish(topic, frame);
   };
+  // The bus is made after storage; MongoDB's confirmations reach peers through it from then on.
+  let copiesOut: Copies | undefined;
   // Notification claims and stream go through the bus's Redis, which exists only after the fan-out.
   let claims: NotifyClaims = localClaims;
   let busRedis: RedisLink | undefined;
@@ -380,6 +388,7 @@ export async function startService(
     metrics,
     now,
     onRemap: reconnectRemapped(sockets),
+    onConfirmed: (kind, keys) => copiesOut?.announce(kind, keys),
     claims: () => claims,
     busRedis: () => busRedis,
   });
@@ -400,17 +409,21 @@ export async function startService(
   const djangoProbe = config.DJANGO_BASE_URL
     ? createDjangoProbe(config.DJANGO_BASE_URL, { timeoutMs: config.DJANGO_TIMEOUT_MS, logger, now })
     : undefined;
-  const accept = createRelayAccept({ store, committer, notify, deletions });
+  const keeper = createCopyKeeper({ store, committer, delayMs: config.COPY_FLUSH_DELAY_MS, now, metrics });
+  const { accept, keepReplica } = createRelay({ store, committer, copies: keeper, notify, deletions });
   const lastSeen = lastSeenVia(store, committer);
   const fanout = await createFanout(config, {
     deliver,
     accept,
+    keepReplica,
+    keeper,
     lastSeen,
     registry: metrics.registry,
     logger,
     now,
   });
   busRedis = fanout.redis;
+  copiesOut = fanout.copies;
   if (busRedis) claims = createRedisClaims({ redis: busRedis, prefix: config.REDIS_PREFIX });
   const chat = createChat({
     store,
@@ -422,6 +435,7 @@ export async function startService(
     maxMessageChars: config.MAX_MESSAGE_CHARS,
     admit: storage.disk.admit,
     history: storage.history,
+    ...(config.ACK_COPIES >= 2 ? { secondCopy: fanout.copies } : {}),
     notify,
   });
   const edits = createEdits({

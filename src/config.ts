@@ -181,6 +181,21 @@ export const envSchema = z
     PRESENCE_TTL_S: intIn(3, 3600)
       .default(15)
       .describe("a crashed instance's users go offline this long after its last heartbeat"),
+    ACK_COPIES: z
+      .enum(["1", "2"], { message: "expected 1 or 2" })
+      .default("1")
+      .transform(Number)
+      .describe(
+        "durable copies before a message is acked: 1 = this instance's SQLite; 2 = also another instance's (falls back to 1 with no peer or no Redis)",
+      ),
+    ACK_COPY_TIMEOUT_MS: intIn(50, 60_000)
+      .default(1000)
+      .describe("with ACK_COPIES=2: longest an ack waits for a peer's copy before it goes out with one copy"),
+    COPY_FLUSH_DELAY_MS: intIn(100, 86_400_000)
+      .default(15_000)
+      .describe(
+        "a relayed copy is written to MongoDB only if its origin has not confirmed its own write within this time",
+      ),
     // Offline notifications through the platform's notification service (docs/notifications.md).
     NOTIFY_DELAY_S: secondsIn(0.05, 86_400)
       .default(60)

@@ -19,6 +19,8 @@ export interface Probes {
   mongo?: () => Record<string, unknown> & { ok: boolean };
   /** The SQLite volume: free space above DISK_MIN_FREE_MB and the last commit not failed for lack of it. */
   disk: () => Record<string, unknown> & { ok: boolean };
+  /** Durable copies an ack waits for (ACK_COPIES), and what this instance can give now. */
+  copies: () => Record<string, unknown> & { ok: boolean };
   /** The notifier, when a sink is configured; a failing sink degrades, it does not unready. */
   notify?: () => Record<string, unknown> & { ok: boolean };
   sockets: () => number;
@@ -47,6 +49,7 @@ export function createReadiness(p: Probes): () => Readiness {
       bus: busCheck(p.bus),
       outbox: { ok: true, backlog: outbox.backlog, oldest_age_s: ageS(outbox.oldestAt, p.now()) },
       mongo: p.mongo ? { ...p.mongo(), configured: true } : { ok: true, configured: false },
+      copies: p.copies(),
       notify: p.notify ? { ...p.notify(), configured: true } : { ok: true, configured: false },
     };
     checks.disk = p.disk();

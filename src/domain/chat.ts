@@ -9,6 +9,7 @@ import type { ChatStore } from "../store/sqlite/index.ts";
 import { isStorageFailure } from "../store/storage-errors.ts";
 import { otherParty } from "./access.ts";
 import type { Bus } from "./bus.ts";
+import type { SecondCopy } from "./copies.ts";
 import type { NotifyHooks } from "./notification.ts";
 
 /**
@@ -30,6 +31,8 @@ export interface ChatDeps {
   history?: {
     open(id: string, parties: Parties, now: number, since?: string): Promise<Conversation>;
   };
+  /** With ACK_COPIES=2: an ack (the return of send) waits for a peer's durable copy. */
+  secondCopy?: SecondCopy;
   /** With a notification sink: opens and ends notification cycles inside the same commits. */
   notify?: NotifyHooks;
 }
@@ -96,16 +99,14 @@ export function createChat(deps: ChatDeps) {
         if (!r.duplicate) deps.notify?.accepted(conversation, r.message);
         return r;
       });
+      const frame = encode(messageFrame(toWireMessage(result.message)));
       if (!result.duplicate) {
         metrics.messagesIn.inc();
-        bus.publish(
-          conversation.id,
-          encode(messageFrame(toWireMessage(result.message))),
-          undefined,
-          "message",
-        );
+        bus.publish(conversation.id, frame, undefined, "message");
         metrics.messagesOut.inc({ type: "message" });
       }
+      // A retry too: the first attempt's ack (and maybe its copy) may never have happened.
+      await deps.secondCopy?.secure(conversation, "message", frame);
       return result;
     },
 
@@ -125,19 +126,17 @@ export function createChat(deps: ChatDeps) {
         deps.notify?.viewed(conversation.id, viewerId, messageId);
       });
       deps.notify?.viewedHere(conversation.id, viewerId, messageId);
+      const frame = encode({
+        type: "viewed",
+        conversation_id: conversation.id,
+        message_id: messageId,
+        viewer_id: viewerId,
+        viewed_at: new Date(viewedAt).toISOString(),
+      });
       // Broadcast even when nothing changed: a second device may have missed the first receipt.
-      bus.publish(
-        conversation.id,
-        encode({
-          type: "viewed",
-          conversation_id: conversation.id,
-          message_id: messageId,
-          viewer_id: viewerId,
-          viewed_at: new Date(viewedAt).toISOString(),
-        }),
-        undefined,
-        "viewed",
-      );
+      bus.publish(conversation.id, frame, undefined, "viewed");
+      // No ack waits on a read mark: its copy is made, not awaited.
+      void deps.secondCopy?.secure(conversation, "viewed", frame);
       metrics.messagesOut.inc({ type: "viewed" });
       return { viewedAt };
     },

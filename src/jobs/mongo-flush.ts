@@ -1,6 +1,6 @@
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import type { OutboxEntry } from "../model/outbox.ts";
+import { type CopiedKind, copiedKindOf, copyKey, type OutboxEntry } from "../model/outbox.ts";
 import type { StoredMessage } from "../model/types.ts";
 import type { MongoStore } from "../store/mongo.ts";
 import type { OutboxHandler } from "./outbox-worker.ts";
@@ -10,10 +10,20 @@ import type { OutboxHandler } from "./outbox-worker.ts";
  * MongoDB: consecutive messages go as one unordered insert; every write is keyed by an id made
  * locally, so a replay is a duplicate-key answer (or a conditional update that matches
  * nothing), which counts as done. All kinds are one handler because their order matters to each
- * other: an edit never reaches MongoDB before its message.
+ * other: an edit never reaches MongoDB before its message. Copies of what other instances
+ * accepted (`relayed_*`, due only when their origin stayed silent) are written the same way.
  */
 
-export const MONGO_KINDS = ["conversation", "message", "viewed", "edit", "delete"] as const;
+export const MONGO_KINDS = [
+  "conversation",
+  "message",
+  "viewed",
+  "edit",
+  "delete",
+  "relayed_conversation",
+  "relayed_message",
+  "relayed_viewed",
+] as const;
 type MongoKind = (typeof MONGO_KINDS)[number];
 
 /** What the handler needs of the store: the aliases of adopted conversations, and adopting one. */
@@ -29,6 +39,8 @@ export interface MongoFlushOptions {
   metrics: Metrics;
   /** Told when MongoDB already knew a conversation under another id and the local one moved. */
   onRemap?: (oldId: string, newId: string) => void;
+  /** Told the copy keys MongoDB just confirmed, so peers can withdraw their copies of them. */
+  onConfirmed?: (kind: CopiedKind, keys: string[]) => void;
   now?: () => number;
 }
 
@@ -86,32 +98,50 @@ export function createMongoFlush(opts: MongoFlushOptions) {
     };
   };
 
+  /** Confirms locally, then tells peers (through `onConfirmed`) which changes MongoDB holds now. */
+  const confirmer =
+    (confirm: (done: OutboxEntry<MongoKind>[]) => void) => (done: OutboxEntry<MongoKind>[]) => {
+      confirm(done);
+      if (!opts.onConfirmed || done.length === 0) return;
+      const kind = copiedKindOf(done[0]!.kind)!;
+      opts.onConfirmed(
+        kind,
+        done.map((e) => copyKey(kind, e.payload)),
+      );
+    };
+
   async function handle(
     entries: OutboxEntry<MongoKind>[],
-    confirm: (done: OutboxEntry<MongoKind>[]) => void,
+    confirmed: (done: OutboxEntry<MongoKind>[]) => void,
   ): Promise<void> {
     const translate = translator();
+    const confirm = confirmer(confirmed);
     let i = 0;
     while (i < entries.length) {
       const entry = entries[i]!;
-      if (entry.kind === "message") {
-        const run: OutboxEntry<"message">[] = [];
-        for (let e = entries[i]; e?.kind === "message"; e = entries[++i]) run.push(e);
+      const kind = copiedKindOf(entry.kind);
+      if (kind === "message") {
+        // Copies and originals alike: one unordered insert per run, confirmed by kind.
+        const run: OutboxEntry<"message" | "relayed_message">[] = [];
+        for (let e = entries[i]; e && copiedKindOf(e.kind) === "message"; e = entries[++i])
+          run.push(e as OutboxEntry<"message" | "relayed_message">);
         await mongo.putMessages(run.map((r) => translate(r.payload.message)));
-        confirm(run);
+        for (const k of ["message", "relayed_message"] as const) {
+          const same = run.filter((r) => r.kind === k);
+          if (same.length > 0) confirm(same);
+        }
         continue;
       }
-      if (entry.kind === "conversation") {
-        const local = { ...entry.payload.conversation, id: conversationOf(entry.payload.conversation.id) };
+      if (kind === "conversation") {
+        const c = (entry as OutboxEntry<"conversation" | "relayed_conversation">).payload.conversation;
+        const local = { ...c, id: conversationOf(c.id) };
         const kept = await mongo.putConversation(local);
         if (kept !== local.id) adopt(local.id, kept);
       } else if (entry.kind === "edit" || entry.kind === "delete") {
         await mongo.putChange(translate(entry.payload.message));
       } else {
-        await mongo.markViewed({
-          ...entry.payload,
-          conversationId: conversationOf(entry.payload.conversationId),
-        });
+        const mark = (entry as OutboxEntry<"viewed" | "relayed_viewed">).payload;
+        await mongo.markViewed({ ...mark, conversationId: conversationOf(mark.conversationId) });
       }
       confirm([entry]);
       i++;

@@ -13,6 +13,12 @@ describe("loadConfig", () => {
     expect(c.MONGO_URI).toBeUndefined();
   });
 
+  test("copies: one durable copy per ack by default, two when asked", () => {
+    const c = loadConfig({});
+    expect([c.ACK_COPIES, c.ACK_COPY_TIMEOUT_MS, c.COPY_FLUSH_DELAY_MS]).toEqual([1, 1000, 15_000]);
+    expect(loadConfig({ ACK_COPIES: "2" }).ACK_COPIES).toBe(2);
+  });
+
   test("empty strings count as unset", () => {
     expect(loadConfig({ PORT: "", MONGO_URI: " " }).PORT).toBe(8080);
   });
@@ -32,6 +38,9 @@ describe("loadConfig", () => {
     [{ MAX_MESSAGE_CHARS: "0" }, "MAX_MESSAGE_CHARS"],
     [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
     [{ REDIS_URL: "localhost:6379" }, "REDIS_URL"],
+    [{ ACK_COPIES: "3" }, "ACK_COPIES"],
+    [{ ACK_COPY_TIMEOUT_MS: "10" }, "ACK_COPY_TIMEOUT_MS"],
+    [{ COPY_FLUSH_DELAY_MS: "soon" }, "COPY_FLUSH_DELAY_MS"],
     [{ JWT_SECRET: "0123456789abcdef0123", JWT_JWKS_URL: "https://x.test/jwks" }, "JWT_JWKS_URL"],
     [{ DJANGO_BASE_URL: "http://d.test", DIRECTORY_FILE: "/x.json" }, "DIRECTORY_FILE"],
   ])("%p is refused, naming %s", (env, name) => {

@@ -149,6 +149,18 @@ export function createConversations(db: Database, outbox: Outbox, pages: LatestP
       return a === b || q.share.get(a, b, b, a) !== null;
     },
 
+    /**
+     * Keeps a conversation another instance made (it travels with a replicated message), with a
+     * copy for MongoDB due at `copyDueAt`, withdrawn when the origin confirms first.
+     */
+    keepRelayedConversation(c: Conversation, copyDueAt?: number): void {
+      if (insertRow(c).changes === 0 || copyDueAt === undefined) return;
+      outbox.enqueue("relayed_conversation", { conversation: c }, c.createdAt, {
+        dueAt: copyDueAt,
+        key: c.id,
+      });
+    },
+
     /** Copies a conversation MongoDB holds, with no outbox row (it is there already). */
     importConversation(c: Conversation): void {
       pages.forget(c.id);

@@ -58,6 +58,7 @@ export function openStore(opts: OpenOptions) {
     outboxStats: outbox.outboxStats,
     enqueue: outbox.enqueue,
     outboxCancel: outbox.cancel,
+    outboxCancelMany: outbox.cancelMany,
     outboxNextDue: outbox.nextDue,
     outboxWants: outbox.wants,
     attachments,
@@ -83,8 +84,8 @@ export function openStore(opts: OpenOptions) {
     },
 
     /** A relayed message and the metadata of its attachments (their bytes stay in GridFS). */
-    keepRelayedMessageWithAttachments(m: NewMessage): boolean {
-      const fresh = messages.keepRelayedMessage(m);
+    keepRelayedMessageWithAttachments(m: NewMessage, copyDueAt?: number): boolean {
+      const fresh = messages.keepRelayedMessage(m, copyDueAt);
       if (fresh && m.attachments?.length) {
         attachments.keepRelayed(m.attachments, m.conversationId, m.senderId, m.id, m.createdAt);
       }

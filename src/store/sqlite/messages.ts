@@ -1,5 +1,6 @@
 import type { Database } from "bun:sqlite";
-import type { AttachmentRef, NewMessage, StoredMessage } from "../../model/types.ts";
+import { copyKey } from "../../model/outbox.ts";
+import type { AttachmentRef, NewMessage, StoredMessage, ViewedMark } from "../../model/types.ts";
 import { toWireMessage } from "../../protocol/wire.ts";
 import type { LatestPages } from "./latest-pages.ts";
 import type { Outbox } from "./outbox.ts";
@@ -205,7 +206,8 @@ export function createMessages(
 
     /**
      * Read-up-to: marks `upToId` and every earlier message from `senderId`. Returns rows changed.
-     * A mark relayed from another instance is that instance's to flush, so it gets no outbox row.
+     * A mark relayed from another instance is that instance's to flush: it gets no outbox row,
+     * only a copy due at `copyDueAt` when one is asked for (see keepRelayedMessage).
      */
     markViewed(
       conversationId: string,
@@ -214,22 +216,40 @@ export function createMessages(
       upToId: string,
       at: number,
       origin: "here" | "relayed" = "here",
+      copyDueAt?: number,
     ): number {
       pages.forget(conversationId);
       const { changes } = q.markViewed.run(viewerId, at, conversationId, senderId, upToId);
       q.markEvictedViewed.run(conversationId, senderId, upToId);
-      if (changes > 0 && origin === "here")
-        outbox.enqueue("viewed", { conversationId, senderId, viewerId, upToId, viewedAt: at }, at);
+      if (changes === 0) return 0;
+      const mark: ViewedMark = { conversationId, senderId, viewerId, upToId, viewedAt: at };
+      if (origin === "here") outbox.enqueue("viewed", mark, at);
+      else if (copyDueAt !== undefined)
+        outbox.enqueue("relayed_viewed", mark, at, { dueAt: copyDueAt, key: copyKey("viewed", mark) });
       return changes;
     },
 
     /**
      * Keeps a message another instance accepted and relayed, so history, resume and client_id
-     * retries here see it. No outbox row: its own instance flushes it. True when it was new here.
+     * retries here see it. Its own instance flushes it; with `copyDueAt` this one queues a copy
+     * for MongoDB too, due then and withdrawn when the origin confirms first. True when new here.
      */
-    keepRelayedMessage(m: NewMessage): boolean {
+    keepRelayedMessage(m: NewMessage, copyDueAt?: number): boolean {
       pages.forget(m.conversationId);
-      return insertRow(m) !== null;
+      if (insertRow(m) === null) return false;
+      if (copyDueAt !== undefined) {
+        const message: StoredMessage = {
+          ...m,
+          clientId: m.clientId ?? null,
+          replyTo: m.replyTo ?? null,
+          viewedBy: null,
+          viewedAt: null,
+          editedAt: null,
+          deletedAt: null,
+        };
+        outbox.enqueue("relayed_message", { message }, m.createdAt, { dueAt: copyDueAt, key: m.id });
+      }
+      return true;
     },
 
     page(conversationId: string, opts: { before?: string; after?: string; limit: number }): StoredMessage[] {

@@ -34,6 +34,9 @@ export function createOutbox(db: Database, kinds: ReadonlySet<OutboxKind>) {
   );
   const remove = db.query<null, [string]>("DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))");
   const cancelByKey = db.query<null, [string, string]>("DELETE FROM outbox WHERE kind = ? AND key = ?");
+  const cancelByKeys = db.query<null, [string, string]>(
+    "DELETE FROM outbox WHERE kind = ? AND key IN (SELECT value FROM json_each(?))",
+  );
   const nextDue = db.query<{ due: number | null }, [string, number]>(
     "SELECT min(due_at) AS due FROM outbox WHERE kind = ? AND due_at > ?",
   );
@@ -71,6 +74,11 @@ export function createOutbox(db: Database, kinds: ReadonlySet<OutboxKind>) {
     /** Withdraws waiting entries of `kind` filed under `key` (e.g. a notification made moot by a read). */
     cancel(kind: OutboxKind, key: string): void {
       cancelByKey.run(kind, key);
+    },
+
+    /** `cancel` for many keys in one statement (a peer's flush confirmations come in batches). */
+    cancelMany(kind: OutboxKind, keys: readonly string[]): void {
+      if (keys.length > 0) cancelByKeys.run(kind, JSON.stringify(keys));
     },
 
     /** The oldest `limit` entries of these kinds that are due at `now`, in the order they were written. */
