@@ -15,6 +15,7 @@ import { type Copies, createCopyKeeper } from "./domain/copies.ts";
 import { createDeletionHook, createEdits, type DeletionHook, type Edits } from "./domain/edits.ts";
 import type { LastSeenStore, Presence } from "./domain/presence.ts";
 import { createPresenceAnnouncer, type PresenceAnnouncer } from "./domain/presence-announce.ts";
+import { createPublishFence, type PublishFence } from "./domain/publish-fence.ts";
 import { KeyedBuckets } from "./domain/rate.ts";
 import { createRelay } from "./domain/relay.ts";
 import { createHttpApp } from "./http/app.ts";
@@ -36,6 +37,7 @@ import { diskGuardFromConfig } from "./store/disk-guard.ts";
 import { createGridStore } from "./store/gridfs.ts";
 import { createGroupCommitter, type GroupCommitter } from "./store/group-commit.ts";
 import { createReadThrough } from "./store/read-through.ts";
+import { createCheckpointer } from "./store/sqlite/checkpointer.ts";
 import { type ChatStore, openStore } from "./store/sqlite/index.ts";
 import { isStorageFailure } from "./store/storage-errors.ts";
 import { type ChatSocket, createSessionHandlers, type SessionData } from "./ws/session.ts";
@@ -50,6 +52,8 @@ import { createUpgradeHandler } from "./ws/upgrade.ts";
 export interface ServiceOverrides {
   identity?: Identity;
   now?: () => number;
+  /** Wraps the WAL sync the group commit waits for (tests slow it down to prove the ordering). */
+  wrapSync?: (sync: () => Promise<void>) => () => Promise<void>;
 }
 
 export interface Service {
@@ -78,11 +82,13 @@ async function openStorage(
     onConfirmed: Copies["announce"];
     claims: () => NotifyClaims;
     busRedis: () => RedisLink | undefined;
+    wrapSync?: ServiceOverrides["wrapSync"];
   },
 ) {
   const store = openStore({
     path: config.SQLITE_PATH,
     synchronous: config.SQLITE_SYNCHRONOUS,
+    syncOffLoop: true,
     // Each handler's kinds, when its sink is configured: nothing is queued that nobody drains.
     outboxKinds: [
       ...(config.MONGO_URI ? [...MONGO_KINDS, ...ATTACHMENT_KINDS] : []),
@@ -145,6 +151,7 @@ async function openStorage(
             pollMs: config.MONGO_FLUSH_POLL_MS,
             retryMaxMs: config.MONGO_RETRY_MAX_MS,
             now: deps.now,
+            durable: () => committer.durable(),
           },
           handlers,
         )
@@ -153,10 +160,16 @@ async function openStorage(
     ? createReadThrough({ store, mongo, logger: deps.logger, timeoutMs: config.MONGO_READ_TIMEOUT_MS })
     : undefined;
   const disk = diskGuardFromConfig(config, { ...deps, checkpoint: () => store.retention.checkpoint() });
+  const checkpointer = store.syncWal
+    ? createCheckpointer({ path: config.SQLITE_PATH, logger: deps.logger.child({ component: "checkpoint" }) })
+    : undefined;
   const committer = createGroupCommitter({
     transaction: store.transaction,
+    sync: store.syncWal && deps.wrapSync ? deps.wrapSync(store.syncWal) : store.syncWal,
+    gate: checkpointer?.gate,
     onBatch: (n) => {
       deps.metrics.commitBatch.observe(n);
+      checkpointer?.committed();
       disk.commitSucceeded();
       worker?.notify();
     },
@@ -185,6 +198,7 @@ async function openStorage(
     worker,
     history,
     committer,
+    checkpointer,
     attachments,
     disk,
     retention: retentionFromConfig(config, store.retention, deps),
@@ -193,15 +207,22 @@ async function openStorage(
 
 /** last_seen rides along with the next group commit: an fsync per connect would make a reconnect storm crawl. */
 function lastSeenVia(store: ChatStore, committer: GroupCommitter): LastSeenStore {
+  // Until its commit is durable a time is read from here, so a read right after a close (REST
+  // /presence) agrees with the presence frame that announced it.
+  const pending = new Map<number, number>();
   return {
     touchPresence: (userId, at) => {
+      pending.set(userId, at);
       committer
         .submit(() => store.touchPresence(userId, at))
         .catch(() => {
           // Advisory only; the store may be closing at shutdown.
+        })
+        .finally(() => {
+          if (pending.get(userId) === at) pending.delete(userId);
         });
     },
-    lastSeen: (userId) => store.lastSeen(userId),
+    lastSeen: (userId) => pending.get(userId) ?? store.lastSeen(userId),
   };
 }
 
@@ -230,6 +251,7 @@ interface Core {
   metrics: Metrics;
   now: () => number;
   storage: Storage;
+  fence: PublishFence;
   identity: Identity;
   chat: Chat;
   edits: Edits;
@@ -265,6 +287,7 @@ async function createTransports(
     : undefined;
   const app = createHttpApp({
     store,
+    fence: core.fence,
     attachments: core.storage.attachments,
     presence: (u) => presence.status(u),
     restBuckets: new KeyedBuckets(config.RATE_REST_PER_MIN / 60, config.RATE_REST_PER_MIN),
@@ -297,6 +320,7 @@ async function createTransports(
     chat,
     edits: core.edits,
     store,
+    fence: core.fence,
     identity,
     authFailures,
     presence,
@@ -321,7 +345,7 @@ function teardownOf(
   onClose?: () => void,
 ): Teardown {
   return {
-    flushCommits: () => storage.committer.flushNow(),
+    drainCommits: () => storage.committer.drain(),
     closeFanout: async () => {
       // The sockets are closed by now: their held closes leave presence while the bus is up.
       await announcer.flush();
@@ -335,7 +359,10 @@ function teardownOf(
       await storage.retention?.stop();
       await storage.worker?.stop(budgetMs);
     },
-    closeStore: () => storage.store.close(),
+    closeStore: async () => {
+      await storage.checkpointer?.close();
+      storage.store.close();
+    },
   };
 }
 
@@ -391,8 +418,10 @@ export async function startService(
     onConfirmed: (kind, keys) => copiesOut?.announce(kind, keys),
     claims: () => claims,
     busRedis: () => busRedis,
+    wrapSync: overrides.wrapSync,
   });
   const { store, committer } = storage;
+  const fence = createPublishFence();
   const sweeper = sweepUnsent(storage.attachments, config, logger);
   const notify = storage.notifier?.hooks;
   const { identity, notes } = overrides.identity
@@ -410,7 +439,7 @@ export async function startService(
     ? createDjangoProbe(config.DJANGO_BASE_URL, { timeoutMs: config.DJANGO_TIMEOUT_MS, logger, now })
     : undefined;
   const keeper = createCopyKeeper({ store, committer, delayMs: config.COPY_FLUSH_DELAY_MS, now, metrics });
-  const { accept, keepReplica } = createRelay({ store, committer, copies: keeper, notify, deletions });
+  const { accept, keepReplica } = createRelay({ store, committer, fence, copies: keeper, notify, deletions });
   const lastSeen = lastSeenVia(store, committer);
   const fanout = await createFanout(config, {
     deliver,
@@ -428,6 +457,7 @@ export async function startService(
   const chat = createChat({
     store,
     committer,
+    fence,
     bus: fanout.bus,
     newId: createObjectIdGenerator(now, store.newestMessageId() ?? undefined),
     now,
@@ -441,6 +471,7 @@ export async function startService(
   const edits = createEdits({
     store,
     committer,
+    fence,
     bus: fanout.bus,
     now,
     metrics,
@@ -461,6 +492,7 @@ export async function startService(
     metrics,
     now,
     storage,
+    fence,
     identity,
     chat,
     edits,

@@ -1,0 +1,55 @@
+/**
+ * What is committed but not yet published. With the sync of the WAL off the event loop, a
+ * message sits in SQLite for a moment before the sync that covers it returns and it is
+ * published. Readers (a resume with `since=`, REST pages, the change feed) skip what is held
+ * here: it is not yet durable, so nobody may hear of it, and a resuming socket that already
+ * joined the topic gets it from the publish instead — read and publish never both deliver it,
+ * and neither misses it, because a release happens in the same turn as its publish.
+ */
+
+export type FenceKey = { kind: "message" | "change"; id: string };
+
+export function createPublishFence() {
+  const held = new Map<string, Set<string>>();
+  const keyOf = (k: FenceKey) => (k.kind === "message" ? k.id : `change:${k.id}`);
+
+  return {
+    hold(conversationId: string, k: FenceKey): void {
+      let set = held.get(conversationId);
+      if (!set) held.set(conversationId, (set = new Set()));
+      set.add(keyOf(k));
+    },
+
+    release(conversationId: string, k: FenceKey): void {
+      const set = held.get(conversationId);
+      if (!set) return;
+      set.delete(keyOf(k));
+      if (set.size === 0) held.delete(conversationId);
+    },
+
+    /** Whether anything of the conversation is held (readers filter only then). */
+    holds(conversationId: string): boolean {
+      return held.has(conversationId);
+    },
+
+    /** Whether a reader may show it (not held). */
+    shows(conversationId: string, k: FenceKey): boolean {
+      const set = held.get(conversationId);
+      return set === undefined || !set.has(keyOf(k));
+    },
+
+    /** The items a reader may show: those not held. */
+    visible<T>(conversationId: string, items: T[], key: (item: T) => FenceKey): T[] {
+      const set = held.get(conversationId);
+      return set ? items.filter((item) => !set.has(keyOf(key(item)))) : items;
+    },
+  };
+}
+
+export const messageKey = (m: { id: string }): FenceKey => ({ kind: "message", id: m.id });
+export const changeKey = (e: { change: { messageId: string } }): FenceKey => ({
+  kind: "change",
+  id: e.change.messageId,
+});
+
+export type PublishFence = ReturnType<typeof createPublishFence>;
