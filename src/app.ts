@@ -161,7 +161,11 @@ async function openStorage(
     : undefined;
   const disk = diskGuardFromConfig(config, { ...deps, checkpoint: () => store.retention.checkpoint() });
   const checkpointer = store.syncWal
-    ? createCheckpointer({ path: config.SQLITE_PATH, logger: deps.logger.child({ component: "checkpoint" }) })
+    ? createCheckpointer({
+        path: config.SQLITE_PATH,
+        logger: deps.logger.child({ component: "checkpoint" }),
+        checkpointHere: store.checkpointPassive,
+      })
     : undefined;
   const committer = createGroupCommitter({
     transaction: store.transaction,

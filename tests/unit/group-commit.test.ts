@@ -142,6 +142,7 @@ describe("checkpoints on their own thread", () => {
       logger: silentLogger,
       startFrames: 100,
       pauseFrames: 300,
+      checkpointHere: store.checkpointPassive,
     });
     const c = createGroupCommitter({
       transaction: store.transaction,

@@ -35,6 +35,10 @@ self.onmessage = (event: MessageEvent<Request>) => {
       self.postMessage({ type: "closed" });
     }
   } catch (err) {
-    self.postMessage({ type: "failed", message: err instanceof Error ? err.message : String(err) });
+    self.postMessage({
+      type: "failed",
+      stage: req.type,
+      message: err instanceof Error ? err.message : String(err),
+    });
   }
 };

@@ -22,6 +22,8 @@ export interface CheckpointerOptions {
   giveUpMs?: number;
   /** The checkpoint thread (tests may pass their own). */
   spawn?: () => Worker;
+  /** A PASSIVE checkpoint on the writer's own connection: the fallback if the thread dies. */
+  checkpointHere: () => void;
 }
 
 /** Offsets in the WAL-index (-shm) header: see "WalIndexHdr" and "WalCkptInfo" in SQLite's wal.c. */
@@ -31,10 +33,20 @@ const N_BACKFILL = 96;
 type Reply =
   | { type: "opened" | "closed" }
   | { type: "checkpointed"; busy: number; log: number; checkpointed: number; ms: number }
-  | { type: "failed"; message: string };
+  | { type: "failed"; stage: string; message: string };
 
+/**
+ * In the executable (`bun build --compile src/main.ts src/store/sqlite/checkpoint-worker.ts`)
+ * modules are bundled into one and entry points sit at their paths under src/, so the thread's
+ * is named from there; tests/ops/binary.test.ts checks that the thread starts.
+ */
 export function spawnCheckpointThread(): Worker {
-  return new Worker(new URL("./checkpoint-worker.ts", import.meta.url).href);
+  const compiled = import.meta.url.includes("$bunfs");
+  return new Worker(
+    compiled
+      ? "./store/sqlite/checkpoint-worker.ts"
+      : new URL("./checkpoint-worker.ts", import.meta.url).href,
+  );
 }
 
 export function createCheckpointer(opts: CheckpointerOptions) {
@@ -50,6 +62,7 @@ export function createCheckpointer(opts: CheckpointerOptions) {
   let closed: (() => void) | undefined;
   let waiters: Array<() => void> = [];
   let lastFailure = "";
+  let threadDown = false;
   const stats = { checkpoints: 0, pauses: 0, maxFrames: 0 };
 
   /** Frames in the WAL, and how many of them are already copied back. */
@@ -69,6 +82,16 @@ export function createCheckpointer(opts: CheckpointerOptions) {
 
   const run = () => {
     if (running || closed) return;
+    if (threadDown) {
+      // Without the thread the WAL must still not grow without bound: copy on the loop.
+      try {
+        opts.checkpointHere();
+        stats.checkpoints++;
+      } catch (err) {
+        opts.logger.warn("WAL checkpoint failed", { error: err });
+      }
+      return release();
+    }
     running = true;
     worker.postMessage({ type: "checkpoint" });
   };
@@ -79,6 +102,7 @@ export function createCheckpointer(opts: CheckpointerOptions) {
     if (reply.type === "opened") return;
     running = false;
     if (reply.type === "failed") {
+      if (reply.stage === "open") threadDown = true;
       if (reply.message !== lastFailure) opts.logger.warn("WAL checkpoint failed", { error: reply.message });
       lastFailure = reply.message;
       release();
@@ -91,7 +115,10 @@ export function createCheckpointer(opts: CheckpointerOptions) {
     else if (log >= startFrames || waiters.length > 0) run();
   };
   worker.onerror = (event) => {
-    opts.logger.error("WAL checkpoint thread failed", { error: event.message });
+    opts.logger.error("WAL checkpoint thread failed: checkpoints run on the event loop from now on", {
+      error: event.message,
+    });
+    threadDown = true;
     running = false;
     release();
   };

@@ -125,6 +125,11 @@ export function openStore(opts: OpenOptions) {
       }
     },
 
+    /** Copies what it can of the WAL back into the database, without waiting for anyone. */
+    checkpointPassive(): void {
+      db.run("PRAGMA wal_checkpoint(PASSIVE)");
+    },
+
     /** Present when commits wait for it (`syncOffLoop`): everything committed is on disk after it. */
     syncWal: wal?.sync,
 
