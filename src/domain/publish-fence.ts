@@ -15,9 +15,9 @@ export function createPublishFence() {
 
   return {
     hold(conversationId: string, k: FenceKey): void {
-      let set = held.get(conversationId);
-      if (!set) held.set(conversationId, (set = new Set()));
-      set.add(keyOf(k));
+      const set = held.get(conversationId);
+      if (set) set.add(keyOf(k));
+      else held.set(conversationId, new Set([keyOf(k)]));
     },
 
     release(conversationId: string, k: FenceKey): void {

@@ -97,8 +97,9 @@ export const MAX_FAILED_AUTH_FRAMES = 3;
 const ackTopic = (ws: ChatSocket) => `a:${ws.data.connId}`;
 
 function send(ws: ChatSocket, frame: OutboundFrame): void {
-  if (ws.data.resuming) (ws.data.afterResume ??= []).push(encode(frame));
-  else ws.send(encode(frame));
+  if (!ws.data.resuming) ws.send(encode(frame));
+  else if (ws.data.afterResume) ws.data.afterResume.push(encode(frame));
+  else ws.data.afterResume = [encode(frame)];
 }
 
 function sendError(ws: ChatSocket, deps: SessionDeps, code: ErrorCode, message: string, ref?: string): void {
