@@ -55,11 +55,17 @@ function tableRows(res: SuiteResults, shape: ReportShape, ratios: typeof RATIOS)
     !s ? "–" : shape.runs === 1 ? fmt(s.median) : `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`;
   const rows: string[][] = [];
   /** One figure across the columns; a column the workload does not have shows "-". */
-  const row = (workload: string, label: string, name: string, statOf: (c: Column) => Stat | undefined) => {
+  const row = (
+    workload: string,
+    label: string,
+    name: string,
+    statOf: (c: Column) => Stat | undefined,
+    withRatios = true,
+  ) => {
     const has = (c: Column) => WORKLOAD_COLUMNS[workload]?.includes(c) ?? false;
     const cells = shape.columns.map((c) => (has(c) ? cell(statOf(c)) : "-"));
     const rs = ratios.map(([a, b]) => {
-      const r = has(a) && has(b) ? ratioOf(statOf(a), statOf(b)) : undefined;
+      const r = withRatios && has(a) && has(b) ? ratioOf(statOf(a), statOf(b)) : undefined;
       return r === undefined ? "" : `${r.toFixed(2)}×`;
     });
     rows.push([label, name, ...cells, ...rs]);
@@ -69,7 +75,8 @@ function tableRows(res: SuiteResults, shape: ReportShape, ratios: typeof RATIOS)
     for (const phase of phasesOf(shape.rates)) {
       for (const [k, name] of CHAT_FIGURES) {
         const label = `1 chat, ${phaseLabel(phase, shape.closedWindow)}`;
-        row("chat", label, name, (c) => chat[c]?.figures[phase]?.[k]);
+        // The client's CPU says who set the pace; a ratio of it compares nothing.
+        row("chat", label, name, (c) => chat[c]?.figures[phase]?.[k], k !== "client_cpu_pct");
       }
     }
   }
