@@ -139,15 +139,21 @@ async function chat(spec: Extract<Spec, { mode: "chat" }>): Promise<ChatPhaseRes
       const interval = 1000 / phase.rate;
       ticker = (async () => {
         let k = 0;
-        while (running) {
-          const due = Math.floor((performance.now() - start) / interval);
+        const sendUpTo = (due: number) => {
           for (; k < due; k++) {
             const intended = start + k * interval;
             if (intended >= windowStart && intended < windowEnd) sentInWindow++;
             sendFrom(k % n, intended);
           }
+        };
+        while (running) {
+          sendUpTo(Math.floor((performance.now() - start) / interval));
           await new Promise((r) => setImmediate(r));
         }
+        // What fell due inside the window after this loop's last turn is still sent, late, and
+        // counted from its intended time: dropping it would cut the window's tail, by as much
+        // as the client lags (the busier the phase, the more).
+        sendUpTo(Math.ceil((windowEnd - start) / interval));
       })();
     }
     await Bun.sleep(phase.warmupMs);

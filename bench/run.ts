@@ -2,32 +2,55 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { type Column, runsIn, selectColumns } from "./lib/columns.ts";
 import { ourToken, pairs } from "./lib/fixtures.ts";
 import { prefill } from "./lib/prefill.ts";
 import { loadAverage } from "./lib/proc.ts";
-import { CLIENT_CPU, pinned, ROOT, type RunningServer, startCentrifugo, startOurs } from "./lib/servers.ts";
+import { renderTable, type SuiteResults } from "./lib/report.ts";
+import {
+  CLIENT_CPU,
+  pinned,
+  ROOT,
+  type RunningServer,
+  startBare,
+  startCentrifugo,
+  startOurs,
+} from "./lib/servers.ts";
+import { type Figures, figuresOf } from "./lib/stats.ts";
+import { renderTargets } from "./lib/targets.ts";
 import type { ChatPhase, ChatPhaseResult, Spec } from "./loadgen.ts";
 
 /**
- * The benchmark suite: our service side by side with Centrifugo on the same workloads, in the
- * same run. Servers run on CPU 0, the load generator on CPU 1; servers are ranked by their own
- * CPU time per delivered message, since one core of client saturates before a server does.
+ * The benchmark suite: our service side by side with a bare Bun.serve (the transport's own
+ * cost) and Centrifugo on the same workloads, in the same run. Servers run on CPU 0, the load
+ * generator on CPU 1; servers are ranked by their own CPU time per delivered message, since one
+ * core of client saturates before a server does.
  *   npm run bench                 three runs per figure (a few minutes)
- *   npm run bench -- --quick      one short run per figure (about 30 s)
+ *   npm run bench -- --quick      one short run per figure
  *   npm run bench -- --only chat,idle,history,outbox
+ *   npm run bench -- --servers ours_full,bare      a subset of columns (no Centrifugo)
+ *   npm run bench -- --baseline-root <dir>         adds ours_before: another checkout, FULL
  */
 
 const { values } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     only: { type: "string" },
-    // Another checkout of the service, for before/after tables (e.g. an exported older commit).
+    servers: { type: "string" },
+    // Another checkout of the service run as `ours` (e.g. an exported older commit).
     "ours-root": { type: "string" },
+    // Another checkout run beside ours as `ours_before`, for before/after tables in one run.
+    "baseline-root": { type: "string" },
   },
 });
 const quick = values.quick ?? false;
 const oursRoot = values["ours-root"];
+const baselineRoot = values["baseline-root"];
 const only = new Set((values.only ?? "chat,idle,history,outbox").split(","));
+const columns = selectColumns(values.servers, baselineRoot);
+for (const root of [oursRoot, baselineRoot]) {
+  if (root && !existsSync(join(root, "src/main.ts"))) throw new Error(`${root}: no src/main.ts there`);
+}
 
 const P = quick
   ? { runs: 1, warmupMs: 700, measureMs: 1000, rates: [10_000, 25_000, 50_000], idle: 2000, rows: 100_000 }
@@ -75,27 +98,9 @@ function note(msg: string) {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)} load ${l1.toFixed(2)}] ${msg}\n`);
 }
 
-// ---- statistics -----------------------------------------------------------------------------
-
-interface Stat {
-  median: number;
-  min: number;
-  max: number;
-  runs: number[];
-}
-function stat(xs: number[]): Stat {
-  const s = [...xs].sort((a, b) => a - b);
-  return {
-    median: s[Math.floor((s.length - 1) / 2)] ?? Number.NaN,
-    min: s[0] ?? Number.NaN,
-    max: s.at(-1) ?? Number.NaN,
-    runs: xs,
-  };
-}
-
 // ---- workloads --------------------------------------------------------------------------------
 
-type ChatFigures = Record<string, Record<string, Stat>>;
+type ChatFigures = Record<string, Figures>;
 
 function phasesFor(): ChatPhase[] {
   const out: ChatPhase[] = [];
@@ -110,6 +115,16 @@ function phasesFor(): ChatPhase[] {
 }
 
 const phaseKey = (p: ChatPhase) => (p.kind === "closed" ? "closed" : `open_${p.rate / 1000}k`);
+const CHAT_KEYS = [
+  "msgs_per_s",
+  "cpu_us_per_msg",
+  "server_cpu_pct",
+  "client_cpu_pct",
+  "p50_ms",
+  "p99_ms",
+  "p999_ms",
+  "undelivered",
+] as const;
 
 async function chatWorkload(
   server: RunningServer,
@@ -122,18 +137,11 @@ async function chatWorkload(
     phases: phasesFor(),
   });
   const figures: ChatFigures = {};
-  const keys = [
-    "msgs_per_s",
-    "cpu_us_per_msg",
-    "server_cpu_pct",
-    "p50_ms",
-    "p99_ms",
-    "p999_ms",
-    "undelivered",
-  ] as const;
   for (const key of new Set(raw.map((r) => phaseKey(r.phase)))) {
-    const rs = raw.filter((r) => phaseKey(r.phase) === key);
-    figures[key] = Object.fromEntries(keys.map((k) => [k, stat(rs.map((r) => r[k]))]));
+    figures[key] = figuresOf(
+      raw.filter((r) => phaseKey(r.phase) === key),
+      CHAT_KEYS,
+    );
   }
   return { figures, raw };
 }
@@ -166,8 +174,7 @@ async function idleWorkload(start: () => Promise<RunningServer>) {
       await server.stop();
     }
   }
-  const keys = ["rss_per_conn_kb", "connects_per_s", "cpu_us_per_connect"] as const;
-  return { figures: Object.fromEntries(keys.map((k) => [k, stat(raw.map((x) => x[k]))])), raw };
+  return { figures: figuresOf(raw, ["rss_per_conn_kb", "connects_per_s", "cpu_us_per_connect"]), raw };
 }
 
 interface HistoryResult {
@@ -178,21 +185,22 @@ interface HistoryResult {
   errors: number;
 }
 
-async function historyWorkload() {
+/** A fresh prefilled file per server, so neither reads what the other's start may have changed. */
+async function historyWorkload(root: string | undefined, label: string) {
   const dir = join(ROOT, ".tmp");
   mkdirSync(dir, { recursive: true });
   const path = join(dir, `history-${process.pid}.db`);
-  note(`history: prefilling ${P.rows.toLocaleString()} rows`);
+  note(`history: prefilling ${P.rows.toLocaleString()} rows for ${label}`);
   const t0 = performance.now();
   const { conversationId } = prefill(path, ps, P.rows, HOT);
   const prefillS = (performance.now() - t0) / 1000;
-  const server = await startOurs({ pairs: ps, sqlitePath: path, label: "ours (history)", root: oursRoot });
+  const server = await startOurs({ pairs: ps, sqlitePath: path, label, root });
   try {
     const p = ps[0]!;
     const tokens = [await ourToken(p.mentorId), await ourToken(p.studentId)];
     const raw: HistoryResult[] = [];
     for (let r = 0; r < P.runs; r++) {
-      note(`history: run ${r + 1}`);
+      note(`history: ${label}, run ${r + 1}`);
       raw.push(
         await loadgen<HistoryResult>({
           mode: "history",
@@ -206,12 +214,7 @@ async function historyWorkload() {
       );
     }
     const keys = ["req_per_s", "p50_ms", "p99_ms", "cpu_us_per_req", "errors"] as const;
-    return {
-      rows: P.rows,
-      prefill_s: Number(prefillS.toFixed(1)),
-      figures: Object.fromEntries(keys.map((k) => [k, stat(raw.map((x) => x[k]))])),
-      raw,
-    };
+    return { prefill_s: Number(prefillS.toFixed(1)), figures: figuresOf(raw, keys), raw };
   } finally {
     await server.stop();
     for (const suffix of ["", "-wal", "-shm"]) Bun.spawnSync(["rm", "-f", `${path}${suffix}`]);
@@ -240,20 +243,29 @@ async function outboxWorkload(): Promise<unknown> {
 
 // ---- the run ------------------------------------------------------------------------------------
 
-const results: Record<string, unknown> = {};
-const centrifugo = only.has("chat") || only.has("idle") ? centrifugoBinary() : "";
+const needsCentrifugo = columns.includes("centrifugo") && (only.has("chat") || only.has("idle"));
+const centrifugoBin = needsCentrifugo ? centrifugoBinary() : "";
+/** Each column's server, as chat and idle start it; `ours_before` is the baseline checkout. */
+const starters: Record<Column, () => Promise<RunningServer>> = {
+  ours_full: () => startOurs({ pairs: ps, synchronous: "FULL", root: oursRoot }),
+  ours_off: () => startOurs({ pairs: ps, synchronous: "OFF", root: oursRoot }),
+  ours_before: () =>
+    startOurs({ pairs: ps, synchronous: "FULL", root: baselineRoot, label: "ours before (FULL)" }),
+  bare: () => startBare({ pairs: ps }),
+  centrifugo: () => startCentrifugo(centrifugoBin),
+};
+const historyRoots: Partial<Record<Column, string | undefined>> = {
+  ours_full: oursRoot,
+  ours_before: baselineRoot,
+};
 
+const results: SuiteResults = {};
 if (only.has("chat")) {
-  const chat: Record<string, { figures: ChatFigures; raw: ChatPhaseResult[] }> = {};
-  const starts: Array<[string, () => Promise<RunningServer>]> = [
-    ["ours_full", () => startOurs({ pairs: ps, synchronous: "FULL", root: oursRoot })],
-    ["ours_off", () => startOurs({ pairs: ps, synchronous: "OFF", root: oursRoot })],
-    ["centrifugo", () => startCentrifugo(centrifugo)],
-  ];
-  for (const [name, start] of starts) {
-    const server = await start();
+  const chat: NonNullable<SuiteResults["chat"]> = {};
+  for (const column of runsIn("chat", columns)) {
+    const server = await starters[column]();
     try {
-      chat[name] = await chatWorkload(server);
+      chat[column] = await chatWorkload(server);
     } finally {
       await server.stop();
     }
@@ -261,20 +273,27 @@ if (only.has("chat")) {
   results.chat = chat;
 }
 if (only.has("idle")) {
-  results.idle = {
-    ours: await idleWorkload(() => startOurs({ pairs: ps, root: oursRoot })),
-    centrifugo: await idleWorkload(() => startCentrifugo(centrifugo)),
-  };
+  const idle: NonNullable<SuiteResults["idle"]> = {};
+  for (const column of runsIn("idle", columns)) idle[column] = await idleWorkload(starters[column]);
+  results.idle = idle;
 }
-if (only.has("history")) results.history = await historyWorkload();
-if (only.has("outbox")) results.outbox = await outboxWorkload();
+if (only.has("history") && runsIn("history", columns).length > 0) {
+  const history: NonNullable<SuiteResults["history"]> = { rows: P.rows, columns: {} };
+  for (const column of runsIn("history", columns)) {
+    history.columns[column] = await historyWorkload(historyRoots[column], `${column} (history)`);
+  }
+  results.history = history;
+}
+if (only.has("outbox") && columns.includes("ours_full")) results.outbox = await outboxWorkload();
 
 const loadAtEnd = loadAverage();
+const args = process.argv.slice(2);
 const meta = {
   date: started.toISOString(),
-  command: `npm run bench${quick ? " -- --quick" : ""}${oursRoot ? ` (ours from ${oursRoot})` : ""}`,
+  command: `npm run bench${args.length > 0 ? ` -- ${args.join(" ")}` : ""}`,
   quick,
   runs: P.runs,
+  servers: columns,
   machine: `${cpus()[0]?.model ?? "unknown CPU"}, ${cpus().length} cores`,
   bun: Bun.version,
   centrifugo: "v6.9.1 (go install; reports 0.0.0)",
@@ -285,113 +304,23 @@ const meta = {
 
 // ---- the table ----------------------------------------------------------------------------------
 
-const fmt = (x: number) =>
-  !Number.isFinite(x)
-    ? "–"
-    : Math.abs(x) >= 1000
-      ? Math.round(x).toLocaleString("en-US")
-      : Math.abs(x) >= 10
-        ? x.toFixed(1)
-        : x.toFixed(2);
-const cell = (s: Stat | undefined) =>
-  !s ? "–" : P.runs === 1 ? fmt(s.median) : `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`;
-const ratio = (a: Stat | undefined, b: Stat | undefined) =>
-  a && b && b.median !== 0 ? `${(a.median / b.median).toFixed(2)}×` : "–";
-
-const rows: string[][] = [];
-const chat = results.chat as Record<string, { figures: ChatFigures }> | undefined;
-if (chat) {
-  const labels: Record<string, string> = { closed: `closed loop (window ${CLOSED_WINDOW}/socket)` };
-  for (const r of P.rates) labels[`open_${r / 1000}k`] = `open loop ${r / 1000}k/s offered`;
-  const figs: Array<[string, string]> = [
-    ["msgs_per_s", "delivered msgs/s"],
-    ["cpu_us_per_msg", "server CPU µs / delivered msg"],
-    ["p50_ms", "p50 ms"],
-    ["p99_ms", "p99 ms"],
-    ["p999_ms", "p999 ms"],
-  ];
-  for (const [phase, label] of Object.entries(labels)) {
-    for (const [k, name] of figs) {
-      const f = chat.ours_full?.figures[phase]?.[k];
-      const o = chat.ours_off?.figures[phase]?.[k];
-      const c = chat.centrifugo?.figures[phase]?.[k];
-      rows.push([`1 chat, ${label}`, name, cell(f), cell(o), cell(c), ratio(f, c), ratio(f, o)]);
-    }
-  }
-}
-const idleRes = results.idle as Record<string, { figures: Record<string, Stat> }> | undefined;
-if (idleRes) {
-  for (const [k, name] of [
-    ["rss_per_conn_kb", "RSS KB / connection"],
-    ["connects_per_s", "connects/s"],
-    ["cpu_us_per_connect", "server CPU µs / connect"],
-  ] as const) {
-    const f = idleRes.ours?.figures[k];
-    const c = idleRes.centrifugo?.figures[k];
-    rows.push([
-      `2 idle, ${P.idle.toLocaleString("en-US")} connections`,
-      name,
-      cell(f),
-      "",
-      cell(c),
-      ratio(f, c),
-      "",
-    ]);
-  }
-}
-const hist = results.history as { figures: Record<string, Stat>; rows: number } | undefined;
-if (hist) {
-  for (const [k, name] of [
-    ["req_per_s", "req/s"],
-    ["p50_ms", "p50 ms"],
-    ["p99_ms", "p99 ms"],
-    ["cpu_us_per_req", "server CPU µs / req"],
-  ] as const) {
-    rows.push([
-      `3 history, page of 50 of ${HOT.toLocaleString("en-US")} among ${hist.rows.toLocaleString("en-US")}`,
-      name,
-      cell(hist.figures[k]),
-      "",
-      "n/a",
-      "",
-      "",
-    ]);
-  }
-}
-if (only.has("outbox")) {
-  const o = results.outbox as
-    | string
-    | { exit: number; output?: string; result?: Record<string, number> }
-    | undefined;
-  const r = typeof o === "object" && o.exit === 0 ? o.result : undefined;
-  const label = r ? `4 outbox → MongoDB (FerretDB), ${r.backlog} backlog` : "4 outbox → MongoDB";
-  const figures: Array<[string, string]> = r
-    ? [
-        ["drain time s", String(r.drain_s)],
-        ["flush msgs/s", String(r.flush_per_s)],
-        ["live ack p50 ms during drain", String(r.live_ack_p50_ms)],
-        ["live ack p99 ms during drain", String(r.live_ack_p99_ms)],
-      ]
-    : [["flush rate", typeof o === "string" ? o : `failed: ${JSON.stringify(o).slice(0, 200)}`]];
-  for (const [figure, value] of figures) rows.push([label, figure, value, "", "n/a", "", ""]);
-}
-
-const header = [
-  "workload",
-  "figure",
-  "ours, FULL",
-  "ours, OFF",
-  "Centrifugo",
-  "FULL ÷ Centrifugo",
-  "FULL ÷ OFF",
-];
+const shape = {
+  columns,
+  runs: P.runs,
+  rates: P.rates,
+  closedWindow: CLOSED_WINDOW,
+  idleConnections: P.idle,
+  hot: HOT,
+};
+const targets = renderTargets(results, shape);
 const table = [
   `Benchmark ${meta.date} · ${meta.command} · ${meta.machine} · Bun ${meta.bun} · Centrifugo ${meta.centrifugo}`,
   `load average at start ${loadAtStart.join(" ")}, at end ${loadAtEnd.join(" ")} · ${P.runs === 1 ? "one run per figure" : `median (min–max) of ${P.runs} runs`} · git ${meta.git}`,
+  ...(oursRoot ? [`ours from ${oursRoot}`] : []),
+  ...(baselineRoot ? [`ours before from ${baselineRoot}`] : []),
   "",
-  `| ${header.join(" | ")} |`,
-  `|${header.map(() => "---").join("|")}|`,
-  ...rows.map((r) => `| ${r.join(" | ")} |`),
+  renderTable(results, shape),
+  ...(targets ? ["", targets] : []),
 ].join("\n");
 console.log(table);
 

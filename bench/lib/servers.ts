@@ -15,6 +15,7 @@ export const CLIENT_CPU = "1";
 export const FILE_LIMIT = 65536;
 
 export interface RunningServer {
+  /** The protocol the load generator speaks to it; the bare baseline speaks ours. */
   kind: "ours" | "centrifugo";
   label: string;
   pid: number;
@@ -64,6 +65,48 @@ function collect(proc: Bun.Subprocess<"ignore", "pipe", "pipe">): () => string {
   return () => out;
 }
 
+/** Spawns `argv` pinned to the server CPU, waits for `healthPath`, and stops it with SIGTERM. */
+async function launch(o: {
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+  port: number;
+  dir: string;
+  healthPath: string;
+  wsPath: string;
+  kind: RunningServer["kind"];
+  label: string;
+}): Promise<RunningServer> {
+  const proc = Bun.spawn(pinned(SERVER_CPU, o.argv), {
+    cwd: o.cwd,
+    env: o.env,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const logs = collect(proc);
+  const httpUrl = `http://127.0.0.1:${o.port}`;
+  await waitHttp(`${httpUrl}${o.healthPath}`, proc, o.label, logs);
+  return {
+    kind: o.kind,
+    label: o.label,
+    pid: proc.pid,
+    port: o.port,
+    wsUrl: `ws://127.0.0.1:${o.port}${o.wsPath}`,
+    httpUrl,
+    dir: o.dir,
+    async stop() {
+      proc.kill("SIGTERM");
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+      await proc.exited;
+      clearTimeout(timer);
+      rmSync(o.dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const baseEnv = () => ({ PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "" });
+
 export async function startOurs(opts: {
   pairs: Pair[];
   synchronous?: "FULL" | "NORMAL" | "OFF";
@@ -78,8 +121,7 @@ export async function startOurs(opts: {
   writeFileSync(directoryFile, JSON.stringify(directoryFor(opts.pairs)));
   const port = freePort();
   const env = {
-    PATH: process.env.PATH ?? "",
-    HOME: process.env.HOME ?? "",
+    ...baseEnv(),
     PORT: String(port),
     HOST: "127.0.0.1",
     SQLITE_PATH: opts.sqlitePath ?? join(dir, "chat.db"),
@@ -97,32 +139,42 @@ export async function startOurs(opts: {
     UPGRADES_PER_MIN_PER_ADDRESS: "0",
     HEARTBEAT_IDLE_S: "120",
   };
-  const proc = Bun.spawn(pinned(SERVER_CPU, [process.execPath, ...(opts.extraArgs ?? []), "src/main.ts"]), {
+  return launch({
+    argv: [process.execPath, ...(opts.extraArgs ?? []), "src/main.ts"],
     cwd: opts.root ?? ROOT,
     env,
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const logs = collect(proc);
-  const httpUrl = `http://127.0.0.1:${port}`;
-  await waitHttp(`${httpUrl}/healthz`, proc, "our service", logs);
-  return {
+    port,
+    dir,
+    healthPath: "/healthz",
+    wsPath: "/ws",
     kind: "ours",
     label: opts.label ?? `ours (${env.SQLITE_SYNCHRONOUS})`,
-    pid: proc.pid,
-    port,
-    wsUrl: `ws://127.0.0.1:${port}/ws`,
-    httpUrl,
-    dir,
-    async stop() {
-      proc.kill("SIGTERM");
-      const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
-      await proc.exited;
-      clearTimeout(timer);
-      rmSync(dir, { recursive: true, force: true });
+  });
+}
+
+/** bench/bare-server.ts: the transport alone, speaking our protocol (issue #13). */
+export function startBare(opts: { pairs: Pair[] }): Promise<RunningServer> {
+  const dir = mkdtempSync(join(tmpdir(), "bare-bench-"));
+  const directoryFile = join(dir, "directory.json");
+  writeFileSync(directoryFile, JSON.stringify(directoryFor(opts.pairs)));
+  const port = freePort();
+  return launch({
+    argv: [process.execPath, "bench/bare-server.ts"],
+    cwd: ROOT,
+    env: {
+      ...baseEnv(),
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      DIRECTORY_FILE: directoryFile,
+      HEARTBEAT_IDLE_S: "120",
     },
-  };
+    port,
+    dir,
+    healthPath: "/healthz",
+    wsPath: "/ws",
+    kind: "ours",
+    label: "bare Bun.serve",
+  });
 }
 
 export async function startCentrifugo(bin: string): Promise<RunningServer> {
@@ -148,30 +200,15 @@ export async function startCentrifugo(bin: string): Promise<RunningServer> {
   };
   const configFile = join(dir, "config.json");
   writeFileSync(configFile, JSON.stringify(config, null, 2));
-  const proc = Bun.spawn(pinned(SERVER_CPU, [bin, "--config", configFile]), {
+  return launch({
+    argv: [bin, "--config", configFile],
     cwd: dir,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "" },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const logs = collect(proc);
-  const httpUrl = `http://127.0.0.1:${port}`;
-  await waitHttp(`${httpUrl}/health`, proc, "centrifugo", logs);
-  return {
+    env: baseEnv(),
+    port,
+    dir,
+    healthPath: "/health",
+    wsPath: "/connection/websocket",
     kind: "centrifugo",
     label: "centrifugo (memory)",
-    pid: proc.pid,
-    port,
-    wsUrl: `ws://127.0.0.1:${port}/connection/websocket`,
-    httpUrl,
-    dir,
-    async stop() {
-      proc.kill("SIGTERM");
-      const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
-      await proc.exited;
-      clearTimeout(timer);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  });
 }
