@@ -19,7 +19,7 @@ const LAYERS = [
   ["domain/"],
   ["identity/", "store/"],
   ["protocol/"],
-  ["model/", "errors.ts", "config.ts", "log.ts", "metrics.ts", "ids.ts", "healthcheck.ts"],
+  ["model/", "errors.ts", "config.ts", "config-fields.ts", "log.ts", "metrics.ts", "ids.ts", "healthcheck.ts"],
 ];
 
 const esc = (s) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
