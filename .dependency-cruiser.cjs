@@ -10,6 +10,7 @@
 const LAYERS = [
   ["main.ts"],
   ["app.ts", "cli.ts"],
+  ["open-storage.ts"],
   ["server.ts", "readiness.ts"],
   ["demo/"],
   ["ws/", "http/"],
