@@ -33,8 +33,12 @@ import sdkTypes from "../client/types.ts" with { type: "text" };
 import sdkWaiters from "../client/waiters.ts" with { type: "text" };
 // @ts-expect-error text import
 import demoApp from "./app.ts" with { type: "text" };
+// @ts-expect-error text import
+import demoBubbles from "./bubbles.ts" with { type: "text" };
 // A text import, not an HTML bundle: the page is served as is.
 import page from "./page.html" with { type: "text" };
+// @ts-expect-error text import
+import demoStaging from "./staging.ts" with { type: "text" };
 
 const ROOT = "/lesson-chat-demo";
 const SOURCES: Record<string, string> = {
@@ -54,6 +58,8 @@ const SOURCES: Record<string, string> = {
   [`${ROOT}/client/types.ts`]: sdkTypes,
   [`${ROOT}/client/waiters.ts`]: sdkWaiters,
   [`${ROOT}/demo/app.ts`]: demoApp,
+  [`${ROOT}/demo/bubbles.ts`]: demoBubbles,
+  [`${ROOT}/demo/staging.ts`]: demoStaging,
 };
 
 export interface DemoAssets {
