@@ -66,6 +66,30 @@ const reconnectRemapped = (sockets: Set<ChatSocket>) => (oldId: string) => {
 };
 
 type Fanout = Awaited<ReturnType<typeof createFanout>>;
+/** What nearly every part is given. */
+type Basics = { metrics: Metrics; logger: Logger; now: () => number };
+
+/** The bus, and what a frame relayed from another instance does here (kept, copied, applied). */
+async function openFanout(
+  config: Config,
+  deps: Basics & { storage: Storage; deletions: DeletionHook; deliver: Deliver },
+) {
+  const { storage, deletions, metrics, now } = deps;
+  const { store, committer } = storage;
+  const notify = storage.notifier?.hooks;
+  const keeper = createCopyKeeper({ store, committer, delayMs: config.COPY_FLUSH_DELAY_MS, now, metrics });
+  const { accept, keepReplica } = createRelay({ store, committer, copies: keeper, notify, deletions });
+  return createFanout(config, {
+    deliver: deps.deliver,
+    accept,
+    keepReplica,
+    keeper,
+    lastSeen: storage.lastSeen,
+    registry: metrics.registry,
+    logger: deps.logger,
+    now,
+  });
+}
 
 /** A deleted message's attachments go too: here, and from GridFS when they were uploaded here. */
 function deletionHookOf(attachments: Attachments, logger: Logger): DeletionHook {
@@ -81,14 +105,7 @@ function deletionHookOf(attachments: Attachments, logger: Logger): DeletionHook 
 /** The chat's rules over the store and the bus: sending and reading, edits and deletes, presence. */
 function createChatRules(
   config: Config,
-  deps: {
-    storage: Storage;
-    fanout: Fanout;
-    deletions: DeletionHook;
-    metrics: Metrics;
-    logger: Logger;
-    now: () => number;
-  },
+  deps: Basics & { storage: Storage; fanout: Fanout; deletions: DeletionHook },
 ) {
   const { storage, fanout, metrics, now } = deps;
   const { store, committer } = storage;
@@ -124,11 +141,8 @@ function createChatRules(
   return { chat, edits, announcer };
 }
 
-interface Core {
+interface Core extends Basics {
   config: Config;
-  logger: Logger;
-  metrics: Metrics;
-  now: () => number;
   storage: Storage;
   identity: Identity;
   chat: Chat;
@@ -292,9 +306,7 @@ export async function startService(
     claims: () => claims,
     busRedis: () => busRedis,
   });
-  const { store, committer } = storage;
   const sweeper = sweepUnsent(storage.attachments, config, logger);
-  const notify = storage.notifier?.hooks;
   const { identity, notes } = overrides.identity
     ? { identity: overrides.identity, notes: [] }
     : createIdentity(config, logger);
@@ -303,18 +315,7 @@ export async function startService(
   const djangoProbe = config.DJANGO_BASE_URL
     ? createDjangoProbe(config.DJANGO_BASE_URL, { timeoutMs: config.DJANGO_TIMEOUT_MS, logger, now })
     : undefined;
-  const keeper = createCopyKeeper({ store, committer, delayMs: config.COPY_FLUSH_DELAY_MS, now, metrics });
-  const { accept, keepReplica } = createRelay({ store, committer, copies: keeper, notify, deletions });
-  const fanout = await createFanout(config, {
-    deliver,
-    accept,
-    keepReplica,
-    keeper,
-    lastSeen: storage.lastSeen,
-    registry: metrics.registry,
-    logger,
-    now,
-  });
+  const fanout = await openFanout(config, { storage, deletions, deliver, metrics, logger, now });
   busRedis = fanout.redis;
   copiesOut = fanout.copies;
   if (busRedis) claims = createRedisClaims({ redis: busRedis, prefix: config.REDIS_PREFIX });
