@@ -10,6 +10,7 @@
 const LAYERS = [
   ["main.ts"],
   ["app.ts", "cli.ts"],
+  ["open-storage.ts"],
   ["server.ts", "readiness.ts"],
   ["demo/"],
   ["ws/", "http/"],
@@ -19,7 +20,7 @@ const LAYERS = [
   ["domain/"],
   ["identity/", "store/"],
   ["protocol/"],
-  ["model/", "errors.ts", "config.ts", "log.ts", "metrics.ts", "ids.ts", "healthcheck.ts"],
+  ["model/", "errors.ts", "config.ts", "config-fields.ts", "log.ts", "metrics.ts", "ids.ts", "healthcheck.ts"],
 ];
 
 const esc = (s) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");

@@ -1,4 +1,3 @@
-import { dirname, join } from "node:path";
 import type { Server } from "bun";
 import { createAuthenticate } from "./auth/authenticate.ts";
 import { createFailedAuthGuard } from "./auth/failed-auth.ts";
@@ -8,14 +7,13 @@ import { createFanout } from "./bus/fanout.ts";
 import { closedClaims, createRedisClaims, localClaims, type NotifyClaims } from "./bus/notify-claims.ts";
 import type { RedisLink } from "./bus/redis-link.ts";
 import type { Config } from "./config.ts";
-import { type Attachments, createAttachments } from "./domain/attachments.ts";
+import type { Attachments } from "./domain/attachments.ts";
 import type { Deliver } from "./domain/bus.ts";
 import { type Chat, createChat } from "./domain/chat.ts";
 import { type Copies, createCopyKeeper } from "./domain/copies.ts";
 import { createDeletionHook, createEdits, type DeletionHook, type Edits } from "./domain/edits.ts";
-import type { LastSeenStore, Presence } from "./domain/presence.ts";
+import type { Presence } from "./domain/presence.ts";
 import { createPresenceAnnouncer, type PresenceAnnouncer } from "./domain/presence-announce.ts";
-import { createPublishFence, type PublishFence } from "./domain/publish-fence.ts";
 import { KeyedBuckets } from "./domain/rate.ts";
 import { createRelay } from "./domain/relay.ts";
 import { createHttpApp } from "./http/app.ts";
@@ -23,30 +21,21 @@ import { createIdentity } from "./identity/index.ts";
 import { createDjangoProbe } from "./identity/probe.ts";
 import type { Identity } from "./identity/types.ts";
 import { createObjectIdGenerator } from "./ids.ts";
-import { ATTACHMENT_KINDS, createAttachmentCopy } from "./jobs/attachment-copy.ts";
-import { createMongoFlush, MONGO_KINDS } from "./jobs/mongo-flush.ts";
-import { NOTIFY_KINDS, notificationsOn, notifierFromConfig } from "./jobs/notifier.ts";
-import { createOutboxWorker, register } from "./jobs/outbox-worker.ts";
-import { retentionFromConfig } from "./jobs/retention.ts";
+import { ATTACHMENT_KINDS } from "./jobs/attachment-copy.ts";
+import { MONGO_KINDS } from "./jobs/mongo-flush.ts";
 import type { Logger } from "./log.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
+import { openStorage, type Storage, sweepUnsent } from "./open-storage.ts";
 import { createReadiness, registerGauges } from "./readiness.ts";
 import { createShutdown, serve, type Teardown } from "./server.ts";
-import { openBlobStore } from "./store/blobs.ts";
-import { diskGuardFromConfig } from "./store/disk-guard.ts";
-import { createGridStore } from "./store/gridfs.ts";
-import { createGroupCommitter, type GroupCommitter } from "./store/group-commit.ts";
-import { createReadThrough } from "./store/read-through.ts";
-import { createCheckpointer } from "./store/sqlite/checkpointer.ts";
-import { type ChatStore, openStore } from "./store/sqlite/index.ts";
-import { isStorageFailure } from "./store/storage-errors.ts";
 import { type ChatSocket, createSessionHandlers, type SessionData } from "./ws/session.ts";
 import { createUpgradeHandler } from "./ws/upgrade.ts";
 
 /**
  * Builds the whole service from a configuration and starts listening: the composition root
  * that main.ts calls with the environment and tests call with a temp SQLite file and port 0.
- * Every part gets its dependencies here; nothing else opens a connection.
+ * Every part gets its dependencies here (storage in open-storage.ts); nothing else opens a
+ * connection.
  */
 
 export interface ServiceOverrides {
@@ -71,165 +60,6 @@ export interface Service {
   shutdown(reason?: string): Promise<void>;
 }
 
-/** SQLite, and with MONGO_URI the MongoDB behind the outbox: nothing on the request path waits for it. */
-async function openStorage(
-  config: Config,
-  deps: {
-    logger: Logger;
-    metrics: Metrics;
-    now: () => number;
-    onRemap: (oldId: string) => void;
-    onConfirmed: Copies["announce"];
-    claims: () => NotifyClaims;
-    busRedis: () => RedisLink | undefined;
-    wrapSync?: ServiceOverrides["wrapSync"];
-  },
-) {
-  const store = openStore({
-    path: config.SQLITE_PATH,
-    synchronous: config.SQLITE_SYNCHRONOUS,
-    syncOffLoop: true,
-    // Each handler's kinds, when its sink is configured: nothing is queued that nobody drains.
-    outboxKinds: [
-      ...(config.MONGO_URI ? [...MONGO_KINDS, ...ATTACHMENT_KINDS] : []),
-      ...(notificationsOn(config) ? NOTIFY_KINDS : []),
-    ],
-  });
-  // The driver is loaded only when used: it costs a start without MongoDB tens of milliseconds.
-  const mongo = config.MONGO_URI
-    ? (await import("./store/mongo.ts")).openMongo({
-        uri: config.MONGO_URI,
-        db: config.MONGO_DB,
-        connectTimeoutMs: config.MONGO_CONNECT_TIMEOUT_MS,
-        socketTimeoutMs: config.MONGO_SOCKET_TIMEOUT_MS,
-      })
-    : undefined;
-  const flush = mongo
-    ? createMongoFlush({
-        store,
-        mongo,
-        logger: deps.logger.child({ component: "flusher" }),
-        metrics: deps.metrics,
-        now: deps.now,
-        onRemap: deps.onRemap,
-        onConfirmed: deps.onConfirmed,
-      })
-    : undefined;
-  const grid = mongo ? createGridStore(() => mongo.database()) : undefined;
-  // Made below, once the committer it writes through exists; the worker only calls it later.
-  let attachments: Attachments | undefined;
-  const gridSync = grid
-    ? createAttachmentCopy(
-        {
-          prepare: () => grid.ensureIndexes(),
-          copy: (id) => attachments!.copyToGrid(id),
-          remove: (id) => attachments!.removeFromGrid(id),
-        },
-        deps.metrics,
-      )
-    : undefined;
-  const notifier = notifierFromConfig(config, {
-    cycles: store,
-    claims: deps.claims,
-    busRedis: deps.busRedis,
-    logger: deps.logger.child({ component: "notifier" }),
-    metrics: deps.metrics,
-    now: deps.now,
-  });
-  const handlers = [
-    ...(flush ? [register(flush.handler)] : []),
-    ...(notifier ? [register(notifier.handler)] : []),
-    ...(gridSync ? [register(gridSync)] : []),
-  ];
-  const worker =
-    handlers.length > 0
-      ? createOutboxWorker(
-          {
-            outbox: store,
-            logger: deps.logger.child({ component: "flusher" }),
-            batchSize: config.MONGO_FLUSH_BATCH,
-            pollMs: config.MONGO_FLUSH_POLL_MS,
-            retryMaxMs: config.MONGO_RETRY_MAX_MS,
-            now: deps.now,
-            durable: () => committer.durable(),
-          },
-          handlers,
-        )
-      : undefined;
-  const history = mongo
-    ? createReadThrough({ store, mongo, logger: deps.logger, timeoutMs: config.MONGO_READ_TIMEOUT_MS })
-    : undefined;
-  const disk = diskGuardFromConfig(config, { ...deps, checkpoint: () => store.retention.checkpoint() });
-  const checkpointer = store.syncWal
-    ? createCheckpointer({
-        path: config.SQLITE_PATH,
-        logger: deps.logger.child({ component: "checkpoint" }),
-        checkpointHere: store.checkpointPassive,
-      })
-    : undefined;
-  const committer = createGroupCommitter({
-    transaction: store.transaction,
-    sync: store.syncWal && deps.wrapSync ? deps.wrapSync(store.syncWal) : store.syncWal,
-    gate: checkpointer?.gate,
-    onBatch: (n) => {
-      deps.metrics.commitBatch.observe(n);
-      checkpointer?.committed();
-      disk.commitSucceeded();
-      worker?.notify();
-    },
-    isStorageFailure,
-    onCommitError: (err, jobs) => disk.commitFailed(err, jobs),
-  });
-  attachments = createAttachments({
-    store: store.attachments,
-    blobs: openBlobStore(config.ATTACHMENT_DIR ?? join(dirname(config.SQLITE_PATH), "attachments")),
-    grid,
-    newId: createObjectIdGenerator(deps.now),
-    now: deps.now,
-    maxBytes: config.ATTACHMENT_MAX_MB * 1024 * 1024,
-    allowedTypes: new Set(config.ATTACHMENT_TYPES),
-    commit: (fn) => committer.submit(fn),
-    enqueue: (kind, id) => store.enqueue(kind, { id }, deps.now()),
-    gridTimeoutMs: config.MONGO_READ_TIMEOUT_MS,
-    unsentTtlMs: config.ATTACHMENT_UNSENT_TTL_S * 1000,
-    retryAfterS: config.ATTACHMENT_RETRY_AFTER_S,
-    logger: deps.logger.child({ component: "attachments" }),
-  });
-  return {
-    store,
-    flush,
-    notifier,
-    worker,
-    history,
-    committer,
-    checkpointer,
-    attachments,
-    disk,
-    retention: retentionFromConfig(config, store.retention, deps),
-  };
-}
-
-/** last_seen rides along with the next group commit: an fsync per connect would make a reconnect storm crawl. */
-function lastSeenVia(store: ChatStore, committer: GroupCommitter): LastSeenStore {
-  // Until its commit is durable a time is read from here, so a read right after a close (REST
-  // /presence) agrees with the presence frame that announced it.
-  const pending = new Map<number, number>();
-  return {
-    touchPresence: (userId, at) => {
-      pending.set(userId, at);
-      committer
-        .submit(() => store.touchPresence(userId, at))
-        .catch(() => {
-          // Advisory only; the store may be closing at shutdown.
-        })
-        .finally(() => {
-          if (pending.get(userId) === at) pending.delete(userId);
-        });
-    },
-    lastSeen: (userId) => pending.get(userId) ?? store.lastSeen(userId),
-  };
-}
-
 /** Sockets hold the old id (and its topic): make them reconnect onto the adopted one. */
 const reconnectRemapped = (sockets: Set<ChatSocket>) => (oldId: string) => {
   for (const ws of sockets) {
@@ -237,33 +67,102 @@ const reconnectRemapped = (sockets: Set<ChatSocket>) => (oldId: string) => {
   }
 };
 
-type Storage = Awaited<ReturnType<typeof openStorage>>;
+type Fanout = Awaited<ReturnType<typeof createFanout>>;
+/** What nearly every part is given. */
+type Basics = { metrics: Metrics; logger: Logger; now: () => number };
 
-/** Uploads no message took are removed after ATTACHMENT_UNSENT_TTL_S; checked a few times per TTL. */
-function sweepUnsent(attachments: Attachments, config: Config, logger: Logger) {
-  const everyMs = Math.min(3_600_000, Math.max(500, (config.ATTACHMENT_UNSENT_TTL_S * 1000) / 4));
-  const timer = setInterval(() => {
-    attachments.sweep().catch((err) => logger.warn("attachment sweep failed", { error: err }));
-  }, everyMs);
-  timer.unref();
-  return timer;
+/** The bus, and what a frame relayed from another instance does here (kept, copied, applied). */
+async function openFanout(
+  config: Config,
+  deps: Basics & { storage: Storage; deletions: DeletionHook; deliver: Deliver },
+) {
+  const { storage, deletions, metrics, now } = deps;
+  const { store, committer } = storage;
+  const notify = storage.notifier?.hooks;
+  const keeper = createCopyKeeper({ store, committer, delayMs: config.COPY_FLUSH_DELAY_MS, now, metrics });
+  const { accept, keepReplica } = createRelay({
+    store,
+    committer,
+    fence: storage.fence,
+    copies: keeper,
+    notify,
+    deletions,
+  });
+  return createFanout(config, {
+    deliver: deps.deliver,
+    accept,
+    keepReplica,
+    keeper,
+    lastSeen: storage.lastSeen,
+    registry: metrics.registry,
+    logger: deps.logger,
+    now,
+  });
 }
 
-interface Core {
+/** A deleted message's attachments go too: here, and from GridFS when they were uploaded here. */
+function deletionHookOf(attachments: Attachments, logger: Logger): DeletionHook {
+  const deletions = createDeletionHook((error) => logger.error("a deletion listener failed", { error }));
+  deletions.subscribe(({ conversationId, messageId }) => {
+    attachments
+      .deleteForMessage(conversationId, messageId)
+      .catch((error) => logger.warn("removing a deleted message's attachments failed", { error }));
+  });
+  return deletions;
+}
+
+/** The chat's rules over the store and the bus: sending and reading, edits and deletes, presence. */
+function createChatRules(
+  config: Config,
+  deps: Basics & { storage: Storage; fanout: Fanout; deletions: DeletionHook },
+) {
+  const { storage, fanout, metrics, now } = deps;
+  const { store, committer } = storage;
+  const chat = createChat({
+    store,
+    committer,
+    fence: storage.fence,
+    bus: fanout.bus,
+    newId: createObjectIdGenerator(now, store.newestMessageId() ?? undefined),
+    now,
+    metrics,
+    maxMessageChars: config.MAX_MESSAGE_CHARS,
+    admit: storage.disk.admit,
+    history: storage.history,
+    ...(config.ACK_COPIES >= 2 ? { secondCopy: fanout.copies } : {}),
+    notify: storage.notifier?.hooks,
+  });
+  const edits = createEdits({
+    store,
+    committer,
+    fence: storage.fence,
+    bus: fanout.bus,
+    now,
+    metrics,
+    maxMessageChars: config.MAX_MESSAGE_CHARS,
+    editWindowMs: config.EDIT_WINDOW_S * 1000,
+    deletions: deps.deletions,
+  });
+  const announcer = createPresenceAnnouncer({
+    presence: fanout.presence,
+    announce: chat.announcePresence,
+    offlineDelayMs: config.PRESENCE_OFFLINE_DELAY_MS,
+    onError: (err) => deps.logger.warn("presence announcement failed", { error: err }),
+  });
+  return { chat, edits, announcer };
+}
+
+interface Core extends Basics {
   config: Config;
-  logger: Logger;
-  metrics: Metrics;
-  now: () => number;
   storage: Storage;
-  fence: PublishFence;
   identity: Identity;
   chat: Chat;
   edits: Edits;
   presence: Presence;
   announcer: PresenceAnnouncer;
-  bus: Awaited<ReturnType<typeof createFanout>>["bus"];
-  copies: Awaited<ReturnType<typeof createFanout>>["copies"];
-  redisShape?: Awaited<ReturnType<typeof createFanout>>["redisShape"];
+  bus: Fanout["bus"];
+  copies: Fanout["copies"];
+  redisShape?: Fanout["redisShape"];
   sockets: Set<ChatSocket>;
   deliver: Deliver;
   isDraining: () => boolean;
@@ -291,7 +190,7 @@ async function createTransports(
     : undefined;
   const app = createHttpApp({
     store,
-    fence: core.fence,
+    fence: core.storage.fence,
     attachments: core.storage.attachments,
     presence: (u) => presence.status(u),
     restBuckets: new KeyedBuckets(config.RATE_REST_PER_MIN / 60, config.RATE_REST_PER_MIN),
@@ -324,7 +223,7 @@ async function createTransports(
     chat,
     edits: core.edits,
     store,
-    fence: core.fence,
+    fence: core.storage.fence,
     identity,
     authFailures,
     presence,
@@ -364,6 +263,7 @@ function teardownOf(
       await storage.worker?.stop(budgetMs);
     },
     closeStore: async () => {
+      // The checkpoint thread's connection first: the writer's close, last, removes the WAL.
       await storage.checkpointer?.close();
       storage.store.close();
     },
@@ -424,70 +324,26 @@ export async function startService(
     busRedis: () => busRedis,
     wrapSync: overrides.wrapSync,
   });
-  const { store, committer } = storage;
-  const fence = createPublishFence();
   const sweeper = sweepUnsent(storage.attachments, config, logger);
-  const notify = storage.notifier?.hooks;
   const { identity, notes } = overrides.identity
     ? { identity: overrides.identity, notes: [] }
     : createIdentity(config, logger);
   for (const note of notes) logger.warn(note);
-  const deletions = createDeletionHook((error) => logger.error("a deletion listener failed", { error }));
-  // A deleted message's attachments go too: here, and from GridFS when they were uploaded here.
-  deletions.subscribe(({ conversationId, messageId }) => {
-    storage.attachments
-      .deleteForMessage(conversationId, messageId)
-      .catch((error) => logger.warn("removing a deleted message's attachments failed", { error }));
-  });
+  const deletions = deletionHookOf(storage.attachments, logger);
   const djangoProbe = config.DJANGO_BASE_URL
     ? createDjangoProbe(config.DJANGO_BASE_URL, { timeoutMs: config.DJANGO_TIMEOUT_MS, logger, now })
     : undefined;
-  const keeper = createCopyKeeper({ store, committer, delayMs: config.COPY_FLUSH_DELAY_MS, now, metrics });
-  const { accept, keepReplica } = createRelay({ store, committer, fence, copies: keeper, notify, deletions });
-  const lastSeen = lastSeenVia(store, committer);
-  const fanout = await createFanout(config, {
-    deliver,
-    accept,
-    keepReplica,
-    keeper,
-    lastSeen,
-    registry: metrics.registry,
-    logger,
-    now,
-  });
+  const fanout = await openFanout(config, { storage, deletions, deliver, metrics, logger, now });
   busRedis = fanout.redis;
   copiesOut = fanout.copies;
   if (busRedis) claims = createRedisClaims({ redis: busRedis, prefix: config.REDIS_PREFIX });
-  const chat = createChat({
-    store,
-    committer,
-    fence,
-    bus: fanout.bus,
-    newId: createObjectIdGenerator(now, store.newestMessageId() ?? undefined),
-    now,
-    metrics,
-    maxMessageChars: config.MAX_MESSAGE_CHARS,
-    admit: storage.disk.admit,
-    history: storage.history,
-    ...(config.ACK_COPIES >= 2 ? { secondCopy: fanout.copies } : {}),
-    notify,
-  });
-  const edits = createEdits({
-    store,
-    committer,
-    fence,
-    bus: fanout.bus,
-    now,
-    metrics,
-    maxMessageChars: config.MAX_MESSAGE_CHARS,
-    editWindowMs: config.EDIT_WINDOW_S * 1000,
+  const { chat, edits, announcer } = createChatRules(config, {
+    storage,
+    fanout,
     deletions,
-  });
-  const announcer = createPresenceAnnouncer({
-    presence: fanout.presence,
-    announce: chat.announcePresence,
-    offlineDelayMs: config.PRESENCE_OFFLINE_DELAY_MS,
-    onError: (err) => logger.warn("presence announcement failed", { error: err }),
+    metrics,
+    logger,
+    now,
   });
   const clientIp = (req: Request) => server?.requestIP(req)?.address ?? "unknown";
   const core: Core = {
@@ -496,7 +352,6 @@ export async function startService(
     metrics,
     now,
     storage,
-    fence,
     identity,
     chat,
     edits,

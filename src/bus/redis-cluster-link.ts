@@ -1,6 +1,6 @@
 import { Cluster, type ClusterOptions } from "ioredis";
 import type { Logger } from "../log.ts";
-import { type LinkOptions, linkHooks, type RedisLink, superviseLink, Timeout, within } from "./redis-link.ts";
+import { type LinkOptions, linkState, type RedisLink, superviseLink, Timeout, within } from "./redis-link.ts";
 
 /**
  * The same link as `createRedisLink`, to a Redis Cluster, through ioredis (Bun's client has no
@@ -68,12 +68,7 @@ export async function createClusterLink(opts: ClusterLinkOptions): Promise<Redis
   addSeed(url.hostname, Number(url.port || 6379));
   /** Wanted channels, and whether each is sharded. */
   const channels = new Map<string, boolean>();
-  const hooks = linkHooks(logger);
   let client: Cluster | null = null;
-  let up = false;
-  let everUp = false;
-  let reconnects = 0;
-  let closed = false;
 
   const isSharded = (channel: string) => opts.shardedPubSub && opts.sharded(channel);
   const listener = (channel: string, message: string) => opts.onMessage(channel, message);
@@ -91,15 +86,8 @@ export async function createClusterLink(opts: ClusterLinkOptions): Promise<Redis
     c.disconnect();
   };
 
-  const markDown = (reason: unknown) => {
-    if (!up) return;
-    up = false;
-    drop();
-    logger.warn("redis cluster link down; delivering locally only until it returns", {
-      error: reason instanceof Error ? reason.message : String(reason),
-    });
-    hooks.down();
-  };
+  const state = linkState({ name: "redis cluster", logger, drop });
+  const markDown = (reason: unknown) => state.markDown(reason);
 
   /** Every master's PING, and the cluster's own verdict on its slots. */
   const healthy = async (c: Cluster) => {
@@ -131,26 +119,21 @@ export async function createClusterLink(opts: ClusterLinkOptions): Promise<Redis
       c.disconnect();
       throw err;
     }
-    if (closed) {
+    if (state.closed) {
       c.disconnect();
       return;
     }
     for (const n of c.nodes("all")) addSeed(n.options.host ?? "127.0.0.1", n.options.port ?? 6379);
     client = c;
-    up = true;
+    state.up = true;
     const late = [...channels].filter(([ch]) => !wanted.some(([w]) => w === ch));
     for (const [ch, sharded] of late) subscribeOn(c, ch, sharded).catch((err) => markDown(err));
-    if (everUp) {
-      reconnects++;
-      logger.info("redis cluster link restored", { channels: channels.size, nodes: seeds.size });
-    }
-    everUp = true;
-    hooks.up();
+    state.restored({ channels: channels.size, nodes: seeds.size });
   };
 
   const supervisor = await superviseLink({
     everyMs: checkEveryMs,
-    isUp: () => up && client !== null,
+    isUp: () => state.up && client !== null,
     dial,
     async check() {
       try {
@@ -163,64 +146,53 @@ export async function createClusterLink(opts: ClusterLinkOptions): Promise<Redis
     logger,
   });
 
-  return {
-    get up() {
-      return up;
+  return state.link(
+    {
+      async command(name, args) {
+        const c = client;
+        if (!state.up || !c) throw new Error("redis link is down");
+        try {
+          return await within(c.call(name, ...args), timeoutMs, `cluster ${name}`);
+        } catch (err) {
+          if (isOutage(err)) markDown(err);
+          throw err;
+        }
+      },
+      async publish(channel, message) {
+        const c = client;
+        if (!state.up || !c) throw new Error("redis link is down");
+        try {
+          await within(
+            isSharded(channel) ? c.spublish(channel, message) : c.publish(channel, message),
+            timeoutMs,
+            "cluster publish",
+          );
+        } catch (err) {
+          markDown(err);
+          throw err;
+        }
+      },
+      async subscribe(channel) {
+        if (channels.has(channel)) return;
+        const sharded = isSharded(channel);
+        channels.set(channel, sharded);
+        const c = client;
+        if (!state.up || !c) return;
+        try {
+          await within(subscribeOn(c, channel, sharded), timeoutMs, "cluster subscribe");
+        } catch (err) {
+          markDown(err);
+        }
+      },
+      unsubscribe(channel) {
+        const sharded = channels.get(channel);
+        if (sharded === undefined) return;
+        channels.delete(channel);
+        const c = client;
+        if (!state.up || !c) return;
+        (sharded ? c.sunsubscribe(channel) : c.unsubscribe(channel)).catch((err: unknown) => markDown(err));
+      },
     },
-    get reconnects() {
-      return reconnects;
-    },
-    async command(name, args) {
-      const c = client;
-      if (!up || !c) throw new Error("redis link is down");
-      try {
-        return await within(c.call(name, ...args), timeoutMs, `cluster ${name}`);
-      } catch (err) {
-        if (isOutage(err)) markDown(err);
-        throw err;
-      }
-    },
-    async publish(channel, message) {
-      const c = client;
-      if (!up || !c) throw new Error("redis link is down");
-      try {
-        await within(
-          isSharded(channel) ? c.spublish(channel, message) : c.publish(channel, message),
-          timeoutMs,
-          "cluster publish",
-        );
-      } catch (err) {
-        markDown(err);
-        throw err;
-      }
-    },
-    async subscribe(channel) {
-      if (channels.has(channel)) return;
-      const sharded = isSharded(channel);
-      channels.set(channel, sharded);
-      const c = client;
-      if (!up || !c) return;
-      try {
-        await within(subscribeOn(c, channel, sharded), timeoutMs, "cluster subscribe");
-      } catch (err) {
-        markDown(err);
-      }
-    },
-    unsubscribe(channel) {
-      const sharded = channels.get(channel);
-      if (sharded === undefined) return;
-      channels.delete(channel);
-      const c = client;
-      if (!up || !c) return;
-      (sharded ? c.sunsubscribe(channel) : c.unsubscribe(channel)).catch((err: unknown) => markDown(err));
-    },
-    onUp: hooks.onUp,
-    onDown: hooks.onDown,
-    async close() {
-      closed = true;
-      await supervisor.stop();
-      up = false;
-      drop();
-    },
-  };
+    supervisor,
+  );
 }

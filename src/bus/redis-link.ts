@@ -35,7 +35,7 @@ export interface LinkOptions {
   timeoutMs?: number;
 }
 
-/* What both links (this one and redis-cluster-link.ts) share: the deadline, the hooks, the loop. */
+/* What both links (this one and redis-cluster-link.ts) share: the deadline, the hooks, the state, the loop. */
 
 export class Timeout extends Error {}
 
@@ -73,6 +73,63 @@ export function linkHooks(logger: Logger) {
       for (const h of downHooks) h();
     },
   };
+}
+
+/**
+ * Up or down, and how often it came back: the state both links keep, with the two transitions
+ * they share. Down drops the connections and tells the onDown hooks once; a dial that succeeded
+ * sets `up` itself, then calls `restored`.
+ */
+export function linkState(o: { name: string; logger: Logger; drop: () => void }) {
+  const hooks = linkHooks(o.logger);
+  let everUp = false;
+  const state = {
+    up: false,
+    closed: false,
+    reconnects: 0,
+    markDown(reason: unknown): void {
+      if (!state.up) return;
+      state.up = false;
+      o.drop();
+      o.logger.warn(`${o.name} link down; delivering locally only until it returns`, {
+        error: reason instanceof Error ? reason.message : String(reason),
+      });
+      hooks.down();
+    },
+    /** A reconnect (not the first connect) is counted and logged; the onUp hooks run. */
+    restored(fields: Record<string, number>): void {
+      if (everUp) {
+        state.reconnects++;
+        o.logger.info(`${o.name} link restored`, fields);
+      }
+      everUp = true;
+      hooks.up();
+    },
+    /** The RedisLink around a link's own operations: the getters, the hooks and close are the same. */
+    link(
+      ops: Pick<RedisLink, "command" | "publish" | "subscribe" | "unsubscribe">,
+      supervisor: { stop(): Promise<void> },
+    ): RedisLink {
+      return {
+        get up() {
+          return state.up;
+        },
+        get reconnects() {
+          return state.reconnects;
+        },
+        ...ops,
+        onUp: hooks.onUp,
+        onDown: hooks.onDown,
+        async close() {
+          state.closed = true;
+          await supervisor.stop();
+          state.up = false;
+          o.drop();
+        },
+      };
+    },
+  };
+  return state;
 }
 
 /**
@@ -127,13 +184,8 @@ export async function createRedisLink(opts: LinkOptions): Promise<RedisLink> {
   const checkEveryMs = opts.checkEveryMs ?? 1000;
   const timeoutMs = opts.timeoutMs ?? 2000;
   const channels = new Set<string>();
-  const hooks = linkHooks(opts.logger);
   let cmd: RedisClient | null = null;
   let sub: RedisClient | null = null;
-  let up = false;
-  let everUp = false;
-  let reconnects = 0;
-  let closed = false;
   const listener = (message: string, channel: string) => opts.onMessage(channel, message);
 
   const newClient = () =>
@@ -156,15 +208,8 @@ export async function createRedisLink(opts: LinkOptions): Promise<RedisLink> {
     sub = null;
   };
 
-  const markDown = (reason: unknown) => {
-    if (!up) return;
-    up = false;
-    drop();
-    opts.logger.warn("redis link down; delivering locally only until it returns", {
-      error: reason instanceof Error ? reason.message : String(reason),
-    });
-    hooks.down();
-  };
+  const state = linkState({ name: "redis", logger: opts.logger, drop });
+  const markDown = (reason: unknown) => state.markDown(reason);
 
   const dial = async () => {
     const c = newClient();
@@ -178,28 +223,23 @@ export async function createRedisLink(opts: LinkOptions): Promise<RedisLink> {
       s.close();
       throw err;
     }
-    if (closed) {
+    if (state.closed) {
       c.close();
       s.close();
       return;
     }
     cmd = c;
     sub = s;
-    up = true;
+    state.up = true;
     // Channels asked for while this dial was in flight.
     const late = [...channels].filter((ch) => !wanted.includes(ch));
     if (late.length > 0) s.subscribe(late, listener).catch((err) => markDown(err));
-    if (everUp) {
-      reconnects++;
-      opts.logger.info("redis link restored", { channels: channels.size });
-    }
-    everUp = true;
-    hooks.up();
+    state.restored({ channels: channels.size });
   };
 
   const supervisor = await superviseLink({
     everyMs: checkEveryMs,
-    isUp: () => up,
+    isUp: () => state.up,
     dial,
     async check() {
       try {
@@ -212,56 +252,45 @@ export async function createRedisLink(opts: LinkOptions): Promise<RedisLink> {
     logger: opts.logger,
   });
 
-  return {
-    get up() {
-      return up;
-    },
-    get reconnects() {
-      return reconnects;
-    },
-    async command(name, args) {
-      if (!up || !cmd) throw new Error("redis link is down");
-      try {
-        return await within(cmd.send(name, args), timeoutMs, name);
-      } catch (err) {
-        // A server error (bad script, wrong type) is not an outage.
-        if (err instanceof Timeout || (err as { code?: string }).code === "ERR_REDIS_CONNECTION_CLOSED")
+  return state.link(
+    {
+      async command(name, args) {
+        if (!state.up || !cmd) throw new Error("redis link is down");
+        try {
+          return await within(cmd.send(name, args), timeoutMs, name);
+        } catch (err) {
+          // A server error (bad script, wrong type) is not an outage.
+          if (err instanceof Timeout || (err as { code?: string }).code === "ERR_REDIS_CONNECTION_CLOSED")
+            markDown(err);
+          throw err;
+        }
+      },
+      async publish(channel, message) {
+        if (!state.up || !cmd) throw new Error("redis link is down");
+        try {
+          await within(cmd.publish(channel, message), timeoutMs, "publish");
+        } catch (err) {
           markDown(err);
-        throw err;
-      }
+          throw err;
+        }
+      },
+      async subscribe(channel) {
+        if (channels.has(channel)) return;
+        channels.add(channel);
+        if (!state.up || !sub) return;
+        try {
+          await within(sub.subscribe(channel, listener), timeoutMs, "subscribe");
+        } catch (err) {
+          // The channel stays wanted; the reconnect subscribes it.
+          markDown(err);
+        }
+      },
+      unsubscribe(channel) {
+        if (!channels.delete(channel)) return;
+        if (!state.up || !sub) return;
+        sub.unsubscribe(channel).catch((err) => markDown(err));
+      },
     },
-    async publish(channel, message) {
-      if (!up || !cmd) throw new Error("redis link is down");
-      try {
-        await within(cmd.publish(channel, message), timeoutMs, "publish");
-      } catch (err) {
-        markDown(err);
-        throw err;
-      }
-    },
-    async subscribe(channel) {
-      if (channels.has(channel)) return;
-      channels.add(channel);
-      if (!up || !sub) return;
-      try {
-        await within(sub.subscribe(channel, listener), timeoutMs, "subscribe");
-      } catch (err) {
-        // The channel stays wanted; the reconnect subscribes it.
-        markDown(err);
-      }
-    },
-    unsubscribe(channel) {
-      if (!channels.delete(channel)) return;
-      if (!up || !sub) return;
-      sub.unsubscribe(channel).catch((err) => markDown(err));
-    },
-    onUp: hooks.onUp,
-    onDown: hooks.onDown,
-    async close() {
-      closed = true;
-      await supervisor.stop();
-      up = false;
-      drop();
-    },
-  };
+    supervisor,
+  );
 }

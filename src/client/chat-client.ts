@@ -1,5 +1,6 @@
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.ts";
 import { Emitter } from "./emitter.ts";
+import { Heartbeat } from "./heartbeat.ts";
 import {
   type ChatClientOptions,
   type ChatEvents,
@@ -7,14 +8,15 @@ import {
   socketUrl,
   ZERO_ID,
 } from "./options.ts";
-import { Outgoing } from "./outgoing.ts";
+import { messageFrame, Outgoing, type SendOptions } from "./outgoing.ts";
+import { Redial } from "./redial.ts";
 import { ChatRest } from "./rest.ts";
 import { SeenIds } from "./seen.ts";
+import { Signals } from "./signals.ts";
 import { TokenRefresher } from "./token-refresh.ts";
 import type {
   Ack,
   Attachment,
-  AttachmentRef,
   ErrorFrame,
   Message,
   OutboundFrame,
@@ -24,6 +26,7 @@ import type {
   UploadOptions,
 } from "./types.ts";
 import { ChatError } from "./types.ts";
+import { Waiters } from "./waiters.ts";
 
 export type { ChatClientOptions, ChatEvents, ConnectionState } from "./options.ts";
 
@@ -37,36 +40,32 @@ export class ChatClient extends Emitter<ChatEvents> {
   readonly rest: ChatRest;
   private readonly WS: typeof WebSocket;
   private tokenSource: TokenSource;
-  private readonly backoff: BackoffOptions;
   private ws: WebSocket | null = null;
   private stateNow: ConnectionState = "idle";
-  private attempt = 0;
-  private reconnectTimer?: ReturnType<typeof setTimeout>;
-  private heartbeatTimer?: ReturnType<typeof setInterval>;
-  private lastFrameAt = 0;
+  private readonly redial: Redial;
+  private readonly heartbeat: Heartbeat;
   private readonly seen = new SeenIds(5000);
   private readonly outgoing: Outgoing;
   private lastId: string | undefined;
-  private viewedWanted: string | undefined;
-  private viewedSent: string | undefined;
-  private typingOn = false;
-  private typingTimer?: ReturnType<typeof setTimeout>;
+  private readonly signals: Signals;
   private readyFrame: Ready | undefined;
-  private waiters: Array<{ resolve: (r: Ready) => void; reject: (e: ChatError) => void }> = [];
+  private readonly waiters = new Waiters<Ready>();
   private dialToken = "";
   private readonly refresher = new TokenRefresher({
     fetchToken: () => (typeof this.tokenSource === "function" ? this.token() : undefined),
     present: (token) => this.frame({ type: "auth", token }),
   });
-  private readonly onOnline = () => {
-    if (this.stateNow === "reconnecting") this.dialSoon(0);
-  };
 
   constructor(private readonly opts: ChatClientOptions) {
     super();
     this.rest = new ChatRest({ url: opts.url, token: opts.token, fetch: opts.fetch });
     this.WS = opts.WebSocket ?? globalThis.WebSocket;
-    this.backoff = { ...DEFAULT_BACKOFF, ...opts.backoff };
+    const backoff: BackoffOptions = { ...DEFAULT_BACKOFF, ...opts.backoff };
+    this.redial = new Redial({
+      backoff,
+      dial: () => void this.dial(),
+      waiting: () => this.stateNow === "reconnecting",
+    });
     this.lastId = opts.since;
     this.tokenSource = opts.token;
     this.outgoing = new Outgoing({
@@ -76,8 +75,14 @@ export class ChatClient extends Emitter<ChatEvents> {
         return true;
       },
       ackTimeoutMs: opts.ackTimeoutMs ?? 10_000,
-      retryDelayMs: (n) => backoffDelay(n, this.backoff),
+      retryDelayMs: (n) => backoffDelay(n, backoff),
     });
+    this.signals = new Signals({
+      frame: (f) => this.frame(f),
+      isOpen: () => this.isOpen(),
+      typingIdleMs: opts.typingIdleMs ?? 3000,
+    });
+    this.heartbeat = new Heartbeat(opts.heartbeatMs ?? 25_000);
   }
 
   get state(): ConnectionState {
@@ -106,14 +111,12 @@ export class ChatClient extends Emitter<ChatEvents> {
   /** Opens the connection (once); resolves on the next `ready`, rejects on a fatal error. */
   connect(): Promise<Ready> {
     if (this.stateNow === "closed") return Promise.reject(new ChatError("closed", "client is closed"));
-    const p = new Promise<Ready>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    const p = this.waiters.wait();
     if (this.stateNow === "idle") {
-      if (typeof addEventListener === "function" && typeof window !== "undefined") {
-        addEventListener("online", this.onOnline);
-      }
+      this.redial.listenOnline();
       void this.dial();
     } else if (this.stateNow === "open" && this.readyFrame) {
-      this.settleWaiters(this.readyFrame);
+      this.waiters.resolveAll(this.readyFrame);
     }
     return p;
   }
@@ -122,26 +125,11 @@ export class ChatClient extends Emitter<ChatEvents> {
    * Sends a message; resolves with the server's ack once it is durable. Works offline too: the
    * message is queued and sent (once) when the connection is back.
    */
-  send(
-    text: string,
-    opts: {
-      clientId?: string;
-      replyTo?: string;
-      attachments?: ReadonlyArray<string | AttachmentRef | Attachment>;
-    } = {},
-  ): Promise<Ack> {
+  send(text: string, opts: SendOptions = {}): Promise<Ack> {
     if (this.stateNow === "closed") return Promise.reject(new ChatError("closed", "client is closed"));
-    const attachments = (opts.attachments ?? []).map((a) => (typeof a === "string" ? a : a.id));
-    if (text.trim() === "" && attachments.length === 0) {
-      return Promise.reject(new ChatError("empty", "a message needs text or an attachment"));
-    }
+    const frame = messageFrame(text, opts);
+    if (!frame) return Promise.reject(new ChatError("empty", "a message needs text or an attachment"));
     this.stopTyping();
-    const frame = {
-      type: "message" as const,
-      ...(text.trim() !== "" ? { text } : {}),
-      ...(opts.replyTo ? { reply_to: opts.replyTo } : {}),
-      ...(attachments.length > 0 ? { attachments } : {}),
-    };
     return this.outgoing.request(frame, opts.clientId);
   }
 
@@ -173,26 +161,16 @@ export class ChatClient extends Emitter<ChatEvents> {
 
   /** Call on every keystroke: sends `is_typing: true` once, and `false` after a pause. */
   typing(): void {
-    clearTimeout(this.typingTimer);
-    if (!this.typingOn) {
-      this.typingOn = true;
-      this.frame({ type: "typing", is_typing: true });
-    }
-    this.typingTimer = setTimeout(() => this.stopTyping(), this.opts.typingIdleMs ?? 3000);
+    this.signals.typing();
   }
 
   stopTyping(): void {
-    clearTimeout(this.typingTimer);
-    if (!this.typingOn) return;
-    this.typingOn = false;
-    this.frame({ type: "typing", is_typing: false });
+    this.signals.stopTyping();
   }
 
   /** Marks this message and every earlier one from the other participant as read. */
   markViewed(messageId: string): void {
-    if (this.viewedWanted !== undefined && messageId <= this.viewedWanted) return;
-    this.viewedWanted = messageId;
-    this.flushViewed();
+    this.signals.markViewed(messageId);
   }
 
   /** Presents a fresh token on the open connection, and uses it for later reconnects. */
@@ -218,9 +196,8 @@ export class ChatClient extends Emitter<ChatEvents> {
   close(): void {
     if (this.stateNow === "closed") return;
     this.stopTyping();
-    this.setState({ state: "closed", attempt: this.attempt });
-    clearTimeout(this.reconnectTimer);
-    if (typeof removeEventListener === "function") removeEventListener("online", this.onOnline);
+    this.setState({ state: "closed", attempt: this.redial.attempt });
+    this.redial.stop();
     const ws = this.detach();
     ws?.close(1000, "client closed");
     this.failAll(new ChatError("closed", "client closed"));
@@ -228,7 +205,8 @@ export class ChatClient extends Emitter<ChatEvents> {
 
   private async dial(): Promise<void> {
     if (this.stateNow === "closed") return;
-    this.setState({ state: this.attempt === 0 ? "connecting" : "reconnecting", attempt: this.attempt });
+    const { attempt } = this.redial;
+    this.setState({ state: attempt === 0 ? "connecting" : "reconnecting", attempt });
     let token: string;
     try {
       token = await this.token();
@@ -270,7 +248,7 @@ export class ChatClient extends Emitter<ChatEvents> {
       return;
     }
     // 4001: the token expired on an open socket; a fresh one from the source, and resume at once.
-    if (code === 4001) this.attempt = 0;
+    if (code === 4001) this.redial.attempt = 0;
     if (!wasReady) {
       // A refused upgrade looks like 1006 in a browser; ask REST whether the token is the reason.
       void this.rest.conversations({ lessonId: this.opts.lessonId }).then(
@@ -284,20 +262,14 @@ export class ChatClient extends Emitter<ChatEvents> {
 
   private scheduleReconnect(code?: number, reason?: string): void {
     if (this.stateNow === "closed") return;
-    const delayMs = backoffDelay(this.attempt, this.backoff);
-    this.attempt++;
-    this.setState({ state: "reconnecting", attempt: this.attempt, delayMs, code, reason });
-    this.dialSoon(delayMs);
-  }
-
-  private dialSoon(delayMs: number): void {
-    clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => void this.dial(), delayMs);
+    const delayMs = this.redial.nextDelay();
+    this.setState({ state: "reconnecting", attempt: this.redial.attempt, delayMs, code, reason });
+    this.redial.soon(delayMs);
   }
 
   private fatal(err: ChatError): void {
     this.emit("error", err);
-    for (const w of this.waiters.splice(0)) w.reject(err);
+    this.waiters.rejectAll(err);
     this.close();
   }
 
@@ -305,7 +277,7 @@ export class ChatClient extends Emitter<ChatEvents> {
   private detach(): WebSocket | null {
     const ws = this.ws;
     this.ws = null;
-    clearInterval(this.heartbeatTimer);
+    this.heartbeat.stop();
     this.outgoing.pause();
     this.refresher.stop();
     if (ws) {
@@ -316,23 +288,19 @@ export class ChatClient extends Emitter<ChatEvents> {
   }
 
   private startHeartbeat(ws: WebSocket): void {
-    const every = this.opts.heartbeatMs ?? 25_000;
-    if (every <= 0) return;
-    this.heartbeatTimer = setInterval(() => {
-      if (Date.now() - this.lastFrameAt > 2 * every) {
-        // A half-open connection never fires `close`; stop waiting for it and redial.
+    this.heartbeat.start(
+      () => this.frame({ type: "ping" }),
+      () => {
         this.detach();
         ws.close(4000, "heartbeat timeout");
         this.scheduleReconnect(4000, "heartbeat timeout");
-        return;
-      }
-      this.frame({ type: "ping" });
-    }, every);
+      },
+    );
   }
 
   private onFrame(ws: WebSocket, data: unknown): void {
     if (ws !== this.ws || typeof data !== "string") return;
-    this.lastFrameAt = Date.now();
+    this.heartbeat.heard();
     let f: OutboundFrame;
     try {
       f = JSON.parse(data) as OutboundFrame;
@@ -343,15 +311,14 @@ export class ChatClient extends Emitter<ChatEvents> {
       case "ready": {
         const { type: _, ...ready } = f;
         this.readyFrame = ready;
-        this.attempt = 0;
+        this.redial.attempt = 0;
         this.setState({ state: "open", attempt: 0 });
         this.startHeartbeat(ws);
         if (typeof this.tokenSource === "function") this.refresher.schedule(this.dialToken);
         this.emit("ready", ready);
-        this.settleWaiters(ready);
+        this.waiters.resolveAll(ready);
         this.outgoing.resendAll();
-        this.viewedSent = undefined;
-        this.flushViewed();
+        this.signals.reconnected();
         return;
       }
       case "message": {
@@ -391,13 +358,6 @@ export class ChatClient extends Emitter<ChatEvents> {
 
   // --- outbound frames ---
 
-  private flushViewed(): void {
-    const id = this.viewedWanted;
-    if (id === undefined || id === this.viewedSent || !this.isOpen()) return;
-    this.viewedSent = id;
-    this.frame({ type: "viewed", message_id: id });
-  }
-
   private frame(f: object): void {
     if (this.isOpen()) this.ws!.send(JSON.stringify(f));
   }
@@ -416,12 +376,8 @@ export class ChatClient extends Emitter<ChatEvents> {
     this.emit("state", s);
   }
 
-  private settleWaiters(ready: Ready): void {
-    for (const w of this.waiters.splice(0)) w.resolve(ready);
-  }
-
   private failAll(err: ChatError): void {
     this.outgoing.failAll(err);
-    for (const w of this.waiters.splice(0)) w.reject(err);
+    this.waiters.rejectAll(err);
   }
 }

@@ -1,6 +1,6 @@
 import { newClientId } from "./client-id.ts";
 import { RETRYABLE } from "./options.ts";
-import type { Ack, ErrorFrame } from "./types.ts";
+import type { Ack, Attachment, AttachmentRef, ErrorFrame } from "./types.ts";
 import { ChatError } from "./types.ts";
 
 /**
@@ -14,6 +14,24 @@ export type OutgoingFrame =
   | { type: "message"; text?: string; reply_to?: string; attachments?: string[] }
   | { type: "edit"; message_id: string; text: string }
   | { type: "delete"; message_id: string };
+
+export interface SendOptions {
+  clientId?: string;
+  replyTo?: string;
+  attachments?: ReadonlyArray<string | AttachmentRef | Attachment>;
+}
+
+/** The frame `send()` makes; none for a message with neither text nor an attachment. */
+export function messageFrame(text: string, opts: SendOptions): OutgoingFrame | undefined {
+  const attachments = (opts.attachments ?? []).map((a) => (typeof a === "string" ? a : a.id));
+  if (text.trim() === "" && attachments.length === 0) return undefined;
+  return {
+    type: "message" as const,
+    ...(text.trim() !== "" ? { text } : {}),
+    ...(opts.replyTo ? { reply_to: opts.replyTo } : {}),
+    ...(attachments.length > 0 ? { attachments } : {}),
+  };
+}
 
 interface PendingFrame {
   frame: OutgoingFrame & { client_id: string };

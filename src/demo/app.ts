@@ -1,11 +1,6 @@
-import {
-  type Attachment,
-  type AttachmentRef,
-  ChatClient,
-  type Message,
-  newClientId,
-  type Ready,
-} from "../client/index.ts";
+import { type AttachmentRef, ChatClient, type Message, newClientId, type Ready } from "../client/index.ts";
+import { createBubbles } from "./bubbles.ts";
+import { createStaging } from "./staging.ts";
 
 /**
  * The demo page's script: plain DOM on top of the SDK. Messages live in one map keyed by id,
@@ -28,17 +23,6 @@ const names = new Map<number, string>();
 const messages = new Map<string, Message>();
 /** Sent but not yet echoed back by the server, by client_id. */
 const outbox = new Map<string, { text: string; attachments: AttachmentRef[]; failed?: string }>();
-/** Uploads waiting for the next send, in the order chosen. */
-const staged: Array<{
-  key: string;
-  name: string;
-  done?: Attachment;
-  failed?: string;
-  sent: number;
-  total: number;
-}> = [];
-/** Object URLs of image attachments, fetched once with the token (an <img> cannot send one). */
-const thumbs = new Map<string, Promise<string>>();
 let client: ChatClient | null = null;
 let me = 0;
 let peer = 0;
@@ -51,6 +35,17 @@ let oldestId: string | undefined;
 let typingTimer: ReturnType<typeof setTimeout> | undefined;
 
 const nameOf = (id: number) => names.get(id) ?? `user ${id}`;
+
+const { bubble, messageBubble } = createBubbles({
+  client: () => client,
+  messages,
+  iAmMentor: () => iAmMentor,
+});
+const staging = createStaging({
+  client: () => client,
+  chips: () => $("pending"),
+  sendButton: () => $<HTMLButtonElement>("send"),
+});
 
 async function loadDirectory(): Promise<void> {
   const res = await fetch("/demo/users").catch(() => null);
@@ -195,126 +190,6 @@ function addMessages(list: Message[]): void {
   }
 }
 
-const INLINE_IMAGES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
-
-function sizeText(n: number): string {
-  return n < 1024
-    ? `${n} B`
-    : n < 1024 * 1024
-      ? `${(n / 1024).toFixed(0)} KB`
-      : `${(n / 1048576).toFixed(1)} MB`;
-}
-
-function thumbUrl(id: string): Promise<string> {
-  let p = thumbs.get(id);
-  if (!p) {
-    p = client!.download(id).then((b) => URL.createObjectURL(b));
-    // A failure (e.g. 503 while another instance is still copying it) is retried on the next render.
-    p.catch(() => thumbs.delete(id));
-    thumbs.set(id, p);
-  }
-  return p;
-}
-
-function attachmentNode(a: AttachmentRef): HTMLElement {
-  if (INLINE_IMAGES.has(a.mime) && client) {
-    const img = document.createElement("img");
-    img.className = "thumb";
-    img.alt = a.name;
-    img.dataset.attachmentId = a.id;
-    void thumbUrl(a.id).then(
-      (url) => {
-        img.src = url;
-      },
-      () => {
-        img.alt = `${a.name} (not available yet)`;
-      },
-    );
-    return img;
-  }
-  const link = document.createElement("a");
-  link.className = "file";
-  link.href = "#";
-  link.dataset.attachmentId = a.id;
-  link.textContent = `📎 ${a.name} (${sizeText(a.size)})`;
-  link.addEventListener("click", (e) => {
-    e.preventDefault();
-    void client?.download(a.id).then((b) => {
-      const save = document.createElement("a");
-      save.href = URL.createObjectURL(b);
-      save.download = a.name;
-      save.click();
-      setTimeout(() => URL.revokeObjectURL(save.href), 10_000);
-    });
-  });
-  return link;
-}
-
-function bubble(
-  text: string,
-  mine: boolean,
-  state: string,
-  at: string,
-  id?: string,
-  attachments: AttachmentRef[] = [],
-): HTMLLIElement {
-  const li = document.createElement("li");
-  li.className = mine ? "msg mine" : "msg";
-  li.dataset.state = state;
-  if (id) li.dataset.id = id;
-  for (const a of attachments) li.append(attachmentNode(a));
-  if (text) li.append(text);
-  const meta = document.createElement("span");
-  meta.className = "meta";
-  meta.textContent = at;
-  if (mine) {
-    const tick = document.createElement("span");
-    tick.className = "tick";
-    tick.textContent =
-      state === "pending" ? "🕓" : state === "failed" ? "⚠" : state === "viewed" ? "✓✓" : "✓";
-    tick.title = state;
-    meta.append(tick);
-  }
-  li.append(meta);
-  return li;
-}
-
-const el = (tag: string, className: string, text = "") => {
-  const e = document.createElement(tag);
-  e.className = className;
-  e.textContent = text;
-  return e;
-};
-
-/** A stored message's bubble: its quote, the edited/deleted marks, and what the reader may do. */
-function messageBubble(m: Message, mine: boolean, state: string, at: string): HTMLLIElement {
-  const li = m.deleted
-    ? bubble("This message was deleted", mine, state, at, m.id, [])
-    : bubble(m.text ?? "", mine, state, at, m.id, m.attachments ?? []);
-  if (m.deleted) li.dataset.deleted = "true";
-  if (m.reply_to) {
-    const original = messages.get(m.reply_to);
-    const quoted = !original ? "an earlier message" : original.deleted ? "a deleted message" : original.text;
-    li.insertBefore(el("blockquote", "quote", quoted ?? ""), li.querySelector(".meta"));
-  }
-  const meta = li.querySelector(".meta")!;
-  if (m.edited_at && !m.deleted) meta.prepend(el("span", "mark edited", "edited · "));
-  if (m.deleted) return li;
-  const actions = el("span", "actions");
-  actions.append(el("button", "act", "Reply"));
-  (actions.lastChild as HTMLElement).dataset.action = "reply";
-  if (mine) {
-    actions.append(el("button", "act", "Edit"));
-    (actions.lastChild as HTMLElement).dataset.action = "edit";
-  }
-  if (mine || iAmMentor) {
-    actions.append(el("button", "act", "Delete"));
-    (actions.lastChild as HTMLElement).dataset.action = "delete";
-  }
-  li.append(actions);
-  return li;
-}
-
 function setMode(mode: { replyTo?: string; editing?: string }): void {
   replyTo = mode.replyTo;
   editing = mode.editing;
@@ -400,62 +275,12 @@ async function loadOlder(): Promise<void> {
   }
 }
 
-function renderStaged(): void {
-  $("pending").replaceChildren(
-    ...staged.map((s) => {
-      const chip = document.createElement("span");
-      chip.className = "chip";
-      chip.dataset.state = s.failed ? "failed" : s.done ? "done" : "uploading";
-      chip.textContent = s.failed
-        ? `${s.name}: ${s.failed}`
-        : s.done
-          ? `📎 ${s.name}`
-          : `${s.name} ${s.total ? Math.floor((100 * s.sent) / s.total) : 0}%`;
-      return chip;
-    }),
-  );
-  $<HTMLButtonElement>("send").disabled = staged.some((s) => !s.done && !s.failed);
-}
-
-function stage(list: FileList | File[] | undefined | null): void {
-  if (!client || !list) return;
-  for (const file of Array.from(list)) {
-    const entry = {
-      key: newClientId(),
-      name: file.name,
-      sent: 0,
-      total: file.size,
-    } as (typeof staged)[number];
-    staged.push(entry);
-    client
-      .upload(file, {
-        name: file.name,
-        onProgress: (sent, total) => {
-          entry.sent = sent;
-          entry.total = total;
-          renderStaged();
-        },
-      })
-      .then(
-        (a) => {
-          entry.done = a;
-          renderStaged();
-        },
-        (err: Error) => {
-          entry.failed = err.message;
-          renderStaged();
-        },
-      );
-  }
-  renderStaged();
-}
-
 function send(e: Event): void {
   e.preventDefault();
   const input = $<HTMLInputElement>("text");
   const text = input.value.trim();
-  const ready = staged.filter((s) => s.done).map((s) => s.done!);
-  if (!client || (!text && ready.length === 0) || staged.some((s) => !s.done && !s.failed)) return;
+  const ready = staging.done();
+  if (!client || (!text && ready.length === 0) || staging.busy()) return;
   input.value = "";
   if (editing) {
     const id = editing;
@@ -467,8 +292,7 @@ function send(e: Event): void {
   }
   const reply = replyTo;
   setMode({});
-  staged.length = 0;
-  renderStaged();
+  staging.clear();
   const clientId = newClientId();
   const attachments = ready.map(({ id, name, size, mime }) => ({ id, name, size, mime }));
   outbox.set(clientId, { text, attachments });
@@ -497,7 +321,7 @@ $("text").addEventListener("input", () => client?.typing());
 $("attach").addEventListener("click", () => $<HTMLInputElement>("file").click());
 $("file").addEventListener("change", () => {
   const input = $<HTMLInputElement>("file");
-  stage(input.files);
+  staging.stage(input.files);
   input.value = "";
 });
 const chatCard = $("chat");
@@ -509,14 +333,14 @@ chatCard.addEventListener("dragleave", () => chatCard.classList.remove("dragging
 chatCard.addEventListener("drop", (e) => {
   e.preventDefault();
   chatCard.classList.remove("dragging");
-  stage(e.dataTransfer?.files);
+  staging.stage(e.dataTransfer?.files);
 });
 // A screenshot pasted from the clipboard is an attachment too.
 $("text").addEventListener("paste", (e) => {
   const files = Array.from(e.clipboardData?.files ?? []);
   if (files.length > 0) {
     e.preventDefault();
-    stage(files);
+    staging.stage(files);
   }
 });
 document.addEventListener("visibilitychange", () => render());

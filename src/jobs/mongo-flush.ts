@@ -4,6 +4,7 @@ import { type CopiedKind, copiedKindOf, copyKey, type OutboxEntry } from "../mod
 import type { StoredMessage } from "../model/types.ts";
 import type { MongoStore } from "../store/mongo.ts";
 import type { OutboxHandler } from "./outbox-worker.ts";
+import { sinkHealth } from "./sink-health.ts";
 
 /**
  * The outbox handler that copies conversations, messages, read marks, edits and deletes to
@@ -59,15 +60,16 @@ export function createMongoFlush(opts: MongoFlushOptions) {
   const registry = opts.metrics.registry;
   const flushed = registry.counter("chat_outbox_flushed_total", "Outbox rows confirmed by MongoDB, by kind");
   const errors = registry.counter("chat_outbox_flush_errors_total", "Failed flush attempts to MongoDB");
-  let lastFlushAt: number | null = null;
-  let lastError: string | undefined;
   registry.gauge("chat_mongo_connected", "MongoDB answered at last contact (1) or not (0)", () =>
     mongo.connected ? 1 : 0,
   );
-  registry.gauge(
-    "chat_outbox_last_flush_timestamp_seconds",
-    "When MongoDB last confirmed outbox rows (0: never since start)",
-    () => (lastFlushAt === null ? 0 : lastFlushAt / 1000),
+  const health = sinkHealth(
+    registry,
+    {
+      name: "chat_outbox_last_flush_timestamp_seconds",
+      help: "When MongoDB last confirmed outbox rows (0: never since start)",
+    },
+    now,
   );
 
   const aliases = store.conversationAliases();
@@ -155,15 +157,13 @@ export function createMongoFlush(opts: MongoFlushOptions) {
     handle,
     failed(error) {
       errors.inc();
-      lastError = error;
+      health.failed(error);
     },
     confirmed(kind, n) {
       flushed.inc({ kind }, n);
-      lastFlushAt = now();
+      health.confirmed();
     },
-    succeeded() {
-      lastError = undefined;
-    },
+    succeeded: () => health.succeeded(),
     close: () => mongo.close(),
   };
 
@@ -175,8 +175,8 @@ export function createMongoFlush(opts: MongoFlushOptions) {
         indexes: mongo.indexesReady,
         flushed_messages: flushed.get({ kind: "message" }),
         flush_errors: errors.get(),
-        last_flush_at: lastFlushAt === null ? null : new Date(lastFlushAt).toISOString(),
-        ...(lastError ? { last_error: lastError } : {}),
+        last_flush_at: health.lastAtIso(),
+        ...health.errorField(),
       };
     },
   };

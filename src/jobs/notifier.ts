@@ -23,6 +23,7 @@ import {
   type StreamRedis,
 } from "./notify-sinks.ts";
 import type { OutboxHandler } from "./outbox-worker.ts";
+import { sinkHealth } from "./sink-health.ts";
 
 /**
  * Offline notifications on the outbox. A message accepted here opens a cycle for its recipient
@@ -85,8 +86,6 @@ export function createNotifier(opts: NotifierOptions) {
     "chat_notify_unclaimed_total",
     "Notifications sent without a cross-instance claim because Redis did not answer",
   );
-  let lastSuccessAt: number | null = null;
-  let lastError: string | undefined;
   registry.gauge(
     "chat_notify_backlog",
     "Notifications waiting to be sent (due or not)",
@@ -97,10 +96,13 @@ export function createNotifier(opts: NotifierOptions) {
     "How late the most overdue pending notification is",
     () => overdueS(),
   );
-  registry.gauge(
-    "chat_notify_last_success_timestamp_seconds",
-    "When a sink last confirmed a notification (0: never since start)",
-    () => (lastSuccessAt === null ? 0 : lastSuccessAt / 1000),
+  const health = sinkHealth(
+    registry,
+    {
+      name: "chat_notify_last_success_timestamp_seconds",
+      help: "When a sink last confirmed a notification (0: never since start)",
+    },
+    now,
   );
 
   const overdueS = () => {
@@ -175,7 +177,7 @@ export function createNotifier(opts: NotifierOptions) {
       }
       cycles.sinkDone(cycle, sink.name);
       sent.inc({ sink: sink.name });
-      lastSuccessAt = now();
+      health.confirmed();
     }
     // With shared claims Redis remembers "sent until read" for every instance; a local row kept
     // here could go stale when the read happens where this instance does not hear of it.
@@ -240,11 +242,9 @@ export function createNotifier(opts: NotifierOptions) {
         // Entries written before a restart are known only to the store.
         nextDueAt = cycles.outboxNextDue("notify", now());
       },
-      succeeded() {
-        lastError = undefined;
-      },
+      succeeded: () => health.succeeded(),
       failed(error: string) {
-        lastError = error;
+        health.failed(error);
         logger.debug("notification send failed", { error });
       },
       async close() {
@@ -255,15 +255,15 @@ export function createNotifier(opts: NotifierOptions) {
 
     status(): NotifierStatus {
       return {
-        ok: lastError === undefined,
+        ok: !health.failing,
         configured: true,
         sinks: sinks.map((s) => s.name),
         backlog: cycles.pendingStats().pending,
         oldest_due_age_s: overdueS(),
         sent: sinks.reduce((n, s) => n + sent.get({ sink: s.name }), 0),
         failures: sinks.reduce((n, s) => n + failures.get({ sink: s.name }), 0),
-        last_success_at: lastSuccessAt === null ? null : new Date(lastSuccessAt).toISOString(),
-        ...(lastError ? { last_error: lastError } : {}),
+        last_success_at: health.lastAtIso(),
+        ...health.errorField(),
       };
     },
   };

@@ -18,15 +18,13 @@ import {
   type EditFrame,
   type ErrorCode,
   encode,
-  fastMessageFrame,
-  INBOUND_TYPES,
-  inboundFrameSchema,
   type OutboundFrame,
 } from "../protocol/frames.ts";
 import { positionAfterMessage } from "../protocol/params.ts";
 import { toWireChange, toWireMessage } from "../protocol/wire.ts";
 import type { ChatStore } from "../store/sqlite/index.ts";
 import { createExpiryTimers, TOKEN_EXPIRED_CLOSE } from "./expiry.ts";
+import { readFrame, refIn } from "./inbound-frame.ts";
 
 /** What a socket carries from its upgrade to its close. */
 export interface SessionData {
@@ -105,36 +103,6 @@ function send(ws: ChatSocket, frame: OutboundFrame): void {
 function sendError(ws: ChatSocket, deps: SessionDeps, code: ErrorCode, message: string, ref?: string): void {
   deps.metrics.framesRejected.inc({ code });
   send(ws, { type: "error", code, message, ...(ref !== undefined ? { ref } : {}) });
-}
-
-/** The frame's own handle, echoed in errors so a client knows which send failed. */
-function refOf(json: unknown): string | undefined {
-  if (typeof json !== "object" || json === null) return undefined;
-  const { client_id, message_id } = json as { client_id?: unknown; message_id?: unknown };
-  const ref =
-    typeof client_id === "string" ? client_id : typeof message_id === "string" ? message_id : undefined;
-  return ref?.slice(0, 64);
-}
-
-const REF_IN_RAW = /"(?:client_id|message_id)"\s*:\s*"([^"\\]{1,64})"/;
-
-/**
- * The handle of a frame refused before parsing, so a client still learns which send to retry.
- * A plain scan, linear in the frame, for the common case of unescaped ids.
- */
-function refIn(raw: string): string | undefined {
-  return REF_IN_RAW.exec(raw)?.[1];
-}
-
-/** Turns zod's first complaint into one line a client developer can act on. */
-function describeFrameIssue(
-  issues: ReadonlyArray<{ path: PropertyKey[]; message: string; code: string }>,
-): string {
-  const first = issues[0];
-  if (!first) return "invalid frame";
-  const field = first.path.map(String).join(".");
-  if (first.code === "unrecognized_keys") return `unexpected field: ${first.message}`;
-  return field ? `${field}: ${first.message}` : first.message;
 }
 
 /** A socket is not a way around the failed-login budget: a few refusals (401, 429) close it. */
@@ -226,28 +194,9 @@ export function createSessionHandlers(deps: SessionDeps) {
     if (!ws.data.bucket.take()) {
       return sendError(ws, deps, "rate_limited", "too many frames on this connection; slow down", refIn(raw));
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch {
-      return sendError(ws, deps, "bad_json", "frame is not valid JSON");
-    }
-    const fast = fastMessageFrame(json);
-    const parsed = fast ? { success: true as const, data: fast } : inboundFrameSchema.safeParse(json);
-    if (!parsed.success) {
-      const type = (json as { type?: unknown } | null)?.type;
-      if (typeof type !== "string" || !INBOUND_TYPES.includes(type as never)) {
-        return sendError(
-          ws,
-          deps,
-          "unknown_type",
-          `type must be one of: ${INBOUND_TYPES.join(", ")}`,
-          typeof type === "string" ? type.slice(0, 64) : undefined,
-        );
-      }
-      return sendError(ws, deps, "bad_frame", describeFrameIssue(parsed.error.issues), refOf(json));
-    }
-    const frame = parsed.data;
+    const reading = readFrame(raw);
+    if (!reading.ok) return sendError(ws, deps, reading.code, reading.message, reading.ref);
+    const { frame } = reading;
     const { conversation, principal } = ws.data;
     switch (frame.type) {
       case "message": {

@@ -5,11 +5,14 @@
  * token format, device-cookie rule and status codes as in production. A failure to start throws
  * with the process output: a test that needs Django fails and says why, it never skips.
  */
+
+import { afterAll, beforeAll } from "bun:test";
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { freePort } from "./net.ts";
+import { type InProcessService, startTestService } from "./service.ts";
 import { TestSocket } from "./ws-client.ts";
 
 // Debian's python carries Django; the pyenv python3 on PATH does not.
@@ -97,6 +100,43 @@ export interface DjangoHandle {
   [Symbol.asyncDispose](): Promise<void>;
   /** The last few KB of the server's stdout+stderr, for diagnosing a failing test. */
   logTail(): string;
+}
+
+/** How the chat service checks a Django token: with the site's key first (JWT_SECRET), or only by asking Django. */
+export type VerifyMode = "local" | "remote";
+
+/**
+ * One Django site for a test file (started in beforeAll) and chat services that use it as their
+ * identity backend, each with `defaults` and its own `env` on top. In afterAll the services stop
+ * before the site does.
+ */
+export function djangoSite(defaults: Record<string, string> = {}) {
+  const started: InProcessService[] = [];
+  const site = {
+    django: undefined as unknown as DjangoHandle,
+    async chatService(mode: VerifyMode, env: Record<string, string> = {}): Promise<InProcessService> {
+      const svc = await startTestService({
+        env: {
+          DJANGO_BASE_URL: site.django.baseUrl,
+          // testEnv sets both for the directory backend; empty means unset.
+          DIRECTORY_FILE: "",
+          JWT_SECRET: mode === "local" ? site.django.secretKey : "",
+          ...defaults,
+          ...env,
+        },
+      });
+      started.push(svc);
+      return svc;
+    },
+  };
+  beforeAll(async () => {
+    site.django = await startDjango();
+  });
+  afterAll(async () => {
+    for (const s of started) await s.stop();
+    await site.django?.dispose();
+  });
+  return site;
 }
 
 /** `n` chat sockets opened as this login (token and device cookie), each past its `ready`. */

@@ -7,11 +7,11 @@
  * (course 2); students 15, 16 active in course 1, 17 inactive there, 18 enrolled nowhere,
  * 19 active in course 2. Every `login()` replaces that user's device cookie.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { decodeJwt, SignJWT } from "jose";
-import { type DjangoCalls, type DjangoHandle, type DjangoLogin, startDjango } from "../helpers/django.ts";
+import { type DjangoCalls, type DjangoLogin, djangoSite } from "../helpers/django.ts";
 import { type RawAnswer, rawUpgrade } from "../helpers/hostile.ts";
-import { type InProcessService, startTestService } from "../helpers/service.ts";
+import type { InProcessService } from "../helpers/service.ts";
 import { TestSocket } from "../helpers/ws-client.ts";
 
 const TIMEOUT_MS = 1000;
@@ -32,40 +32,16 @@ const DJANGO_WORDS = [
   "detail",
 ];
 
-let django: DjangoHandle;
-const started: InProcessService[] = [];
-
-beforeAll(async () => {
-  django = await startDjango();
+const site = djangoSite({
+  DJANGO_TIMEOUT_MS: String(TIMEOUT_MS),
+  // Refusals in bulk are the point here; the failed-login budget has its own tests.
+  AUTH_FAILURES_PER_MIN: "0",
+  MAX_CONNECTIONS_PER_USER: "100",
+  UPGRADES_PER_MIN_PER_USER: "0",
+  UPGRADES_PER_MIN_PER_ADDRESS: "0",
+  RATE_REST_PER_MIN: "100000",
 });
-
-afterAll(async () => {
-  for (const s of started) await s.stop();
-  await django?.dispose();
-});
-
-type Mode = "local" | "remote";
-
-async function chatService(mode: Mode, env: Record<string, string> = {}): Promise<InProcessService> {
-  const svc = await startTestService({
-    env: {
-      DJANGO_BASE_URL: django.baseUrl,
-      // testEnv sets both for the directory backend; empty means unset.
-      DIRECTORY_FILE: "",
-      JWT_SECRET: mode === "local" ? django.secretKey : "",
-      DJANGO_TIMEOUT_MS: String(TIMEOUT_MS),
-      // Refusals in bulk are the point here; the failed-login budget has its own tests.
-      AUTH_FAILURES_PER_MIN: "0",
-      MAX_CONNECTIONS_PER_USER: "100",
-      UPGRADES_PER_MIN_PER_USER: "0",
-      UPGRADES_PER_MIN_PER_ADDRESS: "0",
-      RATE_REST_PER_MIN: "100000",
-      ...env,
-    },
-  });
-  started.push(svc);
-  return svc;
-}
+const { chatService } = site;
 
 function wsQuery(token: string, query: Record<string, number>): string {
   const params = new URLSearchParams({ token });
@@ -110,7 +86,7 @@ function expectRefusal(answer: { status: number; body: string }, status: number,
 
 /** A fresh access token for the same login and device (SimpleJWT's refresh endpoint). */
 async function refreshed(login: DjangoLogin): Promise<string> {
-  const res = await fetch(`${django.baseUrl}/api/token/refresh/`, {
+  const res = await fetch(`${site.django.baseUrl}/api/token/refresh/`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ refresh: login.refresh }),
@@ -119,7 +95,7 @@ async function refreshed(login: DjangoLogin): Promise<string> {
   return ((await res.json()) as { access: string }).access;
 }
 
-function mint(claims: Record<string, unknown>, expOffsetS: number, secret = django.secretKey) {
+function mint(claims: Record<string, unknown>, expOffsetS: number, secret = site.django.secretKey) {
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT({ token_type: "access", jti: crypto.randomUUID(), ...claims })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
@@ -153,8 +129,8 @@ for (const mode of ["local", "remote"] as const) {
     });
 
     test("the mentor and an enrolled student chat; REST shows the conversation", async () => {
-      const mentor = await django.login(10);
-      const student = await django.login(15);
+      const mentor = await site.django.login(10);
+      const student = await site.django.login(15);
       const s = await open(svc, student, { lesson_id: 5 });
       const m = await open(svc, mentor, { lesson_id: 5, student_id: 15, user_id: 10 });
       const ready = await s.next("ready");
@@ -185,11 +161,11 @@ for (const mode of ["local", "remote"] as const) {
 
     test("who may not open a conversation is refused, with our words only", async () => {
       const [m10, m11, s15, s17, s18] = await Promise.all([
-        django.login(10),
-        django.login(11),
-        django.login(15),
-        django.login(17),
-        django.login(18),
+        site.django.login(10),
+        site.django.login(11),
+        site.django.login(15),
+        site.django.login(17),
+        site.django.login(18),
       ]);
       const cases: Array<[string, DjangoLogin, Record<string, number>, number, RegExp]> = [
         ["unenrolled student", s18, { lesson_id: 5 }, 403, /not enrolled/],
@@ -209,26 +185,26 @@ for (const mode of ["local", "remote"] as const) {
     });
 
     test("expired and refresh tokens never reach Django", async () => {
-      const login = await django.login(15);
+      const login = await site.django.login(15);
       const expired = await mint({ user_id: 15 }, -120);
-      await django.resetCalls();
+      await site.django.resetCalls();
       expectRefusal(await upgrade(svc, expired, { lesson_id: 5 }, login.cookie), 401, /expired/);
       expectRefusal(await rest(svc, "/conversations", expired, login.cookie), 401, /expired/);
       expectRefusal(await upgrade(svc, login.refresh, { lesson_id: 5 }, login.cookie), 401, /access token/);
       expectRefusal(await rest(svc, "/conversations", login.refresh, login.cookie), 401, /access token/);
-      expect(sum(await django.calls())).toBe(0);
+      expect(sum(await site.django.calls())).toBe(0);
     });
 
     test("tampered and forged tokens are refused", async () => {
-      const login = await django.login(15);
+      const login = await site.django.login(15);
       const forgedAsMentor = tampered(login.access, { user_id: 10 });
       const wrongKey = await mint({ user_id: 15 }, 600, "not-the-site-key-0123456789abcdef");
-      await django.resetCalls();
+      await site.django.resetCalls();
       for (const token of [forgedAsMentor, wrongKey]) {
         expectRefusal(await upgrade(svc, token, { lesson_id: 5 }, login.cookie), 401, /./);
         expectRefusal(await rest(svc, "/conversations", token, login.cookie), 401, /./);
       }
-      const calls = await django.calls();
+      const calls = await site.django.calls();
       // With the key, a forgery costs nothing; without it, Django is the one that says no.
       if (mode === "local") expect(sum(calls)).toBe(0);
       else expect(calls.users).toBe(4);
@@ -236,34 +212,34 @@ for (const mode of ["local", "remote"] as const) {
     });
 
     test("no device cookie: refused with a message that names it, before any call", async () => {
-      const login = await django.login(16);
-      await django.resetCalls();
+      const login = await site.django.login(16);
+      await site.django.resetCalls();
       expectRefusal(await upgrade(svc, login.access, { lesson_id: 5 }), 401, /device_id cookie is missing/);
       expectRefusal(
         await rest(svc, "/conversations", login.access, "sessionid=x"),
         401,
         /device_id cookie is missing/,
       );
-      expect(sum(await django.calls())).toBe(0);
+      expect(sum(await site.django.calls())).toBe(0);
     });
 
     test("a newer login makes the old device cookie stale; open sockets stay", async () => {
       // A device replaced before the chat ever saw it: Django refuses it.
-      const first = await django.login(16);
-      const second = await django.login(16);
+      const first = await site.django.login(16);
+      const second = await site.django.login(16);
       expectRefusal(await upgrade(svc, first.access, { lesson_id: 5 }, first.cookie), 401, /newer login/);
       expectRefusal(await rest(svc, "/conversations", first.access, first.cookie), 401, /newer login/);
       expect((await rest(svc, "/conversations", second.access, second.cookie)).status).toBe(200);
 
       // A device the chat has cached, replaced by a login the chat then sees.
-      const mentor = await django.login(10);
-      const old = await django.login(16);
+      const mentor = await site.django.login(10);
+      const old = await site.django.login(16);
       const oldSocket = await open(svc, old, { lesson_id: 5 });
       const m = await open(svc, mentor, { lesson_id: 5, student_id: 16 });
       await oldSocket.next("ready");
       await m.next("ready");
       expect((await rest(svc, "/conversations", old.access, old.cookie)).status).toBe(200);
-      const fresh = await django.login(16);
+      const fresh = await site.django.login(16);
       expect((await rest(svc, "/conversations", fresh.access, fresh.cookie)).status).toBe(200);
       expectRefusal(await rest(svc, "/conversations", old.access, old.cookie), 401, /newer login/);
       expectRefusal(await upgrade(svc, old.access, { lesson_id: 5 }, old.cookie), 401, /newer login/);
@@ -274,7 +250,7 @@ for (const mode of ["local", "remote"] as const) {
     });
 
     test("the auth frame takes a refreshed token and refuses a bad one without closing", async () => {
-      const login = await django.login(15);
+      const login = await site.django.login(15);
       const s = await open(svc, login, { lesson_id: 5 });
       await s.next("ready");
       s.send({ type: "auth", token: await refreshed(login) });
@@ -292,14 +268,14 @@ for (const mode of ["local", "remote"] as const) {
 
     test("a burst of 50 connects and 50 REST calls costs one call of each kind", async () => {
       const fresh = await chatService(mode); // empty caches
-      const student = await django.login(15);
-      const other = await django.login(16);
-      await django.resetCalls();
+      const student = await site.django.login(15);
+      const other = await site.django.login(16);
+      await site.django.resetCalls();
       const sockets = await Promise.all(
         Array.from({ length: 50 }, () => open(fresh, student, { lesson_id: 7 })),
       );
       await Promise.all(sockets.map((s) => s.next("ready")));
-      let calls = await django.calls();
+      let calls = await site.django.calls();
       expect({ users: calls.users, lesson: calls.lesson_detail, access: calls.check_access }).toEqual({
         users: 1,
         lesson: 1,
@@ -307,37 +283,37 @@ for (const mode of ["local", "remote"] as const) {
       });
       for (const s of sockets) s.close();
 
-      await django.resetCalls();
+      await site.django.resetCalls();
       const answers = await Promise.all(
         Array.from({ length: 50 }, () => rest(fresh, "/conversations", other.access, other.cookie)),
       );
       expect(answers.every((a) => a.status === 200)).toBe(true);
-      calls = await django.calls();
+      calls = await site.django.calls();
       expect(sum(calls)).toBe(1);
     });
 
     test("a refusal for one user's token is not cached for others", async () => {
       const fresh = await chatService(mode);
-      const stale = await django.login(15);
+      const stale = await site.django.login(15);
       // The chat caches 15 as authenticated, then 15 logs in elsewhere (unseen by the chat).
       expect((await rest(fresh, "/conversations", stale.access, stale.cookie)).status).toBe(200);
-      await django.login(15);
-      await django.resetCalls();
+      await site.django.login(15);
+      await site.django.resetCalls();
       expectRefusal(await upgrade(fresh, stale.access, { lesson_id: 7 }, stale.cookie), 401, /newer login/);
-      const other = await django.login(16);
+      const other = await site.django.login(16);
       const s = await open(fresh, other, { lesson_id: 7 });
       expect((await s.next("ready")).student_id).toBe(16);
-      expect((await django.calls()).lesson_detail).toBe(2);
+      expect((await site.django.calls()).lesson_detail).toBe(2);
       s.close();
 
       // The same at once, on a lesson nobody asked about yet: whoever joins the stale caller's
       // call must not inherit its 401.
-      const stale2 = await django.login(15);
-      const other2 = await django.login(16);
+      const stale2 = await site.django.login(15);
+      const other2 = await site.django.login(16);
       for (const l of [stale2, other2]) {
         expect((await rest(fresh, "/conversations", l.access, l.cookie)).status).toBe(200);
       }
-      await django.login(15);
+      await site.django.login(15);
       const [refused, joined] = await Promise.all([
         upgrade(fresh, stale2.access, { lesson_id: 5 }, stale2.cookie),
         upgrade(fresh, other2.access, { lesson_id: 5 }, other2.cookie),
@@ -347,16 +323,16 @@ for (const mode of ["local", "remote"] as const) {
     });
 
     test("Django down: new connects get 503, open chats go on, the auth frame is told why", async () => {
-      const mentor = await django.login(11);
-      const student = await django.login(19);
+      const mentor = await site.django.login(11);
+      const student = await site.django.login(19);
       const m = await open(svc, mentor, { lesson_id: 6, student_id: 19 });
       const s = await open(svc, student, { lesson_id: 6 });
       await m.next("ready");
       await s.next("ready");
       const newToken = await refreshed(student);
-      const newcomer = await django.login(15); // never seen by the chat
+      const newcomer = await site.django.login(15); // never seen by the chat
 
-      await django.stop();
+      await site.django.stop();
       try {
         expectRefusal(
           await upgrade(svc, newcomer.access, { lesson_id: 5 }, newcomer.cookie),
@@ -385,7 +361,7 @@ for (const mode of ["local", "remote"] as const) {
         expect(s.closed).toBeNull();
         expect(m.closed).toBeNull();
       } finally {
-        await django.start();
+        await site.django.start();
       }
       // The outage's failures were not cached.
       const back = await open(svc, newcomer, { lesson_id: 5 });
@@ -396,8 +372,8 @@ for (const mode of ["local", "remote"] as const) {
     });
 
     test("Django hanging: new connects fail with 503 after about DJANGO_TIMEOUT_MS", async () => {
-      const login = await django.login(16);
-      django.pause();
+      const login = await site.django.login(16);
+      site.django.pause();
       try {
         let t0 = performance.now();
         expectRefusal(
@@ -421,7 +397,7 @@ for (const mode of ["local", "remote"] as const) {
           `[${mode}] hung Django: upgrade refused after ${wsMs.toFixed(0)} ms, REST after ${restMs.toFixed(0)} ms`,
         );
       } finally {
-        django.resume();
+        site.django.resume();
       }
     });
   });

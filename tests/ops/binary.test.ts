@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { envSchema } from "../../src/config.ts";
+import { runProgram } from "../helpers/run.ts";
 import { type ChildService, spawnService, tempDir } from "../helpers/service.ts";
 
 /**
@@ -16,21 +17,6 @@ const dataDir = join(work.path, "data");
 const binary = join(binDir, "lesson-chat");
 const children: ChildService[] = [];
 
-async function run(cmd: string[], opts: { cwd?: string; env?: Record<string, string> } = {}) {
-  const proc = Bun.spawn(cmd, {
-    cwd: opts.cwd ?? ROOT,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...opts.env },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [out, err, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  return { code, out, err };
-}
-
 async function start(): Promise<ChildService> {
   const child = await spawnService({ dir: dataDir, entry: [binary], cwd: binDir });
   children.push(child);
@@ -40,7 +26,7 @@ async function start(): Promise<ChildService> {
 beforeAll(async () => {
   mkdirSync(binDir, { recursive: true });
   mkdirSync(dataDir, { recursive: true });
-  const build = await run([process.execPath, "run", "build"]);
+  const build = await runProgram([process.execPath, "run", "build"]);
   if (build.code !== 0) throw new Error(`npm run build failed (${build.code}):\n${build.out}\n${build.err}`);
   copyFileSync(join(ROOT, "dist/lesson-chat"), binary);
   chmodSync(binary, 0o755);
@@ -59,12 +45,12 @@ describe("the compiled binary", () => {
   });
 
   test("answers --help and refuses unknown arguments", async () => {
-    const help = await run([binary, "--help"], { cwd: binDir });
+    const help = await runProgram([binary, "--help"], { cwd: binDir });
     expect(help.code).toBe(0);
     expect(help.out).toContain("--healthcheck");
     for (const name of Object.keys(envSchema.shape))
       expect(help.out).toMatch(new RegExp(`^  ${name} +default: `, "m"));
-    const bad = await run([binary, "--frobnicate"], { cwd: binDir });
+    const bad = await runProgram([binary, "--frobnicate"], { cwd: binDir });
     expect(bad.code).toBe(2);
     expect(bad.err).toContain("unknown arguments: --frobnicate");
   });
@@ -75,7 +61,7 @@ describe("the compiled binary", () => {
       .trim();
     expect(head).toMatch(/^[0-9a-f]{7,}$/);
     const { version } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
-    const res = await run([binary, "--version"], { cwd: binDir, env: { PATH: "/nonexistent" } });
+    const res = await runProgram([binary, "--version"], { cwd: binDir, env: { PATH: "/nonexistent" } });
     expect(res.code).toBe(0);
     expect(res.out).toBe(`lesson-chat ${version} (commit ${head})\n`);
   });
@@ -99,7 +85,7 @@ describe("the compiled binary", () => {
     expect((await before.json()).map((m: { id: string }) => m.id)).toEqual([ack.id]);
 
     const port = new URL(first.url).port;
-    const healthy = await run([binary, "--healthcheck"], {
+    const healthy = await runProgram([binary, "--healthcheck"], {
       cwd: binDir,
       env: { PORT: port, HOST: "127.0.0.1" },
     });
@@ -118,7 +104,7 @@ describe("the compiled binary", () => {
     expect(first.logs()).not.toContain("checkpoint thread failed");
     expect(existsSync(join(dataDir, "chat.db-wal"))).toBe(false);
 
-    const down = await run([binary, "--healthcheck"], {
+    const down = await runProgram([binary, "--healthcheck"], {
       cwd: binDir,
       env: { PORT: port, HOST: "127.0.0.1" },
     });

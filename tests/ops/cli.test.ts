@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { z } from "zod";
 import { envSchema } from "../../src/config.ts";
+import { runProgram } from "../helpers/run.ts";
 
 /**
  * `lesson-chat --help` and `--version` from source: the help is the configuration reference on
@@ -11,20 +12,8 @@ import { envSchema } from "../../src/config.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 
-async function main(args: string[], env: Record<string, string> = {}) {
-  const proc = Bun.spawn([process.execPath, "src/main.ts", ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [out, err, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  return { code, out, err };
-}
+const main = (args: string[], env: Record<string, string> = {}) =>
+  runProgram([process.execPath, "src/main.ts", ...args], { cwd: ROOT, env });
 
 describe("--help", () => {
   test("every variable of the schema has a description", () => {
