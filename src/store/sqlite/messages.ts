@@ -2,7 +2,6 @@ import type { Database } from "bun:sqlite";
 import { copyKey } from "../../model/outbox.ts";
 import type { AttachmentRef, NewMessage, StoredMessage, ViewedMark } from "../../model/types.ts";
 import { toWireMessage } from "../../protocol/wire.ts";
-import type { ClientIdWindow } from "./client-ids.ts";
 import type { LatestPages } from "./latest-pages.ts";
 import type { Outbox } from "./outbox.ts";
 
@@ -66,6 +65,9 @@ function messageStatements(db: Database) {
     >(
       `INSERT INTO messages (conversation_id, id, sender_id, text, created_at, client_id, reply_to, attachments)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
+    ),
+    byClientId: db.query<MessageRow, [string, number, string]>(
+      "SELECT * FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_id = ?",
     ),
     byId: db.query<MessageRow, [string, string]>(
       "SELECT * FROM messages WHERE conversation_id = ? AND id = ?",
@@ -131,17 +133,8 @@ export function createMessages(
   pages: LatestPages,
   feed: FeedNote,
   evictedClientIds: { any(): boolean },
-  clientIds: ClientIdWindow,
 ) {
   const q = messageStatements(db);
-  /** The stored message this sender already sent under `clientId`, if the window knows it. */
-  const prior = (conversationId: string, senderId: number, clientId: string | undefined) => {
-    if (clientId === undefined) return null;
-    const id = clientIds.find(conversationId, senderId, clientId);
-    // Absent when the commit that stored it was rolled back, or retention removed it.
-    const row = id === undefined ? null : q.byId.get(conversationId, id);
-    return row ? toMessage(row) : null;
-  };
   const insertRow = (m: NewMessage) =>
     q.insert.get(
       m.conversationId,
@@ -180,10 +173,12 @@ export function createMessages(
           duplicate: true,
         };
       }
-      const before = prior(m.conversationId, m.senderId, m.clientId);
-      if (before) return { message: before, duplicate: true };
-      if (!insertRow(m)) throw new Error(`message id ${m.id} collided`);
-      if (m.clientId !== undefined) clientIds.remember(m.conversationId, m.senderId, m.clientId, m.id);
+      const inserted = insertRow(m);
+      if (!inserted && m.clientId !== undefined) {
+        const prior = q.byClientId.get(m.conversationId, m.senderId, m.clientId);
+        if (prior) return { message: toMessage(prior), duplicate: true };
+      }
+      if (!inserted) throw new Error(`message id ${m.id} collided`);
       const message: StoredMessage = {
         ...m,
         clientId: m.clientId ?? null,
@@ -200,7 +195,8 @@ export function createMessages(
 
     /** The message this sender already sent under this client_id, if any. */
     messageByClientId(conversationId: string, senderId: number, clientId: string): StoredMessage | null {
-      return prior(conversationId, senderId, clientId);
+      const row = q.byClientId.get(conversationId, senderId, clientId);
+      return row ? toMessage(row) : null;
     },
 
     message(conversationId: string, id: string): StoredMessage | null {
@@ -240,10 +236,7 @@ export function createMessages(
      */
     keepRelayedMessage(m: NewMessage, copyDueAt?: number): boolean {
       pages.forget(m.conversationId);
-      // The same client_id accepted twice (a resend to another instance): one copy is kept.
-      if (prior(m.conversationId, m.senderId, m.clientId)) return false;
       if (insertRow(m) === null) return false;
-      if (m.clientId !== undefined) clientIds.remember(m.conversationId, m.senderId, m.clientId, m.id);
       if (copyDueAt !== undefined) {
         const message: StoredMessage = {
           ...m,
@@ -289,7 +282,6 @@ export function createMessages(
     importMessages(messages: StoredMessage[]): void {
       for (const m of messages) {
         pages.forget(m.conversationId);
-        clientIds.forget(m.conversationId);
         q.importOne.run(
           m.conversationId,
           m.id,

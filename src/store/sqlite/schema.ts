@@ -121,24 +121,12 @@ CREATE TABLE IF NOT EXISTS evicted_client_ids (
 CREATE INDEX IF NOT EXISTS evicted_client_ids_by_age ON evicted_client_ids (evicted_at);
 `,
   },
-  {
-    to: 7,
-    why:
-      "client_ids are deduplicated by an in-memory window over each conversation's newest rows " +
-      "(client-ids.ts): the unique index cost about half of SQLite's work per message (#13)",
-    sql: "DROP INDEX IF EXISTS messages_by_client_id;",
-  },
 ];
 
 export const SCHEMA_VERSION = 1 + MIGRATIONS.length;
 
 export function migrate(db: Database, path: string): void {
-  const hasMeta = db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get();
-  const stored = hasMeta
-    ? db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'schema_version'").get()
-    : null;
-  // Version 1 only on a new or version 1 file: on a later one it would bring back what a step dropped.
-  if (!stored || stored.value === "1") db.exec(SCHEMA);
+  db.exec(SCHEMA);
   const read = db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'schema_version'");
   if (!read.get()) db.run("INSERT INTO meta (key, value) VALUES ('schema_version', '1')");
   const version = Number(read.get()!.value);
