@@ -10,38 +10,41 @@
 export type FenceKey = { kind: "message" | "change"; id: string };
 
 export function createPublishFence() {
-  const held = new Map<string, Set<string>>();
+  // Ids are unique across conversations; a count per conversation answers `holds` cheaply.
+  const held = new Set<string>();
+  const perConversation = new Map<string, number>();
   const keyOf = (k: FenceKey) => (k.kind === "message" ? k.id : `change:${k.id}`);
 
   return {
     hold(conversationId: string, k: FenceKey): void {
-      const set = held.get(conversationId);
-      if (set) set.add(keyOf(k));
-      else held.set(conversationId, new Set([keyOf(k)]));
+      const key = keyOf(k);
+      if (held.has(key)) return;
+      held.add(key);
+      perConversation.set(conversationId, (perConversation.get(conversationId) ?? 0) + 1);
     },
 
     release(conversationId: string, k: FenceKey): void {
-      const set = held.get(conversationId);
-      if (!set) return;
-      set.delete(keyOf(k));
-      if (set.size === 0) held.delete(conversationId);
+      if (!held.delete(keyOf(k))) return;
+      const n = (perConversation.get(conversationId) ?? 1) - 1;
+      if (n === 0) perConversation.delete(conversationId);
+      else perConversation.set(conversationId, n);
     },
 
     /** Whether anything of the conversation is held (readers filter only then). */
     holds(conversationId: string): boolean {
-      return held.has(conversationId);
+      return perConversation.has(conversationId);
     },
 
     /** Whether a reader may show it (not held). */
     shows(conversationId: string, k: FenceKey): boolean {
-      const set = held.get(conversationId);
-      return set === undefined || !set.has(keyOf(k));
+      return !perConversation.has(conversationId) || !held.has(keyOf(k));
     },
 
     /** The items a reader may show: those not held. */
     visible<T>(conversationId: string, items: T[], key: (item: T) => FenceKey): T[] {
-      const set = held.get(conversationId);
-      return set ? items.filter((item) => !set.has(keyOf(key(item)))) : items;
+      return perConversation.has(conversationId)
+        ? items.filter((item) => !held.has(keyOf(key(item))))
+        : items;
     },
   };
 }
