@@ -186,6 +186,9 @@ function openCommitter(
   const committer = createGroupCommitter({
     transaction: store.transaction,
     sync,
+    minSyncGapMs: config.SQLITE_SYNC_INTERVAL_MS,
+    // A test's slowed sync must be the only path, so no blocking shortcut beside it.
+    ...(deps.wrapSync ? {} : { syncNow: store.syncWalNow, inlineUpTo: 4 }),
     gate: checkpointer?.gate,
     onBatch: (n) => {
       deps.metrics.commitBatch.observe(n);

@@ -113,6 +113,32 @@ describe("group commit with the sync off the loop", () => {
     expect(drained).toBe(true);
   });
 
+  test("a small batch syncs inline; a larger one, or one arriving during a sync, goes to the thread", async () => {
+    const { db, transaction } = memoryDb();
+    const s = manualSync();
+    let inline = 0;
+    let failNext = false;
+    const c = createGroupCommitter({
+      transaction,
+      sync: s.sync,
+      syncNow: () => {
+        inline++;
+        if (failNext) throw Object.assign(new Error("EIO: i/o error"), { code: "EIO" });
+      },
+      inlineUpTo: 2,
+    });
+    await Promise.all([c.submit(() => 1), c.submit(() => 2)]);
+    expect(inline).toBe(1);
+    expect(s.started()).toBe(0);
+    const big = Promise.all([1, 2, 3].map((i) => c.submit(() => db.run(`INSERT INTO t VALUES (${i})`))));
+    await turn();
+    expect(s.started()).toBe(1);
+    s.release();
+    await big;
+    failNext = true;
+    await expect(c.submit(() => 4)).rejects.toThrow("EIO");
+  });
+
   test("a gate holds commits until it opens", async () => {
     const { db, transaction } = memoryDb();
     let open!: () => void;
@@ -182,6 +208,54 @@ describe("checkpoints on their own thread", () => {
     store.close();
     // The writer's close, last, folds the WAL back and removes it.
     expect(existsSync(`${path}-wal`)).toBe(false);
+    dir.remove();
+  }, 60_000);
+
+  test("without its thread (it could not start) checkpoints run on the loop and the WAL stays short", async () => {
+    const dir = tempDir();
+    const path = join(dir.path, "chat.db");
+    const store = openStore({ path, synchronous: "FULL", syncOffLoop: true });
+    const logged: string[] = [];
+    const logger = { ...silentLogger, error: (msg: string) => logged.push(msg), child: () => logger };
+    const checkpointer = createCheckpointer({
+      path,
+      logger,
+      startFrames: 100,
+      pauseFrames: 300,
+      checkpointHere: store.checkpointPassive,
+      spawn: () => new Worker(join(dir.path, "no-such-worker.ts")),
+    });
+    const c = createGroupCommitter({
+      transaction: store.transaction,
+      sync: store.syncWal,
+      gate: checkpointer.gate,
+      onBatch: () => checkpointer.committed(),
+    });
+    store.openConversation("c1", { lessonId: 1, mentorId: 2, studentId: 3 }, Date.now());
+    await Bun.sleep(100);
+    let maxFrames = 0;
+    for (let i = 0; i < 3000; i++) {
+      const insert = c.submit(() =>
+        store.insertMessage({
+          id: `n${String(i).padStart(8, "0")}`,
+          conversationId: "c1",
+          senderId: 2,
+          text: "z".repeat(1500),
+          createdAt: Date.now(),
+          clientId: `j${i}`,
+        }),
+      );
+      if (i % 100 === 99) {
+        await insert;
+        maxFrames = Math.max(maxFrames, checkpointer.stats().log);
+      }
+    }
+    await c.durable();
+    expect(logged.some((m) => m.includes("checkpoint thread failed"))).toBe(true);
+    expect(checkpointer.stats().checkpoints).toBeGreaterThan(0);
+    expect(maxFrames).toBeLessThan(300 + 400);
+    await checkpointer.close();
+    store.close();
     dir.remove();
   }, 60_000);
 });

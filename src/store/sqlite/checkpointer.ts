@@ -50,8 +50,8 @@ export function spawnCheckpointThread(): Worker {
 }
 
 export function createCheckpointer(opts: CheckpointerOptions) {
-  const startFrames = opts.startFrames ?? 2000;
-  const pauseFrames = opts.pauseFrames ?? 6000;
+  const startFrames = opts.startFrames ?? 8000;
+  const pauseFrames = opts.pauseFrames ?? 14000;
   const giveUpMs = opts.giveUpMs ?? 200;
   const worker = (opts.spawn ?? spawnCheckpointThread)();
   // The thread must not keep a stopping process alive; close() ends it properly.

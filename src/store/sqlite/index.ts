@@ -132,6 +132,8 @@ export function openStore(opts: OpenOptions) {
 
     /** Present when commits wait for it (`syncOffLoop`): everything committed is on disk after it. */
     syncWal: wal?.sync,
+    /** `syncWal`, blocking: for a small batch on a quiet loop. */
+    syncWalNow: wal?.syncNow,
 
     close(): void {
       wal?.close();

@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, openSync } from "node:fs";
+import { closeSync, fdatasync, fdatasyncSync, openSync } from "node:fs";
 
 /**
  * fdatasync of the WAL on the thread pool: what makes commits made with synchronous=NORMAL as
@@ -19,6 +19,11 @@ export function createWalSync(dbPath: string) {
         }
         fdatasync(fd, (err) => (err ? reject(err) : resolve()));
       });
+    },
+    /** The same, blocking the caller (small batches on a quiet loop). */
+    syncNow(): void {
+      fd ??= openSync(`${dbPath}-wal`, "r");
+      fdatasyncSync(fd);
     },
     close(): void {
       if (fd !== undefined) closeSync(fd);
