@@ -41,6 +41,8 @@ import { createUpgradeHandler } from "./ws/upgrade.ts";
 export interface ServiceOverrides {
   identity?: Identity;
   now?: () => number;
+  /** Wraps the WAL sync the group commit waits for (tests slow it down to prove the ordering). */
+  wrapSync?: (sync: () => Promise<void>) => () => Promise<void>;
 }
 
 export interface Service {
@@ -78,7 +80,14 @@ async function openFanout(
   const { store, committer } = storage;
   const notify = storage.notifier?.hooks;
   const keeper = createCopyKeeper({ store, committer, delayMs: config.COPY_FLUSH_DELAY_MS, now, metrics });
-  const { accept, keepReplica } = createRelay({ store, committer, copies: keeper, notify, deletions });
+  const { accept, keepReplica } = createRelay({
+    store,
+    committer,
+    fence: storage.fence,
+    copies: keeper,
+    notify,
+    deletions,
+  });
   return createFanout(config, {
     deliver: deps.deliver,
     accept,
@@ -112,6 +121,7 @@ function createChatRules(
   const chat = createChat({
     store,
     committer,
+    fence: storage.fence,
     bus: fanout.bus,
     newId: createObjectIdGenerator(now, store.newestMessageId() ?? undefined),
     now,
@@ -125,6 +135,7 @@ function createChatRules(
   const edits = createEdits({
     store,
     committer,
+    fence: storage.fence,
     bus: fanout.bus,
     now,
     metrics,
@@ -179,6 +190,7 @@ async function createTransports(
     : undefined;
   const app = createHttpApp({
     store,
+    fence: core.storage.fence,
     attachments: core.storage.attachments,
     presence: (u) => presence.status(u),
     restBuckets: new KeyedBuckets(config.RATE_REST_PER_MIN / 60, config.RATE_REST_PER_MIN),
@@ -211,6 +223,7 @@ async function createTransports(
     chat,
     edits: core.edits,
     store,
+    fence: core.storage.fence,
     identity,
     authFailures,
     presence,
@@ -235,7 +248,7 @@ function teardownOf(
   onClose?: () => void,
 ): Teardown {
   return {
-    flushCommits: () => storage.committer.flushNow(),
+    drainCommits: () => storage.committer.drain(),
     closeFanout: async () => {
       // The sockets are closed by now: their held closes leave presence while the bus is up.
       await announcer.flush();
@@ -249,7 +262,11 @@ function teardownOf(
       await storage.retention?.stop();
       await storage.worker?.stop(budgetMs);
     },
-    closeStore: () => storage.store.close(),
+    closeStore: async () => {
+      // The checkpoint thread's connection first: the writer's close, last, removes the WAL.
+      await storage.checkpointer?.close();
+      storage.store.close();
+    },
   };
 }
 
@@ -305,6 +322,7 @@ export async function startService(
     onConfirmed: (kind, keys) => copiesOut?.announce(kind, keys),
     claims: () => claims,
     busRedis: () => busRedis,
+    wrapSync: overrides.wrapSync,
   });
   const sweeper = sweepUnsent(storage.attachments, config, logger);
   const { identity, notes } = overrides.identity

@@ -5,6 +5,7 @@ import type { Config } from "./config.ts";
 import { type Attachments, createAttachments } from "./domain/attachments.ts";
 import type { Copies } from "./domain/copies.ts";
 import type { LastSeenStore } from "./domain/presence.ts";
+import { createPublishFence } from "./domain/publish-fence.ts";
 import { createObjectIdGenerator } from "./ids.ts";
 import { ATTACHMENT_KINDS, createAttachmentCopy } from "./jobs/attachment-copy.ts";
 import { createMongoFlush, MONGO_KINDS } from "./jobs/mongo-flush.ts";
@@ -14,11 +15,12 @@ import { retentionFromConfig } from "./jobs/retention.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { openBlobStore } from "./store/blobs.ts";
-import { diskGuardFromConfig } from "./store/disk-guard.ts";
+import { type DiskGuard, diskGuardFromConfig } from "./store/disk-guard.ts";
 import { createGridStore, type GridStore } from "./store/gridfs.ts";
 import { createGroupCommitter, type GroupCommitter } from "./store/group-commit.ts";
 import type { MongoStore } from "./store/mongo.ts";
 import { createReadThrough } from "./store/read-through.ts";
+import { createCheckpointer } from "./store/sqlite/checkpointer.ts";
 import { type ChatStore, openStore } from "./store/sqlite/index.ts";
 import { isStorageFailure } from "./store/storage-errors.ts";
 
@@ -37,6 +39,8 @@ export interface StorageDeps {
   onConfirmed: Copies["announce"];
   claims: () => NotifyClaims;
   busRedis: () => RedisLink | undefined;
+  /** Wraps the WAL sync the group commit waits for (tests slow it down). */
+  wrapSync?: (sync: () => Promise<void>) => () => Promise<void>;
 }
 
 export type Storage = Awaited<ReturnType<typeof openStorage>>;
@@ -55,7 +59,13 @@ async function connectMongo(uri: string, config: Config): Promise<MongoStore> {
 function openOutbox(
   config: Config,
   deps: StorageDeps,
-  parts: { store: ChatStore; mongo?: MongoStore; grid?: GridStore; attachments: () => Attachments },
+  parts: {
+    store: ChatStore;
+    mongo?: MongoStore;
+    grid?: GridStore;
+    attachments: () => Attachments;
+    durable: () => Promise<void>;
+  },
 ) {
   const { store, mongo, grid } = parts;
   const flush = mongo
@@ -102,6 +112,7 @@ function openOutbox(
             pollMs: config.MONGO_FLUSH_POLL_MS,
             retryMaxMs: config.MONGO_RETRY_MAX_MS,
             now: deps.now,
+            durable: parts.durable,
           },
           handlers,
         )
@@ -134,16 +145,61 @@ function openAttachments(
 
 /** last_seen rides along with the next group commit: an fsync per connect would make a reconnect storm crawl. */
 function lastSeenVia(store: ChatStore, committer: GroupCommitter): LastSeenStore {
+  // Until its commit is durable a time is read from here, so a read right after a close (REST
+  // /presence) agrees with the presence frame that announced it.
+  const pending = new Map<number, number>();
   return {
     touchPresence: (userId, at) => {
+      pending.set(userId, at);
       committer
         .submit(() => store.touchPresence(userId, at))
         .catch(() => {
           // Advisory only; the store may be closing at shutdown.
+        })
+        .finally(() => {
+          if (pending.get(userId) === at) pending.delete(userId);
         });
     },
-    lastSeen: (userId) => store.lastSeen(userId),
+    lastSeen: (userId) => pending.get(userId) ?? store.lastSeen(userId),
   };
+}
+
+/**
+ * The group committer: every write goes through it. With FULL, commits do not wait for the
+ * disk; the committer waits for an fdatasync of the WAL off the event loop before anyone hears
+ * of them, and a thread of its own keeps the WAL short (checkpointer.ts).
+ */
+function openCommitter(
+  config: Config,
+  deps: StorageDeps,
+  parts: { store: ChatStore; disk: DiskGuard; notify: () => void },
+) {
+  const { store, disk } = parts;
+  const checkpointer = store.syncWal
+    ? createCheckpointer({
+        path: config.SQLITE_PATH,
+        logger: deps.logger.child({ component: "checkpoint" }),
+        checkpointHere: store.checkpointPassive,
+      })
+    : undefined;
+  const sync = store.syncWal && deps.wrapSync ? deps.wrapSync(store.syncWal) : store.syncWal;
+  const committer = createGroupCommitter({
+    transaction: store.transaction,
+    sync,
+    minSyncGapMs: config.SQLITE_SYNC_INTERVAL_MS,
+    // A test's slowed sync must be the only path, so no blocking shortcut beside it.
+    ...(deps.wrapSync ? {} : { syncNow: store.syncWalNow, inlineUpTo: 4 }),
+    gate: checkpointer?.gate,
+    onBatch: (n) => {
+      deps.metrics.commitBatch.observe(n);
+      checkpointer?.committed();
+      disk.commitSucceeded();
+      parts.notify();
+    },
+    isStorageFailure,
+    onCommitError: (err, jobs) => disk.commitFailed(err, jobs),
+  });
+  return { committer, checkpointer };
 }
 
 /** SQLite, and with MONGO_URI the MongoDB behind the outbox: nothing on the request path waits for it. */
@@ -151,6 +207,7 @@ export async function openStorage(config: Config, deps: StorageDeps) {
   const store = openStore({
     path: config.SQLITE_PATH,
     synchronous: config.SQLITE_SYNCHRONOUS,
+    syncOffLoop: true,
     // Each handler's kinds, when its sink is configured: nothing is queued that nobody drains.
     outboxKinds: [
       ...(config.MONGO_URI ? [...MONGO_KINDS, ...ATTACHMENT_KINDS] : []),
@@ -166,22 +223,17 @@ export async function openStorage(config: Config, deps: StorageDeps) {
     mongo,
     grid,
     attachments: () => attachments!,
+    durable: () => committer.durable(),
   });
   const history = mongo
     ? createReadThrough({ store, mongo, logger: deps.logger, timeoutMs: config.MONGO_READ_TIMEOUT_MS })
     : undefined;
   const disk = diskGuardFromConfig(config, { ...deps, checkpoint: () => store.retention.checkpoint() });
 
-  // The group committer, on its own: every write goes through it.
-  const committer = createGroupCommitter({
-    transaction: store.transaction,
-    onBatch: (n) => {
-      deps.metrics.commitBatch.observe(n);
-      disk.commitSucceeded();
-      worker?.notify();
-    },
-    isStorageFailure,
-    onCommitError: (err, jobs) => disk.commitFailed(err, jobs),
+  const { committer, checkpointer } = openCommitter(config, deps, {
+    store,
+    disk,
+    notify: () => worker?.notify(),
   });
 
   attachments = openAttachments(config, deps, { store, grid, committer });
@@ -192,6 +244,9 @@ export async function openStorage(config: Config, deps: StorageDeps) {
     worker,
     history,
     committer,
+    checkpointer,
+    /** What is committed but not yet published (the sync of its WAL is still out). */
+    fence: createPublishFence(),
     attachments,
     disk,
     retention: retentionFromConfig(config, store.retention, deps),

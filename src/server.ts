@@ -19,12 +19,12 @@ export interface ServerParts {
 
 /** What stops, in order, after the sockets are closed. */
 export interface Teardown {
-  /** Commits what the group committer holds. */
-  flushCommits(): void;
+  /** Commits what the group committer holds and waits until it is on disk. */
+  drainCommits(): Promise<void>;
   closeFanout(): Promise<void>;
   /** A last outbox flush, bounded; whatever is left stays for the next start. */
   stopWorker(budgetMs: number): Promise<void>;
-  closeStore(): void;
+  closeStore(): Promise<void>;
 }
 
 export function serve(parts: ServerParts): Server<SessionData> {
@@ -70,14 +70,13 @@ export function createShutdown(
       // open chats still work; only then are they told to reconnect elsewhere.
       if (config.SHUTDOWN_DRAIN_DELAY_MS > 0) await Bun.sleep(config.SHUTDOWN_DRAIN_DELAY_MS);
       // Commit what is queued first, so those senders still get their ack.
-      teardown.flushCommits();
-      await new Promise((r) => setImmediate(r));
+      await teardown.drainCommits();
       for (const ws of sockets) ws.close(1001, "server restarting; reconnect with since=<last id>");
       await parts.server()?.stop(true);
       await teardown.closeFanout();
-      teardown.flushCommits();
+      await teardown.drainCommits();
       await teardown.stopWorker(config.MONGO_SHUTDOWN_FLUSH_MS);
-      teardown.closeStore();
+      await teardown.closeStore();
       logger.info("stopped");
     })();
     return stopped;

@@ -138,6 +138,8 @@ export async function startOurs(opts: {
     UPGRADES_PER_MIN_PER_USER: "0",
     UPGRADES_PER_MIN_PER_ADDRESS: "0",
     HEARTBEAT_IDLE_S: "120",
+    // Extra settings for ours, e.g. BENCH_OURS_ENV='{"SQLITE_SYNC_INTERVAL_MS":"0"}'.
+    ...(JSON.parse(process.env.BENCH_OURS_ENV ?? "{}") as Record<string, string>),
   };
   return launch({
     argv: [process.execPath, ...(opts.extraArgs ?? []), "src/main.ts"],

@@ -11,6 +11,7 @@ import { otherParty } from "./access.ts";
 import type { Bus } from "./bus.ts";
 import type { SecondCopy } from "./copies.ts";
 import type { NotifyHooks } from "./notification.ts";
+import type { PublishFence } from "./publish-fence.ts";
 
 /**
  * The chat's rules: what a message may be, what marking read means, who hears what. Every
@@ -20,6 +21,8 @@ import type { NotifyHooks } from "./notification.ts";
 export interface ChatDeps {
   store: ChatStore;
   committer: GroupCommitter;
+  /** Holds each new message from its commit to its publish. */
+  fence: PublishFence;
   bus: Bus;
   newId: () => string;
   now: () => number;
@@ -60,7 +63,7 @@ export function validateText(raw: string, maxChars: number, allowEmpty = false):
 }
 
 export function createChat(deps: ChatDeps) {
-  const { store, committer, bus, metrics } = deps;
+  const { store, committer, bus, metrics, fence } = deps;
 
   return {
     async openConversation(parties: Parties, since?: string): Promise<Conversation> {
@@ -91,18 +94,29 @@ export function createChat(deps: ChatDeps) {
       }
       const id = deps.newId();
       const createdAt = deps.now();
-      const result = await committer.submit(() => {
-        const r = store.sendMessage(
-          { id, conversationId: conversation.id, senderId, text, createdAt, clientId, replyTo },
-          attachmentIds,
-        );
-        if (!r.duplicate) deps.notify?.accepted(conversation, r.message);
-        return r;
-      });
+      const key = { kind: "message", id } as const;
+      let result: { message: StoredMessage; duplicate: boolean };
+      try {
+        result = await committer.submit(() => {
+          const r = store.sendMessage(
+            { id, conversationId: conversation.id, senderId, text, createdAt, clientId, replyTo },
+            attachmentIds,
+          );
+          if (!r.duplicate) {
+            deps.notify?.accepted(conversation, r.message);
+            fence.hold(conversation.id, key);
+          }
+          return r;
+        });
+      } catch (err) {
+        fence.release(conversation.id, key);
+        throw err;
+      }
       const frame = encode(messageFrame(toWireMessage(result.message)));
       if (!result.duplicate) {
         metrics.messagesIn.inc();
         bus.publish(conversation.id, frame, undefined, "message");
+        fence.release(conversation.id, key);
         metrics.messagesOut.inc({ type: "message" });
       }
       // A retry too: the first attempt's ack (and maybe its copy) may never have happened.

@@ -7,6 +7,7 @@ import type { GroupCommitter } from "../store/group-commit.ts";
 import type { ChatStore } from "../store/sqlite/index.ts";
 import type { Bus } from "./bus.ts";
 import { validateText } from "./chat.ts";
+import type { PublishFence } from "./publish-fence.ts";
 
 /**
  * Edits and deletes: who may change which message, and telling both sides once the change is
@@ -48,6 +49,8 @@ export type DeletionHook = ReturnType<typeof createDeletionHook>;
 export interface EditDeps {
   store: ChatStore;
   committer: GroupCommitter;
+  /** Holds each change from its commit to its publish. */
+  fence: PublishFence;
   bus: Bus;
   now: () => number;
   metrics: Metrics;
@@ -64,7 +67,26 @@ export interface ChangeResult {
 export type Edits = ReturnType<typeof createEdits>;
 
 export function createEdits(deps: EditDeps) {
-  const { store, committer, bus, metrics } = deps;
+  const { store, committer, bus, metrics, fence } = deps;
+
+  /** Commits a change, held from its commit to its publish (or its failure). */
+  const commitChange = async (
+    conversationId: string,
+    messageId: string,
+    write: () => StoredMessage | null,
+  ) => {
+    const key = { kind: "change", id: messageId } as const;
+    try {
+      return await committer.submit(() => {
+        const message = write();
+        if (message) fence.hold(conversationId, key);
+        return message;
+      });
+    } catch (err) {
+      fence.release(conversationId, key);
+      throw err;
+    }
+  };
 
   const existing = (conversation: Conversation, messageId: string): StoredMessage => {
     const target = store.message(conversation.id, messageId);
@@ -79,6 +101,7 @@ export function createEdits(deps: EditDeps) {
         : ({ kind: "edited", at: message.editedAt ?? deps.now(), text: message.text } as const);
     const frame = toWireChange({ ...change, conversationId: message.conversationId, messageId: message.id });
     bus.publish(message.conversationId, encode(frame), undefined, frame.type);
+    fence.release(message.conversationId, { kind: "change", id: message.id });
     metrics.messagesOut.inc({ type: frame.type });
   };
 
@@ -94,7 +117,9 @@ export function createEdits(deps: EditDeps) {
       if (at - target.createdAt > deps.editWindowMs) {
         throw new AppError(403, "edit_window_closed", "this message can no longer be edited");
       }
-      const message = await committer.submit(() => store.editMessage(conversation.id, messageId, text, at));
+      const message = await commitChange(conversation.id, messageId, () =>
+        store.editMessage(conversation.id, messageId, text, at),
+      );
       // Deleted (or edited later) between the check and the commit.
       if (!message) throw notFound("this message was deleted");
       publish(message);
@@ -109,7 +134,9 @@ export function createEdits(deps: EditDeps) {
       }
       if (target.deletedAt !== null) return { message: target, duplicate: true };
       const at = deps.now();
-      const message = await committer.submit(() => store.deleteMessage(conversation.id, messageId, at));
+      const message = await commitChange(conversation.id, messageId, () =>
+        store.deleteMessage(conversation.id, messageId, at),
+      );
       if (!message) return { message: existing(conversation, messageId), duplicate: true };
       publish(message);
       deps.deletions.emit({ conversationId: conversation.id, messageId, origin: "here" });

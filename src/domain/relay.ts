@@ -9,6 +9,7 @@ import type { Accept } from "./bus.ts";
 import type { CopyKeeper } from "./copies.ts";
 import type { DeletionHook } from "./edits.ts";
 import type { NotifyHooks } from "./notification.ts";
+import type { FenceKey, PublishFence } from "./publish-fence.ts";
 
 /**
  * What this instance keeps of frames relayed from others: a message frame carries the whole
@@ -61,12 +62,35 @@ export type KeepReplica = (
 export function createRelay(deps: {
   store: ChatStore;
   committer: GroupCommitter;
+  /** Holds what is new here from its commit until the bus delivers it (same turn). */
+  fence: PublishFence;
   copies: CopyKeeper;
   deletions: DeletionHook;
   /** A relayed read mark ends this instance's notification cycle it covers, in the same commit. */
   notify?: Pick<NotifyHooks, "viewed">;
 }) {
-  const { store, committer, copies } = deps;
+  const { store, committer, copies, fence } = deps;
+
+  /**
+   * Commits `write`, holding `key` when it stored something new. The release runs as the
+   * promise settles, and the bus delivers in the microtasks that follow: no socket can read
+   * the backlog in between.
+   */
+  const heldWhile = <T>(conversationId: string, key: FenceKey, write: () => T, fresh: (r: T) => boolean) => {
+    let held = false;
+    return committer
+      .submit(() => {
+        const r = write();
+        if (fresh(r)) {
+          fence.hold(conversationId, key);
+          held = true;
+        }
+        return r;
+      })
+      .finally(() => {
+        if (held) fence.release(conversationId, key);
+      });
+  };
 
   /** Resolves true when the message was new here; `first` runs in the same transaction, before it. */
   const keepMessage = (
@@ -76,7 +100,7 @@ export function createRelay(deps: {
   ): Promise<boolean> | false => {
     const msg = parse(relayedMessage, frame);
     if (!msg || msg.conversation_id !== conversationId) return false;
-    return committer.submit(() => {
+    const write = () => {
       first?.();
       return store.keepRelayedMessageWithAttachments(
         {
@@ -92,7 +116,8 @@ export function createRelay(deps: {
         },
         copies.dueAt("message", msg.id),
       );
-    });
+    };
+    return heldWhile(conversationId, { kind: "message", id: msg.id }, write, (fresh) => fresh);
   };
 
   /** Resolves true when the mark changed something here; undefined for a frame that is not one. */
@@ -130,22 +155,24 @@ export function createRelay(deps: {
 
   /** Applied here without an outbox row; delivered when it changed something, or when live. */
   const applyChange = (c: MessageChange, replay: boolean) =>
-    committer
-      .submit(() =>
+    heldWhile(
+      c.conversationId,
+      { kind: "change", id: c.messageId },
+      () =>
         c.kind === "edited"
           ? store.editMessage(c.conversationId, c.messageId, c.text, c.at, "relayed")
           : store.deleteMessage(c.conversationId, c.messageId, c.at, "relayed"),
-      )
-      .then((changed) => {
-        if (changed && c.kind === "deleted") {
-          deps.deletions.emit({
-            conversationId: c.conversationId,
-            messageId: c.messageId,
-            origin: "relayed",
-          });
-        }
-        return changed !== null || !replay;
-      });
+      (changed) => changed !== null,
+    ).then((changed) => {
+      if (changed && c.kind === "deleted") {
+        deps.deletions.emit({
+          conversationId: c.conversationId,
+          messageId: c.messageId,
+          origin: "relayed",
+        });
+      }
+      return changed !== null || !replay;
+    });
 
   const accept: Accept = (conversationId, frame, replay, kind) => {
     // Deliver only what was new here: a replay of something already relayed is dropped.

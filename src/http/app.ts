@@ -7,6 +7,7 @@ import { bearerFromHeader, sameSecret } from "../auth/credentials.ts";
 import type { OriginCheck } from "../auth/origin.ts";
 import { checkClaimedUser, isParticipant } from "../domain/access.ts";
 import type { Attachments } from "../domain/attachments.ts";
+import { changeKey, messageKey, type PublishFence } from "../domain/publish-fence.ts";
 import type { KeyedBuckets } from "../domain/rate.ts";
 import { AppError, errorBody, forbidden, notFound, toAppError, unauthorized } from "../errors.ts";
 import type { Principal } from "../identity/types.ts";
@@ -36,6 +37,8 @@ export interface Readiness {
 
 export interface HttpDeps {
   store: ChatStore;
+  /** What is committed but not yet durable: no page shows it. */
+  fence: PublishFence;
   attachments: Attachments;
   presence: (userId: number) => Promise<{ online: boolean; lastSeen: number | null }>;
   restBuckets: KeyedBuckets;
@@ -180,13 +183,19 @@ export function createHttpApp(deps: HttpDeps) {
     const conversation = await ownConversation(q.conversation_id, c.get("principal"));
     const window = { before: q.before, after: q.after, limit: q.limit };
     await deps.history?.syncPage(conversation.id, window);
-    if (q.before === undefined && q.after === undefined) {
+    if (q.before === undefined && q.after === undefined && !deps.fence.holds(conversation.id)) {
       return c.body(store.latestPageJson(conversation.id, q.limit), 200, {
         "content-type": "application/json",
       });
     }
     const page = store.page(conversation.id, { before: q.before, after: q.after, limit: q.limit });
-    return c.json(page.map(toWireMessage));
+    // Held messages are the newest: a page after a cursor stops before them, so its last id is
+    // a cursor that skips nothing; other pages just leave them out.
+    const firstHeld =
+      q.after === undefined ? -1 : page.findIndex((m) => !deps.fence.shows(conversation.id, messageKey(m)));
+    const shown =
+      firstHeld === -1 ? deps.fence.visible(conversation.id, page, messageKey) : page.slice(0, firstHeld);
+    return c.json(shown.map(toWireMessage));
   });
 
   /** The change feed after a cursor: what a client that was away must apply to its pages. */
@@ -194,7 +203,10 @@ export function createHttpApp(deps: HttpDeps) {
     const q = c.req.valid("query");
     const conversation = await ownConversation(q.conversation_id, c.get("principal"));
     const from = q.after ?? { at: 0, messageId: "" };
-    const entries = store.changesAfter(conversation.id, from, q.limit);
+    // Stops before the first held change: the cursor must not pass what the client has not seen.
+    const all = store.changesAfter(conversation.id, from, q.limit);
+    const held = all.findIndex((e) => !deps.fence.shows(conversation.id, changeKey(e)));
+    const entries = held === -1 ? all : all.slice(0, held);
     return c.json({
       changes: entries.map((e) => toWireChange(e.change)),
       cursor: encodeChangeCursor(entries.at(-1)?.position ?? from),

@@ -67,6 +67,12 @@ export interface WorkerOptions {
   retryBaseMs?: number;
   now?: () => number;
   random?: () => number;
+  /**
+   * Resolves once everything committed so far is on disk. Entries are read only after it, so
+   * no sink ever holds what a crash could still take back from SQLite (the sender, never
+   * acked, would resend it under a new id).
+   */
+  durable?: () => Promise<void>;
 }
 
 export type OutboxWorker = ReturnType<typeof createOutboxWorker>;
@@ -151,6 +157,7 @@ function createHandlerRun(opts: WorkerOptions, handler: OutboxHandler) {
   /** One batch. Returns how many entries the sink confirmed; throws on the first failure. */
   async function once(): Promise<number> {
     await handler.prepare?.();
+    await opts.durable?.();
     const entries = outbox.outboxBatch(handler.kinds, opts.batchSize, now());
     let done = 0;
     await handler.handle(entries, (part) => {

@@ -6,6 +6,7 @@ import type { Chat } from "../domain/chat.ts";
 import type { ChangeResult, Edits } from "../domain/edits.ts";
 import type { Presence } from "../domain/presence.ts";
 import type { PresenceAnnouncer } from "../domain/presence-announce.ts";
+import { changeKey, messageKey, type PublishFence } from "../domain/publish-fence.ts";
 import type { KeyedBuckets, TokenBucket } from "../domain/rate.ts";
 import { AppError } from "../errors.ts";
 import type { Credentials, Identity, Principal } from "../identity/types.ts";
@@ -40,6 +41,11 @@ export interface SessionData {
   /** Then, while catch-up on edits and deletes is being written: the last change sent. */
   changesAfter?: ChangePosition;
   resuming?: boolean;
+  /**
+   * Frames for this socket alone that came up while the backlog was being written: sent after
+   * it. A send past the buffer limit closes the socket, and the backlog fills the buffer.
+   */
+  afterResume?: string[];
   bucket: TokenBucket;
   openedAt: number;
   /** `auth` frames refused so far on this socket; a few close it. */
@@ -56,6 +62,8 @@ export interface SessionDeps {
   chat: Chat;
   edits: Edits;
   store: ChatStore;
+  /** What is committed but not yet published: a resume leaves it to the topic. */
+  fence: PublishFence;
   identity: Identity;
   /** The per-address failed-login budget that REST and upgrades spend too. */
   authFailures: FailedAuthGuard;
@@ -87,7 +95,9 @@ export const MAX_FAILED_AUTH_FRAMES = 3;
 const ackTopic = (ws: ChatSocket) => `a:${ws.data.connId}`;
 
 function send(ws: ChatSocket, frame: OutboundFrame): void {
-  ws.send(encode(frame));
+  if (!ws.data.resuming) ws.send(encode(frame));
+  else if (ws.data.afterResume) ws.data.afterResume.push(encode(frame));
+  else ws.data.afterResume = [encode(frame)];
 }
 
 function sendError(ws: ChatSocket, deps: SessionDeps, code: ErrorCode, message: string, ref?: string): void {
@@ -128,6 +138,7 @@ export function createSessionHandlers(deps: SessionDeps) {
       const page = store.page(conversationId, { after: ws.data.resumeAfter, limit: RESUME_PAGE });
       for (const m of page) {
         ws.data.resumeAfter = m.id;
+        if (!deps.fence.shows(conversationId, messageKey(m))) continue;
         // -1: queued, but the socket is pushing back; `drain` resumes from here.
         if (ws.send(encode({ type: "message", ...toWireMessage(m) })) === -1) return;
       }
@@ -137,12 +148,14 @@ export function createSessionHandlers(deps: SessionDeps) {
       const entries = store.changesAfter(conversationId, ws.data.changesAfter, RESUME_PAGE);
       for (const e of entries) {
         ws.data.changesAfter = e.position;
+        if (!deps.fence.shows(conversationId, changeKey(e))) continue;
         if (ws.send(encode(toWireChange(e.change))) === -1) return;
       }
       if (entries.length < RESUME_PAGE) ws.data.changesAfter = undefined;
     }
     ws.data.resuming = false;
     ws.subscribe(conversationTopic(conversationId));
+    for (const frame of ws.data.afterResume?.splice(0) ?? []) ws.send(frame);
   }
 
   /** An edit or a delete: acked with the caller's client_id once durable (or a duplicate). */

@@ -99,6 +99,10 @@ describe("the compiled binary", () => {
       expect(closed.reason).toContain("reconnect");
     }
     expect(first.logs()).toContain('"msg":"stopped"');
+    // The checkpoint thread is a second entry point of the build: it started, and it closed its
+    // connection before the writer's, whose close folded the WAL back and removed it.
+    expect(first.logs()).not.toContain("checkpoint thread failed");
+    expect(existsSync(join(dataDir, "chat.db-wal"))).toBe(false);
 
     const down = await runProgram([binary, "--healthcheck"], {
       cwd: binDir,

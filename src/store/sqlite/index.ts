@@ -11,6 +11,7 @@ import { openDatabase, type Synchronous } from "./open.ts";
 import { createOutbox } from "./outbox.ts";
 import { createPresenceTable } from "./presence.ts";
 import { createRetentionStore } from "./retention.ts";
+import { createWalSync } from "./wal-sync.ts";
 
 /**
  * The local store: conversations, messages, read marks, last-seen times and the outbox of
@@ -23,12 +24,20 @@ export interface OpenOptions {
   synchronous?: Synchronous;
   /** The outbox kinds some handler reads; entries of other kinds are not written (none: no outbox). */
   outboxKinds?: readonly OutboxKind[];
+  /**
+   * With FULL: commits do not wait for the disk; the caller syncs the WAL with `syncWal` (off
+   * the event loop) before it tells anyone, and checkpoints run on their own thread.
+   */
+  syncOffLoop?: boolean;
 }
 
 export type ChatStore = ReturnType<typeof openStore>;
 
 export function openStore(opts: OpenOptions) {
-  const db = openDatabase(opts.path, opts.synchronous);
+  const offLoop =
+    opts.syncOffLoop === true && (opts.synchronous ?? "FULL") === "FULL" && opts.path !== ":memory:";
+  const db = openDatabase(opts.path, opts.synchronous, offLoop);
+  const wal = offLoop ? createWalSync(opts.path) : undefined;
   const outbox = createOutbox(db, new Set(opts.outboxKinds ?? []));
   const pages = createLatestPages();
   const conversations = createConversations(db, outbox, pages);
@@ -116,7 +125,18 @@ export function openStore(opts: OpenOptions) {
       }
     },
 
+    /** Copies what it can of the WAL back into the database, without waiting for anyone. */
+    checkpointPassive(): void {
+      db.run("PRAGMA wal_checkpoint(PASSIVE)");
+    },
+
+    /** Present when commits wait for it (`syncOffLoop`): everything committed is on disk after it. */
+    syncWal: wal?.sync,
+    /** `syncWal`, blocking: for a small batch on a quiet loop. */
+    syncWalNow: wal?.syncNow,
+
     close(): void {
+      wal?.close();
       db.close(false);
     },
   };

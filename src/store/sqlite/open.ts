@@ -5,8 +5,13 @@ import { migrate } from "./schema.ts";
 
 export type Synchronous = "FULL" | "NORMAL" | "OFF";
 
-/** Opens the file with the pragmas the write path was tuned for, then checks the schema. */
-export function openDatabase(path: string, synchronous: Synchronous = "FULL"): Database {
+/**
+ * Opens the file with the pragmas the write path was tuned for, then checks the schema.
+ * `syncOffLoop`: FULL's durability comes from the group commit's fdatasync of the WAL
+ * (wal-sync.ts) and checkpoints from their own thread (checkpointer.ts), so the connection
+ * itself commits with NORMAL and never checkpoints.
+ */
+export function openDatabase(path: string, synchronous: Synchronous = "FULL", syncOffLoop = false): Database {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path, { create: true, strict: true });
   // Retention frees pages; with incremental auto-vacuum the file gives them back to the disk.
@@ -26,5 +31,9 @@ export function openDatabase(path: string, synchronous: Synchronous = "FULL"): D
   // 64 MiB so a burst does not leave a large file behind for good.
   db.run("PRAGMA journal_size_limit = 67108864");
   migrate(db, path);
+  if (syncOffLoop && synchronous === "FULL") {
+    db.run("PRAGMA synchronous = NORMAL");
+    db.run("PRAGMA wal_autocheckpoint = 0");
+  }
   return db;
 }

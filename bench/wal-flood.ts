@@ -1,0 +1,60 @@
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { pairs } from "./lib/fixtures.ts";
+import { CLIENT_CPU, pinned, ROOT, startOurs } from "./lib/servers.ts";
+import type { ChatPhaseResult, Spec } from "./loadgen.ts";
+
+/**
+ * The WAL under a flood: ours (SQLITE_SYNCHRONOUS=FULL) takes open-loop load for `--seconds`
+ * while the WAL file's size is sampled every 50 ms. Checkpoints run on their own thread and the
+ * writer pauses when they fall behind, so the WAL must stay small however long the flood.
+ *   npx bun bench/wal-flood.ts [--rate 50000] [--seconds 30]
+ */
+
+const { values } = parseArgs({
+  options: {
+    rate: { type: "string", default: "50000" },
+    seconds: { type: "string", default: "30" },
+    pairs: { type: "string", default: "100" },
+  },
+});
+const nPairs = Number(values.pairs);
+const server = await startOurs({ pairs: pairs(nPairs), synchronous: "FULL" });
+const wal = join(server.dir, "chat.db-wal");
+let maxBytes = 0;
+const sizes: number[] = [];
+const sampler = setInterval(() => {
+  try {
+    const size = statSync(wal).size;
+    sizes.push(size);
+    if (size > maxBytes) maxBytes = size;
+  } catch {
+    // not created yet
+  }
+}, 50);
+const spec: Spec = {
+  mode: "chat",
+  target: { protocol: "ours", wsUrl: server.wsUrl, httpUrl: server.httpUrl, pid: server.pid },
+  pairs: nPairs,
+  phases: [
+    { kind: "open", rate: Number(values.rate), warmupMs: 1000, measureMs: Number(values.seconds) * 1000 },
+  ],
+};
+const proc = Bun.spawn(pinned(CLIENT_CPU, [process.execPath, "bench/loadgen.ts", JSON.stringify(spec)]), {
+  cwd: ROOT,
+  stdout: "pipe",
+  stderr: "inherit",
+});
+const out = await new Response(proc.stdout).text();
+clearInterval(sampler);
+if ((await proc.exited) !== 0) throw new Error(`load generator failed:\n${out}`);
+const [r] = JSON.parse(out.trim().split("\n").pop()!) as ChatPhaseResult[];
+await server.stop();
+const mb = (b: number) => (b / 1024 / 1024).toFixed(1);
+console.log(
+  `flood ${values.rate}/s offered for ${values.seconds} s, ${nPairs} conversations: ${Math.round(r!.msgs_per_s)} msgs/s delivered (${r!.delivered} in all), p50 ${r!.p50_ms} ms, p99 ${r!.p99_ms} ms`,
+);
+console.log(
+  `WAL file: largest ${mb(maxBytes)} MB, at the end ${mb(sizes.at(-1) ?? 0)} MB (${sizes.length} samples)`,
+);

@@ -1,0 +1,261 @@
+import { Database } from "bun:sqlite";
+import { describe, expect, test } from "bun:test";
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { silentLogger } from "../../src/log.ts";
+import { createGroupCommitter } from "../../src/store/group-commit.ts";
+import { createCheckpointer } from "../../src/store/sqlite/checkpointer.ts";
+import { openStore } from "../../src/store/sqlite/index.ts";
+import { tempDir } from "../helpers/service.ts";
+
+/** A sync the test releases by hand, counting how many were asked for. */
+function manualSync() {
+  const waiting: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
+  return {
+    started: () => waiting.length,
+    sync: () => new Promise<void>((resolve, reject) => waiting.push({ resolve, reject })),
+    release: () => waiting.shift()!.resolve(),
+    fail: (err: unknown) => waiting.shift()!.reject(err),
+  };
+}
+
+const turn = () => new Promise((r) => setImmediate(r));
+
+function memoryDb() {
+  const db = new Database(":memory:");
+  db.run("CREATE TABLE t (x INTEGER)");
+  return { db, transaction: <T>(fn: () => T) => db.transaction(fn)() };
+}
+
+describe("group commit with the sync off the loop", () => {
+  test("a job settles only after a sync that started after its commit", async () => {
+    const { db, transaction } = memoryDb();
+    const s = manualSync();
+    const c = createGroupCommitter({ transaction, sync: s.sync });
+    let done = false;
+    const p = c.submit(() => db.run("INSERT INTO t VALUES (1)")).then(() => (done = true));
+    await turn();
+    expect(s.started()).toBe(1);
+    // Committed (visible) but not settled.
+    expect(db.query("SELECT count(*) AS n FROM t").get()).toEqual({ n: 1 });
+    await turn();
+    expect(done).toBe(false);
+    s.release();
+    await p;
+    expect(done).toBe(true);
+  });
+
+  test("what arrives during a sync waits, then commits as one batch under the next sync", async () => {
+    const { db, transaction } = memoryDb();
+    const s = manualSync();
+    const sizes: number[] = [];
+    const c = createGroupCommitter({ transaction, sync: s.sync, onBatch: (n) => sizes.push(n) });
+    const order: number[] = [];
+    const first = c.submit(() => db.run("INSERT INTO t VALUES (0)")).then(() => order.push(0));
+    await turn();
+    const rest = [1, 2, 3, 4, 5].map((i) =>
+      c.submit(() => db.run(`INSERT INTO t VALUES (${i})`)).then(() => order.push(i)),
+    );
+    await turn();
+    await turn();
+    // Not committed while the first sync is in flight.
+    expect(db.query("SELECT count(*) AS n FROM t").get()).toEqual({ n: 1 });
+    s.release();
+    await first;
+    expect(s.started()).toBe(1);
+    expect(db.query("SELECT count(*) AS n FROM t").get()).toEqual({ n: 6 });
+    s.release();
+    await Promise.all(rest);
+    expect(sizes).toEqual([1, 5]);
+    expect(order).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
+  test("a failed sync refuses the jobs it covered, with what onCommitError makes of it", async () => {
+    const { db, transaction } = memoryDb();
+    const s = manualSync();
+    const c = createGroupCommitter({
+      transaction,
+      sync: s.sync,
+      onCommitError: (err, jobs) => new Error(`refused ${jobs}: ${(err as Error).message}`),
+    });
+    const p = c.submit(() => db.run("INSERT INTO t VALUES (1)"));
+    await turn();
+    s.fail(Object.assign(new Error("EIO: i/o error"), { code: "EIO" }));
+    await expect(p).rejects.toThrow("refused 1: EIO: i/o error");
+    // The next batch goes on normally.
+    const q = c.submit(() => 2);
+    await turn();
+    s.release();
+    expect(await q).toBe(2);
+  });
+
+  test("durable() waits for everything committed before it; drain() commits and syncs the queue", async () => {
+    const { db, transaction } = memoryDb();
+    const s = manualSync();
+    const c = createGroupCommitter({ transaction, sync: s.sync });
+    expect(await Promise.race([c.durable().then(() => "now"), turn().then(() => "later")])).toBe("now");
+    void c.submit(() => db.run("INSERT INTO t VALUES (1)"));
+    let durable = false;
+    const d = c.durable().then(() => (durable = true));
+    await turn();
+    s.release();
+    await turn();
+    expect(durable).toBe(true);
+    await d;
+    void c.submit(() => db.run("INSERT INTO t VALUES (2)"));
+    let drained = false;
+    const drain = c.drain().then(() => (drained = true));
+    expect(db.query("SELECT count(*) AS n FROM t").get()).toEqual({ n: 2 });
+    await turn();
+    expect(drained).toBe(false);
+    s.release();
+    await drain;
+    expect(drained).toBe(true);
+  });
+
+  test("a small batch syncs inline; a larger one, or one arriving during a sync, goes to the thread", async () => {
+    const { db, transaction } = memoryDb();
+    const s = manualSync();
+    let inline = 0;
+    let failNext = false;
+    const c = createGroupCommitter({
+      transaction,
+      sync: s.sync,
+      syncNow: () => {
+        inline++;
+        if (failNext) throw Object.assign(new Error("EIO: i/o error"), { code: "EIO" });
+      },
+      inlineUpTo: 2,
+    });
+    await Promise.all([c.submit(() => 1), c.submit(() => 2)]);
+    expect(inline).toBe(1);
+    expect(s.started()).toBe(0);
+    const big = Promise.all([1, 2, 3].map((i) => c.submit(() => db.run(`INSERT INTO t VALUES (${i})`))));
+    await turn();
+    expect(s.started()).toBe(1);
+    s.release();
+    await big;
+    failNext = true;
+    await expect(c.submit(() => 4)).rejects.toThrow("EIO");
+  });
+
+  test("a gate holds commits until it opens", async () => {
+    const { db, transaction } = memoryDb();
+    let open!: () => void;
+    let gated = true;
+    const c = createGroupCommitter({
+      transaction,
+      gate: () => (gated ? new Promise<void>((r) => (open = r)) : undefined),
+    });
+    const p = c.submit(() => db.run("INSERT INTO t VALUES (1)"));
+    await turn();
+    await turn();
+    expect(db.query("SELECT count(*) AS n FROM t").get()).toEqual({ n: 0 });
+    gated = false;
+    open();
+    await p;
+    expect(db.query("SELECT count(*) AS n FROM t").get()).toEqual({ n: 1 });
+  });
+});
+
+describe("checkpoints on their own thread", () => {
+  test("a flood through the group commit keeps the WAL under the pause threshold", async () => {
+    const dir = tempDir();
+    const path = join(dir.path, "chat.db");
+    const store = openStore({ path, synchronous: "FULL", syncOffLoop: true });
+    const checkpointer = createCheckpointer({
+      path,
+      logger: silentLogger,
+      startFrames: 100,
+      pauseFrames: 300,
+      checkpointHere: store.checkpointPassive,
+    });
+    const c = createGroupCommitter({
+      transaction: store.transaction,
+      sync: store.syncWal,
+      gate: checkpointer.gate,
+      onBatch: () => checkpointer.committed(),
+    });
+    const conversation = store.openConversation("c1", { lessonId: 1, mentorId: 2, studentId: 3 }, Date.now());
+    const text = "y".repeat(1500);
+    let maxFrames = 0;
+    const jobs: Promise<unknown>[] = [];
+    for (let i = 0; i < 6000; i++) {
+      jobs.push(
+        c.submit(() =>
+          store.insertMessage({
+            id: `m${String(i).padStart(8, "0")}`,
+            conversationId: conversation.id,
+            senderId: 2,
+            text,
+            createdAt: Date.now(),
+            clientId: `k${i}`,
+          }),
+        ),
+      );
+      if (i % 200 === 199) {
+        await Promise.all(jobs.splice(0));
+        maxFrames = Math.max(maxFrames, checkpointer.stats().log);
+      }
+    }
+    await Promise.all(jobs);
+    const stats = checkpointer.stats();
+    expect(stats.checkpoints).toBeGreaterThan(0);
+    // ~9 MB of text went through a WAL that never grew far past 300 frames (one batch beyond).
+    expect(Math.max(maxFrames, stats.maxFrames)).toBeLessThan(300 + 400);
+    expect(statSync(`${path}-wal`).size).toBeLessThan(4 * 1024 * 1024);
+    await checkpointer.close();
+    store.close();
+    // The writer's close, last, folds the WAL back and removes it.
+    expect(existsSync(`${path}-wal`)).toBe(false);
+    dir.remove();
+  }, 60_000);
+
+  test("without its thread (it could not start) checkpoints run on the loop and the WAL stays short", async () => {
+    const dir = tempDir();
+    const path = join(dir.path, "chat.db");
+    const store = openStore({ path, synchronous: "FULL", syncOffLoop: true });
+    const logged: string[] = [];
+    const logger = { ...silentLogger, error: (msg: string) => logged.push(msg), child: () => logger };
+    const checkpointer = createCheckpointer({
+      path,
+      logger,
+      startFrames: 100,
+      pauseFrames: 300,
+      checkpointHere: store.checkpointPassive,
+      spawn: () => new Worker(join(dir.path, "no-such-worker.ts")),
+    });
+    const c = createGroupCommitter({
+      transaction: store.transaction,
+      sync: store.syncWal,
+      gate: checkpointer.gate,
+      onBatch: () => checkpointer.committed(),
+    });
+    store.openConversation("c1", { lessonId: 1, mentorId: 2, studentId: 3 }, Date.now());
+    await Bun.sleep(100);
+    let maxFrames = 0;
+    for (let i = 0; i < 3000; i++) {
+      const insert = c.submit(() =>
+        store.insertMessage({
+          id: `n${String(i).padStart(8, "0")}`,
+          conversationId: "c1",
+          senderId: 2,
+          text: "z".repeat(1500),
+          createdAt: Date.now(),
+          clientId: `j${i}`,
+        }),
+      );
+      if (i % 100 === 99) {
+        await insert;
+        maxFrames = Math.max(maxFrames, checkpointer.stats().log);
+      }
+    }
+    await c.durable();
+    expect(logged.some((m) => m.includes("checkpoint thread failed"))).toBe(true);
+    expect(checkpointer.stats().checkpoints).toBeGreaterThan(0);
+    expect(maxFrames).toBeLessThan(300 + 400);
+    await checkpointer.close();
+    store.close();
+    dir.remove();
+  }, 60_000);
+});
