@@ -187,8 +187,6 @@ function openCommitter(
     transaction: store.transaction,
     sync,
     minSyncGapMs: config.SQLITE_SYNC_INTERVAL_MS,
-    // ~40 µs of SQLite each: a transaction holds the loop for 20 ms at most.
-    maxBatch: 500,
     // A test's slowed sync must be the only path, so no blocking shortcut beside it.
     ...(deps.wrapSync ? {} : { syncNow: store.syncWalNow, inlineUpTo: 4 }),
     gate: checkpointer?.gate,

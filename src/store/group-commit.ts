@@ -46,12 +46,6 @@ export interface GroupCommitOptions {
    */
   syncNow?: () => void;
   inlineUpTo?: number;
-  /**
-   * Jobs per transaction at most (the rest wait for the next one). Under overload the queue
-   * behind a sync grows; one transaction of all of it would hold the event loop for as long as
-   * it takes, and the frames that pile up meanwhile make the next one longer still.
-   */
-  maxBatch?: number;
   /** Called with each batch's size once it is durable. */
   onBatch?: (size: number) => void;
   /**
@@ -189,17 +183,14 @@ export function createGroupCommitter(opts: GroupCommitOptions): GroupCommitter {
       );
       return;
     }
-    const max = opts.maxBatch ?? Number.POSITIVE_INFINITY;
-    const batch = queue.length <= max ? queue : queue.splice(0, max);
-    if (batch === queue) queue = [];
+    const batch = queue;
+    queue = [];
     if (batch.length > 0) {
       const committed = commit(batch);
       if (committed && !opts.sync) settle(committed);
       else if (committed) unsynced.push(committed);
     }
     startSync();
-    // What the cap left behind goes in a later turn, once the loop has read its sockets.
-    if (queue.length > 0) schedule();
     wakeIdle();
   }
 

@@ -139,28 +139,6 @@ describe("group commit with the sync off the loop", () => {
     await expect(c.submit(() => 4)).rejects.toThrow("EIO");
   });
 
-  test("under overload a transaction takes at most maxBatch jobs; the rest follow, in order", async () => {
-    const { db, transaction } = memoryDb();
-    const s = manualSync();
-    const sizes: number[] = [];
-    const c = createGroupCommitter({ transaction, sync: s.sync, maxBatch: 3, onBatch: (n) => sizes.push(n) });
-    const order: number[] = [];
-    const all = [0, 1, 2, 3, 4, 5, 6].map((i) =>
-      c.submit(() => db.run(`INSERT INTO t VALUES (${i})`)).then(() => order.push(i)),
-    );
-    for (let i = 0; i < 3; i++) {
-      await turn();
-      await turn();
-      s.release();
-    }
-    await Promise.all(all);
-    expect(sizes).toEqual([3, 3, 1]);
-    expect(order).toEqual([0, 1, 2, 3, 4, 5, 6]);
-    // Without a sync the leftover is committed in a later turn by itself.
-    const plain = createGroupCommitter({ transaction, maxBatch: 2 });
-    expect(await Promise.all([1, 2, 3, 4, 5].map((i) => plain.submit(() => i)))).toEqual([1, 2, 3, 4, 5]);
-  });
-
   test("a gate holds commits until it opens", async () => {
     const { db, transaction } = memoryDb();
     let open!: () => void;
