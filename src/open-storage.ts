@@ -207,7 +207,7 @@ export async function openStorage(config: Config, deps: StorageDeps) {
   const store = openStore({
     path: config.SQLITE_PATH,
     synchronous: config.SQLITE_SYNCHRONOUS,
-    syncOffLoop: true,
+    syncOffLoop: config.SQLITE_SYNC_THREAD,
     // Each handler's kinds, when its sink is configured: nothing is queued that nobody drains.
     outboxKinds: [
       ...(config.MONGO_URI ? [...MONGO_KINDS, ...ATTACHMENT_KINDS] : []),

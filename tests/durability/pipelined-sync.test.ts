@@ -24,7 +24,7 @@ let early: string[] = [];
 
 beforeAll(async () => {
   svc = await startTestService({
-    env: UNTHROTTLED,
+    env: { ...UNTHROTTLED, SQLITE_SYNC_THREAD: "true" },
     overrides: {
       wrapSync: (sync) => async () => {
         const covered = reader.query<{ id: string }, []>("SELECT id FROM messages").all();

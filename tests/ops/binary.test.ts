@@ -18,7 +18,13 @@ const binary = join(binDir, "lesson-chat");
 const children: ChildService[] = [];
 
 async function start(): Promise<ChildService> {
-  const child = await spawnService({ dir: dataDir, entry: [binary], cwd: binDir });
+  // The sync thread on: the checkpoint thread is a second entry point of the build, checked below.
+  const child = await spawnService({
+    dir: dataDir,
+    entry: [binary],
+    cwd: binDir,
+    env: { SQLITE_SYNC_THREAD: "true" },
+  });
   children.push(child);
   return child;
 }
