@@ -7,9 +7,10 @@ import type { ChatPhaseResult, Spec } from "./loadgen.ts";
 
 /**
  * The WAL under a flood: ours (SQLITE_SYNCHRONOUS=FULL) takes open-loop load for `--seconds`
- * while the WAL file's size is sampled every 50 ms. Checkpoints run on their own thread and the
- * writer pauses when they fall behind, so the WAL must stay small however long the flood.
- *   npx bun bench/wal-flood.ts [--rate 50000] [--seconds 30]
+ * while the WAL file's size is sampled every 50 ms. With SQLITE_SYNC_THREAD (on here unless
+ * `--thread false`) checkpoints run on their own thread and the writer pauses when they fall
+ * behind, so the WAL must stay small however long the flood.
+ *   npx bun bench/wal-flood.ts [--rate 50000] [--seconds 30] [--thread false]
  */
 
 const { values } = parseArgs({
@@ -17,10 +18,15 @@ const { values } = parseArgs({
     rate: { type: "string", default: "50000" },
     seconds: { type: "string", default: "30" },
     pairs: { type: "string", default: "100" },
+    thread: { type: "string", default: "true" },
   },
 });
 const nPairs = Number(values.pairs);
-const server = await startOurs({ pairs: pairs(nPairs), synchronous: "FULL" });
+const server = await startOurs({
+  pairs: pairs(nPairs),
+  synchronous: "FULL",
+  env: { SQLITE_SYNC_THREAD: values.thread === "false" ? "false" : "true" },
+});
 const wal = join(server.dir, "chat.db-wal");
 let maxBytes = 0;
 const sizes: number[] = [];

@@ -91,6 +91,11 @@ async function openOurs(
           if (f.startsWith('{"type":"ack"')) hooks.acked();
           // The conversation topic echoes a sender's own message back (for its other devices).
           else if (f.startsWith('{"type":"message"') && f.indexOf(mine) < 0) hooks.delivered(textOf(f, 0));
+          // A refused message is never acked or delivered: the run would wait for it forever.
+          else if (f.startsWith('{"type":"error"')) {
+            process.stderr.write(`our server refused a frame, the run is void: ${f}\n`);
+            process.exit(1);
+          }
         };
         resolve();
       }

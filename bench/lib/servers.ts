@@ -115,6 +115,8 @@ export async function startOurs(opts: {
   extraArgs?: string[];
   /** Another checkout of the service (A/B comparisons); defaults to this one. */
   root?: string;
+  /** Settings on top of the bench's (BENCH_OURS_ENV comes last). */
+  env?: Record<string, string>;
 }): Promise<RunningServer> {
   const dir = mkdtempSync(join(tmpdir(), "chat-bench-"));
   const directoryFile = join(dir, "directory.json");
@@ -132,13 +134,15 @@ export async function startOurs(opts: {
     RATE_MESSAGES_PER_S: "100000",
     RATE_MESSAGES_BURST: "100000",
     RATE_USER_MESSAGES_PER_S: "100000",
+    RATE_USER_MESSAGES_BURST: "100000",
     RATE_REST_PER_MIN: "1000000",
     MAX_CONNECTIONS_PER_USER: "10000",
     // Thousands of sockets from one address and few users: the upgrade budgets are off.
     UPGRADES_PER_MIN_PER_USER: "0",
     UPGRADES_PER_MIN_PER_ADDRESS: "0",
     HEARTBEAT_IDLE_S: "120",
-    // Extra settings for ours, e.g. BENCH_OURS_ENV='{"SQLITE_SYNC_INTERVAL_MS":"0"}'.
+    ...opts.env,
+    // Extra settings for ours, e.g. BENCH_OURS_ENV='{"SQLITE_SYNC_THREAD":"true"}'.
     ...(JSON.parse(process.env.BENCH_OURS_ENV ?? "{}") as Record<string, string>),
   };
   return launch({
