@@ -1,0 +1,50 @@
+import { parseArgs } from "node:util";
+import { pairs } from "./lib/fixtures.ts";
+import { CLIENT_CPU, pinned, ROOT, startOurs } from "./lib/servers.ts";
+import type { ChatPhaseResult, Spec } from "./loadgen.ts";
+
+/**
+ * One open-loop rate against one build of ours, two back-to-back windows: for A/B checks of a
+ * single figure when the full bench's spread is larger than the difference looked for.
+ *   npx bun bench/one-phase.ts [--rate 25000] [--pairs 500] [--root <other checkout>] [--sync FULL]
+ * Settings for ours through BENCH_OURS_ENV (e.g. '{"SQLITE_SYNC_THREAD":"true"}').
+ */
+
+const { values } = parseArgs({
+  options: {
+    rate: { type: "string", default: "25000" },
+    pairs: { type: "string", default: "500" },
+    root: { type: "string" },
+    sync: { type: "string", default: "FULL" },
+  },
+});
+const rate = Number(values.rate);
+const n = Number(values.pairs);
+const server = await startOurs({
+  pairs: pairs(n),
+  synchronous: values.sync as "FULL" | "NORMAL" | "OFF",
+  root: values.root,
+});
+const spec: Spec = {
+  mode: "chat",
+  target: { protocol: "ours", wsUrl: server.wsUrl, httpUrl: server.httpUrl, pid: server.pid },
+  pairs: n,
+  phases: [
+    { kind: "open", rate, warmupMs: 2000, measureMs: 4000 },
+    { kind: "open", rate, warmupMs: 500, measureMs: 4000 },
+  ],
+};
+const proc = Bun.spawn(pinned(CLIENT_CPU, [process.execPath, "bench/loadgen.ts", JSON.stringify(spec)]), {
+  cwd: ROOT,
+  stdout: "pipe",
+  stderr: "inherit",
+});
+const out = await new Response(proc.stdout).text();
+const code = await proc.exited;
+await server.stop();
+if (code !== 0) throw new Error(`load generator failed (${code}):\n${out}`);
+for (const r of JSON.parse(out.trim().split("\n").pop()!) as ChatPhaseResult[]) {
+  console.log(
+    `${values.root ?? "this checkout"} · ${rate}/s offered, ${n} conversations: ${Math.round(r.msgs_per_s)} msgs/s, ${r.cpu_us_per_msg.toFixed(1)} µs CPU/msg, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, load generator ${r.client_cpu_pct.toFixed(0)}%`,
+  );
+}
