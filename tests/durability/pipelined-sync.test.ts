@@ -2,6 +2,7 @@ import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { startTestService, type TestService, UNTHROTTLED } from "../helpers/service.ts";
+import { waitUntil } from "../helpers/wait.ts";
 import type { TestSocket } from "../helpers/ws-client.ts";
 
 /**
@@ -21,6 +22,8 @@ let reader: Database;
 const durable = new Set<string>();
 let syncs = 0;
 let early: string[] = [];
+/** While set, every sync waits for it: a test holds a commit between its COMMIT and its sync. */
+let block: Promise<void> | undefined;
 
 beforeAll(async () => {
   svc = await startTestService({
@@ -29,6 +32,7 @@ beforeAll(async () => {
       wrapSync: (sync) => async () => {
         const covered = reader.query<{ id: string }, []>("SELECT id FROM messages").all();
         await Bun.sleep(SYNC_DELAY_MS);
+        await block;
         await sync();
         syncs++;
         for (const { id } of covered) durable.add(id);
@@ -157,4 +161,43 @@ describe("pipelined sync", () => {
     m.close();
     s.close();
   }, 60_000);
+
+  test("REST pages do not show a committed message before its sync, and a cursor does not skip it", async () => {
+    const m = await svc.connect(10, { lesson_id: 5, student_id: 15 });
+    const conversation = String((await m.next("ready")).conversation_id);
+    const ids = async (query: string) => {
+      const res = await svc.get(`/messages?conversation_id=${conversation}${query}`, 15);
+      return ((await res.json()) as Array<{ id: string }>).map((x) => x.id);
+    };
+    m.send({ type: "message", text: "before the hold", client_id: "rest-0" });
+    const first = String((await m.next("ack", 5000)).id);
+    let release!: () => void;
+    block = new Promise<void>((r) => {
+      release = r;
+    });
+    let held = "";
+    try {
+      m.send({ type: "message", text: "held", client_id: "rest-1" });
+      // Committed: the row is in SQLite, its sync is held.
+      const byClientId = reader.query<{ id: string }, [string]>(
+        "SELECT id FROM messages WHERE client_id = ?",
+      );
+      held = await waitUntil(() => byClientId.get("rest-1")?.id, {
+        timeoutMs: 5000,
+        intervalMs: 5,
+        message: "the held message's commit",
+      });
+      expect(await ids("")).toContain(first);
+      expect(await ids("")).not.toContain(held);
+      expect(await ids(`&after=${first}`)).toEqual([]);
+    } finally {
+      // A failing check must not leave every later sync (and the shutdown's) waiting.
+      release();
+      block = undefined;
+    }
+    expect(String((await m.next("ack", 5000)).id)).toBe(held);
+    expect(await ids("")).toContain(held);
+    expect(await ids(`&after=${first}`)).toEqual([held]);
+    m.close();
+  });
 });
