@@ -186,9 +186,17 @@ describe("disk short of space (DISK_MIN_FREE_MB)", () => {
       );
       expect([...codes.keys()]).toEqual(["unavailable"]);
       expect(lines.filter((l) => l.includes('"level":"error"')).length).toBeLessThanOrEqual(3);
-      const r = await readyz(svc);
-      expect(r.status).toBe(503);
-      expect(String(r.body.checks.disk!.problem)).toContain("SQLITE_FULL");
+      // A commit that succeeds (the guard's truncating checkpoint can free room) rightly makes the
+      // service ready again, so readiness is read right after a refusal, with nothing in between.
+      let r: Awaited<ReturnType<typeof readyz>> | undefined;
+      for (let i = 0; i < 50 && !r; i++) {
+        mentor.send({ type: "message", text, client_id: `probe-${i}` });
+        const f = await mentor.next((x) => x.type === "ack" || x.type === "error", 30_000);
+        if (f.type === "error") r = await readyz(svc);
+        else acked.set(String(f.client_id), String(f.id));
+      }
+      expect(r?.status).toBe(503);
+      expect(String(r!.body.checks.disk!.problem)).toContain("SQLITE_FULL");
       const wal = join(volume, "chat.db-wal");
       const walWhileFull = statSync(wal).size;
       expect((await svc.get("/healthz")).status).toBe(200);
