@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
+import { loadgen } from "./lib/drive.ts";
 import { pairs } from "./lib/fixtures.ts";
-import { CLIENT_CPU, pinned, ROOT, startOurs } from "./lib/servers.ts";
+import { startOurs } from "./lib/servers.ts";
 import type { ChatPhaseResult, Spec } from "./loadgen.ts";
 
 /**
@@ -34,16 +35,8 @@ const spec: Spec = {
     { kind: "open", rate, warmupMs: 500, measureMs: 4000 },
   ],
 };
-const proc = Bun.spawn(pinned(CLIENT_CPU, [process.execPath, "bench/loadgen.ts", JSON.stringify(spec)]), {
-  cwd: ROOT,
-  stdout: "pipe",
-  stderr: "inherit",
-});
-const out = await new Response(proc.stdout).text();
-const code = await proc.exited;
-await server.stop();
-if (code !== 0) throw new Error(`load generator failed (${code}):\n${out}`);
-for (const r of JSON.parse(out.trim().split("\n").pop()!) as ChatPhaseResult[]) {
+const results = await loadgen<ChatPhaseResult[]>(spec).finally(() => server.stop());
+for (const r of results) {
   console.log(
     `${values.root ?? "this checkout"} · ${rate}/s offered, ${n} conversations: ${Math.round(r.msgs_per_s)} msgs/s, ${r.cpu_us_per_msg.toFixed(1)} µs CPU/msg, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, load generator ${r.client_cpu_pct.toFixed(0)}%`,
   );

@@ -2,8 +2,9 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { loadgen } from "./lib/drive.ts";
 import { pairs } from "./lib/fixtures.ts";
-import { CLIENT_CPU, pinned, ROOT, startOurs } from "./lib/servers.ts";
+import { startOurs } from "./lib/servers.ts";
 import type { ChatPhase, ChatPhaseResult, Spec } from "./loadgen.ts";
 
 /**
@@ -39,14 +40,7 @@ const spec: Spec = {
   pairs: nPairs,
   phases,
 };
-const proc = Bun.spawn(pinned(CLIENT_CPU, [process.execPath, "bench/loadgen.ts", JSON.stringify(spec)]), {
-  cwd: ROOT,
-  stdout: "pipe",
-  stderr: "inherit",
-});
-const out = await new Response(proc.stdout).text();
-if ((await proc.exited) !== 0) throw new Error(`load generator failed:\n${out}`);
-const results = JSON.parse(out.trim().split("\n").pop()!) as ChatPhaseResult[];
+const results = await loadgen<ChatPhaseResult[]>(spec);
 await server.stop();
 for (const r of results) {
   const what = r.phase.kind === "closed" ? "closed loop" : `open ${r.phase.rate}/s`;

@@ -3,22 +3,15 @@ import { cpus } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { type Column, runsIn, selectColumns } from "./lib/columns.ts";
+import { loadgen } from "./lib/drive.ts";
 import { ourToken, pairs } from "./lib/fixtures.ts";
 import { prefill } from "./lib/prefill.ts";
 import { loadAverage } from "./lib/proc.ts";
 import { renderTable, type SuiteResults } from "./lib/report.ts";
-import {
-  CLIENT_CPU,
-  pinned,
-  ROOT,
-  type RunningServer,
-  startBare,
-  startCentrifugo,
-  startOurs,
-} from "./lib/servers.ts";
+import { ROOT, type RunningServer, startBare, startCentrifugo, startOurs } from "./lib/servers.ts";
 import { type Figures, figuresOf } from "./lib/stats.ts";
 import { renderTargets } from "./lib/targets.ts";
-import type { ChatPhase, ChatPhaseResult, Spec } from "./loadgen.ts";
+import type { ChatPhase, ChatPhaseResult } from "./loadgen.ts";
 
 /**
  * The benchmark suite: our service side by side with a bare Bun.serve (the transport's own
@@ -74,21 +67,6 @@ function centrifugoBinary(): string {
   const r = Bun.spawnSync(["bash", join(ROOT, "bench/setup.sh")], { stderr: "inherit" });
   if (r.exitCode !== 0) throw new Error("bench/setup.sh failed: cannot install Centrifugo");
   return r.stdout.toString().trim().split("\n").pop()!;
-}
-
-async function loadgen<T>(spec: Spec): Promise<T> {
-  const proc = Bun.spawn(pinned(CLIENT_CPU, [process.execPath, "bench/loadgen.ts", JSON.stringify(spec)]), {
-    cwd: ROOT,
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [out, err, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  if (code !== 0) throw new Error(`load generator failed (${code}):\n${err}${out}`);
-  return JSON.parse(out.trim().split("\n").pop()!) as T;
 }
 
 const target = (s: RunningServer) => ({ protocol: s.kind, wsUrl: s.wsUrl, httpUrl: s.httpUrl, pid: s.pid });

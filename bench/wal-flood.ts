@@ -1,8 +1,9 @@
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { loadgen } from "./lib/drive.ts";
 import { pairs } from "./lib/fixtures.ts";
-import { CLIENT_CPU, pinned, ROOT, startOurs } from "./lib/servers.ts";
+import { startOurs } from "./lib/servers.ts";
 import type { ChatPhaseResult, Spec } from "./loadgen.ts";
 
 /**
@@ -47,15 +48,7 @@ const spec: Spec = {
     { kind: "open", rate: Number(values.rate), warmupMs: 1000, measureMs: Number(values.seconds) * 1000 },
   ],
 };
-const proc = Bun.spawn(pinned(CLIENT_CPU, [process.execPath, "bench/loadgen.ts", JSON.stringify(spec)]), {
-  cwd: ROOT,
-  stdout: "pipe",
-  stderr: "inherit",
-});
-const out = await new Response(proc.stdout).text();
-clearInterval(sampler);
-if ((await proc.exited) !== 0) throw new Error(`load generator failed:\n${out}`);
-const [r] = JSON.parse(out.trim().split("\n").pop()!) as ChatPhaseResult[];
+const [r] = await loadgen<ChatPhaseResult[]>(spec).finally(() => clearInterval(sampler));
 await server.stop();
 const mb = (b: number) => (b / 1024 / 1024).toFixed(1);
 console.log(
