@@ -5,7 +5,7 @@ import type { Config } from "./config.ts";
 import { type Attachments, createAttachments } from "./domain/attachments.ts";
 import type { Copies } from "./domain/copies.ts";
 import type { LastSeenStore } from "./domain/presence.ts";
-import { createPublishFence } from "./domain/publish-fence.ts";
+import { createPublishFence, NO_FENCE } from "./domain/publish-fence.ts";
 import { createObjectIdGenerator } from "./ids.ts";
 import { ATTACHMENT_KINDS, createAttachmentCopy } from "./jobs/attachment-copy.ts";
 import { createMongoFlush, MONGO_KINDS } from "./jobs/mongo-flush.ts";
@@ -246,7 +246,7 @@ export async function openStorage(config: Config, deps: StorageDeps) {
     committer,
     checkpointer,
     /** What is committed but not yet published (the sync of its WAL is still out). */
-    fence: createPublishFence(),
+    fence: store.syncWal ? createPublishFence() : NO_FENCE,
     attachments,
     disk,
     retention: retentionFromConfig(config, store.retention, deps),

@@ -49,6 +49,18 @@ export function createPublishFence() {
   };
 }
 
+/**
+ * For commits that settle in the turn that makes them (the sync on the event loop): a reader,
+ * running in a turn of its own, can never see a row between its commit and its publish.
+ */
+export const NO_FENCE: PublishFence = {
+  hold() {},
+  release() {},
+  holds: () => false,
+  shows: () => true,
+  visible: (_, items) => items,
+};
+
 export const messageKey = (m: { id: string }): FenceKey => ({ kind: "message", id: m.id });
 export const changeKey = (e: { change: { messageId: string } }): FenceKey => ({
   kind: "change",

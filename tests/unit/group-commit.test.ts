@@ -158,104 +158,82 @@ describe("group commit with the sync off the loop", () => {
   });
 });
 
+/**
+ * A store written through a group commit gated by a real checkpointer (checkpoints from 100
+ * frames, the writer held at 300), flooded with 1.5 KB messages; the WAL's largest frame count
+ * is sampled every `every` messages.
+ */
+async function flood(opts: {
+  messages: number;
+  every: number;
+  logger?: typeof silentLogger;
+  spawn?: (dir: string) => Worker;
+}) {
+  const dir = tempDir();
+  const path = join(dir.path, "chat.db");
+  const store = openStore({ path, synchronous: "FULL", syncOffLoop: true });
+  const checkpointer = createCheckpointer({
+    path,
+    logger: opts.logger ?? silentLogger,
+    startFrames: 100,
+    pauseFrames: 300,
+    checkpointHere: store.checkpointPassive,
+    ...(opts.spawn ? { spawn: () => opts.spawn!(dir.path) } : {}),
+  });
+  const c = createGroupCommitter({
+    transaction: store.transaction,
+    sync: store.syncWal,
+    gate: checkpointer.gate,
+    onBatch: () => checkpointer.committed(),
+  });
+  store.openConversation("c1", { lessonId: 1, mentorId: 2, studentId: 3 }, Date.now());
+  let maxFrames = 0;
+  const jobs: Promise<unknown>[] = [];
+  for (let i = 0; i < opts.messages; i++) {
+    const m = { id: `m${String(i).padStart(8, "0")}`, conversationId: "c1", senderId: 2, clientId: `k${i}` };
+    jobs.push(c.submit(() => store.insertMessage({ ...m, text: "y".repeat(1500), createdAt: Date.now() })));
+    if (i % opts.every === opts.every - 1) {
+      await Promise.all(jobs.splice(0));
+      maxFrames = Math.max(maxFrames, checkpointer.stats().log);
+    }
+  }
+  await Promise.all(jobs);
+  const stats = checkpointer.stats();
+  const walBytes = statSync(`${path}-wal`).size;
+  await checkpointer.close();
+  store.close();
+  const walLeft = existsSync(`${path}-wal`);
+  dir.remove();
+  return {
+    maxFrames: Math.max(maxFrames, stats.maxFrames),
+    checkpoints: stats.checkpoints,
+    walBytes,
+    walLeft,
+  };
+}
+
 describe("checkpoints on their own thread", () => {
   test("a flood through the group commit keeps the WAL under the pause threshold", async () => {
-    const dir = tempDir();
-    const path = join(dir.path, "chat.db");
-    const store = openStore({ path, synchronous: "FULL", syncOffLoop: true });
-    const checkpointer = createCheckpointer({
-      path,
-      logger: silentLogger,
-      startFrames: 100,
-      pauseFrames: 300,
-      checkpointHere: store.checkpointPassive,
-    });
-    const c = createGroupCommitter({
-      transaction: store.transaction,
-      sync: store.syncWal,
-      gate: checkpointer.gate,
-      onBatch: () => checkpointer.committed(),
-    });
-    const conversation = store.openConversation("c1", { lessonId: 1, mentorId: 2, studentId: 3 }, Date.now());
-    const text = "y".repeat(1500);
-    let maxFrames = 0;
-    const jobs: Promise<unknown>[] = [];
-    for (let i = 0; i < 6000; i++) {
-      jobs.push(
-        c.submit(() =>
-          store.insertMessage({
-            id: `m${String(i).padStart(8, "0")}`,
-            conversationId: conversation.id,
-            senderId: 2,
-            text,
-            createdAt: Date.now(),
-            clientId: `k${i}`,
-          }),
-        ),
-      );
-      if (i % 200 === 199) {
-        await Promise.all(jobs.splice(0));
-        maxFrames = Math.max(maxFrames, checkpointer.stats().log);
-      }
-    }
-    await Promise.all(jobs);
-    const stats = checkpointer.stats();
-    expect(stats.checkpoints).toBeGreaterThan(0);
+    const r = await flood({ messages: 6000, every: 200 });
+    expect(r.checkpoints).toBeGreaterThan(0);
     // ~9 MB of text went through a WAL that never grew far past 300 frames (one batch beyond).
-    expect(Math.max(maxFrames, stats.maxFrames)).toBeLessThan(300 + 400);
-    expect(statSync(`${path}-wal`).size).toBeLessThan(4 * 1024 * 1024);
-    await checkpointer.close();
-    store.close();
+    expect(r.maxFrames).toBeLessThan(300 + 400);
+    expect(r.walBytes).toBeLessThan(4 * 1024 * 1024);
     // The writer's close, last, folds the WAL back and removes it.
-    expect(existsSync(`${path}-wal`)).toBe(false);
-    dir.remove();
+    expect(r.walLeft).toBe(false);
   }, 60_000);
 
   test("without its thread (it could not start) checkpoints run on the loop and the WAL stays short", async () => {
-    const dir = tempDir();
-    const path = join(dir.path, "chat.db");
-    const store = openStore({ path, synchronous: "FULL", syncOffLoop: true });
     const logged: string[] = [];
     const logger = { ...silentLogger, error: (msg: string) => logged.push(msg), child: () => logger };
-    const checkpointer = createCheckpointer({
-      path,
+    const r = await flood({
+      messages: 3000,
+      every: 100,
       logger,
-      startFrames: 100,
-      pauseFrames: 300,
-      checkpointHere: store.checkpointPassive,
-      spawn: () => new Worker(join(dir.path, "no-such-worker.ts")),
+      spawn: (dir) => new Worker(join(dir, "no-such-worker.ts")),
     });
-    const c = createGroupCommitter({
-      transaction: store.transaction,
-      sync: store.syncWal,
-      gate: checkpointer.gate,
-      onBatch: () => checkpointer.committed(),
-    });
-    store.openConversation("c1", { lessonId: 1, mentorId: 2, studentId: 3 }, Date.now());
-    await Bun.sleep(100);
-    let maxFrames = 0;
-    for (let i = 0; i < 3000; i++) {
-      const insert = c.submit(() =>
-        store.insertMessage({
-          id: `n${String(i).padStart(8, "0")}`,
-          conversationId: "c1",
-          senderId: 2,
-          text: "z".repeat(1500),
-          createdAt: Date.now(),
-          clientId: `j${i}`,
-        }),
-      );
-      if (i % 100 === 99) {
-        await insert;
-        maxFrames = Math.max(maxFrames, checkpointer.stats().log);
-      }
-    }
-    await c.durable();
     expect(logged.some((m) => m.includes("checkpoint thread failed"))).toBe(true);
-    expect(checkpointer.stats().checkpoints).toBeGreaterThan(0);
-    expect(maxFrames).toBeLessThan(300 + 400);
-    await checkpointer.close();
-    store.close();
-    dir.remove();
+    expect(r.checkpoints).toBeGreaterThan(0);
+    expect(r.maxFrames).toBeLessThan(300 + 400);
   }, 60_000);
 });

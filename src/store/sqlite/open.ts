@@ -31,7 +31,8 @@ export function openDatabase(path: string, synchronous: Synchronous = "FULL", sy
   // 64 MiB so a burst does not leave a large file behind for good.
   db.run("PRAGMA journal_size_limit = 67108864");
   migrate(db, path);
-  if (syncOffLoop && synchronous === "FULL") {
+  // The caller decides (index.ts: only with FULL, only on a file).
+  if (syncOffLoop) {
     db.run("PRAGMA synchronous = NORMAL");
     db.run("PRAGMA wal_autocheckpoint = 0");
   }
