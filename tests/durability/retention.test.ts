@@ -201,3 +201,33 @@ describe("the retention schema step on a file written before retention", () => {
     }
   });
 });
+
+describe("the disk guard's WAL truncation", () => {
+  test("a reader that blocks it makes it throw at once (the guard retries), and it cuts the WAL once the reader is gone", () => {
+    const dir = tempDir();
+    try {
+      const path = join(dir.path, "chat.db");
+      const store = openStore({ path });
+      const other = new Database(path);
+      other.run("INSERT INTO meta (key, value) VALUES ('probe', 'x')");
+      const wal = `${path}-wal`;
+      expect(statSync(wal).size).toBeGreaterThan(0);
+      const reader = new Database(path, { readonly: true });
+      reader.run("BEGIN");
+      reader.query("SELECT count(*) FROM meta").get();
+      const started = performance.now();
+      expect(() => store.retention.checkpoint()).toThrow(/blocked the WAL checkpoint/);
+      // It must not wait out the busy timeout (5 s) on the event loop.
+      expect(performance.now() - started).toBeLessThan(1000);
+      expect(statSync(wal).size).toBeGreaterThan(0);
+      reader.run("COMMIT");
+      store.retention.checkpoint();
+      expect(statSync(wal).size).toBe(0);
+      reader.close();
+      other.close();
+      store.close();
+    } finally {
+      dir.remove();
+    }
+  });
+});

@@ -150,9 +150,21 @@ export function createRetentionStore(db: Database, pages: LatestPages) {
       db.run("PRAGMA wal_checkpoint(TRUNCATE)");
     },
 
-    /** Keeps the WAL small while the disk is short: copy back and cut the file to zero. */
+    /**
+     * Keeps the WAL small while the disk is short: copy back and cut the file to zero. It runs on
+     * the event loop, so it does not wait for readers; one that blocks it makes SQLite skip the
+     * cut without an error, and this throws then, so the caller tries again later rather than
+     * believing the space is back.
+     */
     checkpoint(): void {
-      db.run("PRAGMA wal_checkpoint(TRUNCATE)");
+      const timeout = (db.query("PRAGMA busy_timeout").get() as { timeout: number }).timeout;
+      db.run("PRAGMA busy_timeout = 0");
+      try {
+        const r = db.query("PRAGMA wal_checkpoint(TRUNCATE)").get() as { busy: number };
+        if (r.busy) throw new Error("a reader blocked the WAL checkpoint; the WAL was not truncated");
+      } finally {
+        db.run(`PRAGMA busy_timeout = ${timeout}`);
+      }
     },
   };
 }
