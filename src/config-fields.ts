@@ -98,11 +98,14 @@ const serverFields = {
     .describe(
       "with FULL: commit without waiting for the disk, fdatasync the WAL on a thread before any ack, checkpoint on a thread",
     ),
-  // An fdatasync costs ~100 µs of kernel CPU here: back to back, at a few messages each, they
-  // were most of the cost per message at 10k/s. Spacing them lets each cover more.
+  // An fdatasync costs ~100 µs of kernel CPU here and ~0.3 ms of the loop's time: one per turn,
+  // at a few messages each, they were most of the cost per message at 10k/s. Spacing them lets
+  // each cover more (docs/performance.md#commits-spaced-by-their-sync).
   SQLITE_SYNC_INTERVAL_MS: intIn(0, 100)
     .default(1)
-    .describe("with SQLITE_SYNC_THREAD: the least time between two syncs of the WAL (0: back to back)"),
+    .describe(
+      "with FULL: the least time between two syncs of the WAL, each commit's own or the thread's (0: every turn commits at once)",
+    ),
 };
 
 /** How much the local store keeps, and the disk it leaves free (docs/storage.md). */

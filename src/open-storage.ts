@@ -186,7 +186,8 @@ function openCommitter(
   const committer = createGroupCommitter({
     transaction: store.transaction,
     sync,
-    minSyncGapMs: config.SQLITE_SYNC_INTERVAL_MS,
+    // Only FULL syncs; without it commits need no spacing.
+    minSyncGapMs: config.SQLITE_SYNCHRONOUS === "FULL" ? config.SQLITE_SYNC_INTERVAL_MS : 0,
     // A test's slowed sync must be the only path, so no blocking shortcut beside it.
     ...(deps.wrapSync ? {} : { syncNow: store.syncWalNow, inlineUpTo: 4 }),
     gate: checkpointer?.gate,

@@ -9,7 +9,8 @@
  * committed as the next batch the moment it returns, so batches grow with load instead of
  * queues. Jobs settle in commit order, so whatever a caller does after `await` (publish) keeps
  * that order too. Without `sync` a commit is durable by itself (synchronous=FULL, or a mode
- * that does not sync at all) and jobs settle as soon as it returns.
+ * that does not sync at all) and jobs settle as soon as it returns; with FULL such commits are
+ * spaced by `minSyncGapMs` like syncs, since each ends in one.
  */
 
 type Job<T> = { run: () => T; resolve: (v: T) => void; reject: (e: unknown) => void };
@@ -35,8 +36,9 @@ export interface GroupCommitOptions {
   /** Makes everything committed so far durable, off the event loop. */
   sync?: () => Promise<void>;
   /**
-   * The least time between the starts of two syncs. Each costs kernel CPU whatever it covers;
-   * what arrives in the gap waits and is committed with the next batch.
+   * The least time between the starts of two syncs (without `sync`: of two commits, each of
+   * which syncs). Each costs kernel CPU whatever it covers; what arrives in the gap waits and
+   * is committed with the next batch. A job after a quiet spell commits at once.
    */
   minSyncGapMs?: number;
   /**
@@ -125,17 +127,21 @@ export function createGroupCommitter(opts: GroupCommitOptions): GroupCommitter {
     return n;
   };
 
+  /** True while the gap since the last sync is not over; a timer flushes when it is. */
+  const heldForGap = (): boolean => {
+    const wait = lastSyncAt + minGap - performance.now();
+    if (wait <= 0 || draining) return false;
+    spacing = true;
+    setTimeout(() => {
+      spacing = false;
+      flush();
+    }, wait);
+    return true;
+  };
+
   const startSync = () => {
     if (syncing || spacing || unsynced.length === 0) return;
-    const wait = lastSyncAt + minGap - performance.now();
-    if (wait > 0 && !draining) {
-      spacing = true;
-      setTimeout(() => {
-        spacing = false;
-        flush();
-      }, wait);
-      return;
-    }
+    if (heldForGap()) return;
     lastSyncAt = performance.now();
     const covered = unsynced;
     unsynced = [];
@@ -182,6 +188,11 @@ export function createGroupCommitter(opts: GroupCommitOptions): GroupCommitter {
         },
       );
       return;
+    }
+    if (queue.length > 0 && !opts.sync) {
+      // The commit is the sync (FULL on the loop): spaced like syncs, for the same reason.
+      if (heldForGap()) return;
+      lastSyncAt = performance.now();
     }
     const batch = queue;
     queue = [];

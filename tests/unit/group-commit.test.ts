@@ -237,3 +237,42 @@ describe("checkpoints on their own thread", () => {
     expect(r.maxFrames).toBeLessThan(300 + 400);
   }, 60_000);
 });
+
+describe("group commit with the sync in the commit (the default)", () => {
+  test("commits are spaced by minSyncGapMs: a lone write commits at once, what follows waits and commits as one batch", async () => {
+    const { db, transaction } = memoryDb();
+    const sizes: number[] = [];
+    const at: number[] = [];
+    const c = createGroupCommitter({
+      transaction,
+      minSyncGapMs: 30,
+      onBatch: (n) => {
+        sizes.push(n);
+        at.push(performance.now());
+      },
+    });
+    const t0 = performance.now();
+    await c.submit(() => db.run("INSERT INTO t VALUES (0)"));
+    expect(performance.now() - t0).toBeLessThan(25);
+    await Promise.all([1, 2, 3].map((i) => c.submit(() => db.run(`INSERT INTO t VALUES (${i})`))));
+    expect(sizes).toEqual([1, 3]);
+    expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(28);
+    // Shutdown does not wait out the gap.
+    const t1 = performance.now();
+    const last = c.submit(() => db.run("INSERT INTO t VALUES (4)"));
+    await c.drain();
+    await last;
+    expect(performance.now() - t1).toBeLessThan(25);
+    expect(db.query("SELECT count(*) AS n FROM t").get()).toEqual({ n: 5 });
+  });
+
+  test("with no gap every turn commits what it has", async () => {
+    const { db, transaction } = memoryDb();
+    const sizes: number[] = [];
+    const c = createGroupCommitter({ transaction, onBatch: (n) => sizes.push(n) });
+    await c.submit(() => db.run("INSERT INTO t VALUES (0)"));
+    await Promise.all([1, 2].map((i) => c.submit(() => db.run(`INSERT INTO t VALUES (${i})`))));
+    await c.submit(() => db.run("INSERT INTO t VALUES (3)"));
+    expect(sizes).toEqual([1, 2, 1]);
+  });
+});
