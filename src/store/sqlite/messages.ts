@@ -2,7 +2,7 @@ import type { Database } from "bun:sqlite";
 import { copyKey } from "../../model/outbox.ts";
 import type { AttachmentRef, NewMessage, StoredMessage, ViewedMark } from "../../model/types.ts";
 import { toWireMessage } from "../../protocol/wire.ts";
-import { ANYWHERE, type ClientIdFilter, secondFloor } from "./client-ids.ts";
+import type { ClientIdFilter } from "./client-ids.ts";
 import type { LatestPages } from "./latest-pages.ts";
 import type { Outbox } from "./outbox.ts";
 
@@ -67,13 +67,8 @@ function messageStatements(db: Database) {
       `INSERT INTO messages (conversation_id, id, sender_id, text, created_at, client_id, reply_to, attachments)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
     ),
-    // No index on client_id (client-ids.ts): this reads the conversation's rows...
     byClientId: db.query<MessageRow, [string, number, string]>(
       "SELECT * FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_id = ?",
-    ),
-    // ...and this only those whose ids were made in one second.
-    byClientIdIn: db.query<MessageRow, [string, string, string, number, string]>(
-      "SELECT * FROM messages WHERE conversation_id = ? AND id >= ? AND id < ? AND sender_id = ? AND client_id = ?",
     ),
     byId: db.query<MessageRow, [string, string]>(
       "SELECT * FROM messages WHERE conversation_id = ? AND id = ?",
@@ -142,14 +137,11 @@ export function createMessages(
   clientIds: ClientIdFilter,
 ) {
   const q = messageStatements(db);
-  /** The row this sender stored under this client_id: none read for a new one, a seek for a resend. */
-  const priorByClientId = (conversationId: string, senderId: number, clientId: string) => {
-    const second = clientIds.lookup(conversationId, senderId, clientId);
-    if (second === undefined) return null;
-    if (second === ANYWHERE) return q.byClientId.get(conversationId, senderId, clientId);
-    const [from, to] = [secondFloor(second), secondFloor(second + 1)];
-    return q.byClientIdIn.get(conversationId, from, to, senderId, clientId);
-  };
+  /** The row this sender stored under this client_id; the filter spares the scan for new ones. */
+  const priorByClientId = (conversationId: string, senderId: number, clientId: string) =>
+    clientIds.mayHave(conversationId, senderId, clientId)
+      ? q.byClientId.get(conversationId, senderId, clientId)
+      : null;
   const insertRow = (m: NewMessage) =>
     q.insert.get(
       m.conversationId,
@@ -193,7 +185,7 @@ export function createMessages(
         if (prior) return { message: toMessage(prior), duplicate: true };
       }
       if (!insertRow(m)) throw new Error(`message id ${m.id} collided`);
-      if (m.clientId !== undefined) clientIds.add(m.conversationId, m.senderId, m.clientId, m.id);
+      if (m.clientId !== undefined) clientIds.add(m.conversationId, m.senderId, m.clientId);
       const message: StoredMessage = {
         ...m,
         clientId: m.clientId ?? null,
@@ -254,7 +246,7 @@ export function createMessages(
       // A pair already stored here (a resend this instance took too) keeps its first message.
       if (m.clientId !== undefined && priorByClientId(m.conversationId, m.senderId, m.clientId)) return false;
       if (insertRow(m) === null) return false;
-      if (m.clientId !== undefined) clientIds.add(m.conversationId, m.senderId, m.clientId, m.id);
+      if (m.clientId !== undefined) clientIds.add(m.conversationId, m.senderId, m.clientId);
       if (copyDueAt !== undefined) {
         const message: StoredMessage = {
           ...m,
