@@ -2,7 +2,6 @@ import type { OutboxKind } from "../../model/outbox.ts";
 import type { Conversation, NewMessage, StoredMessage } from "../../model/types.ts";
 import { createAttachmentTable } from "./attachments.ts";
 import { createChangeFeed } from "./change-feed.ts";
-import { createClientIdFilter } from "./client-ids.ts";
 import { createConversations } from "./conversations.ts";
 import { createEdits } from "./edits.ts";
 import { createLatestPages } from "./latest-pages.ts";
@@ -44,8 +43,7 @@ export function openStore(opts: OpenOptions) {
   const conversations = createConversations(db, outbox, pages);
   const feed = createChangeFeed(db);
   const retention = createRetentionStore(db, pages);
-  const clientIds = createClientIdFilter(db);
-  const messages = createMessages(db, outbox, pages, feed, { any: retention.anyEvictedClientIds }, clientIds);
+  const messages = createMessages(db, outbox, pages, feed, { any: retention.anyEvictedClientIds });
   const attachments = createAttachmentTable(db);
   const cycles = createNotifyCycles(db, outbox);
   return {
@@ -57,8 +55,6 @@ export function openStore(opts: OpenOptions) {
 
     /** Adopts MongoDB's id for a conversation; its notification cycles move with it. */
     remapConversation(oldId: string, newId: string): void {
-      clientIds.forget(oldId);
-      clientIds.forget(newId);
       db.transaction(() => {
         conversations.remapConversation(oldId, newId);
         cycles.moveCycles(oldId, newId);

@@ -2,7 +2,6 @@ import type { Database } from "bun:sqlite";
 import { copyKey } from "../../model/outbox.ts";
 import type { AttachmentRef, NewMessage, StoredMessage, ViewedMark } from "../../model/types.ts";
 import { toWireMessage } from "../../protocol/wire.ts";
-import type { ClientIdFilter } from "./client-ids.ts";
 import type { LatestPages } from "./latest-pages.ts";
 import type { Outbox } from "./outbox.ts";
 
@@ -134,14 +133,8 @@ export function createMessages(
   pages: LatestPages,
   feed: FeedNote,
   evictedClientIds: { any(): boolean },
-  clientIds: ClientIdFilter,
 ) {
   const q = messageStatements(db);
-  /** The row this sender stored under this client_id; the filter spares the scan for new ones. */
-  const priorByClientId = (conversationId: string, senderId: number, clientId: string) =>
-    clientIds.mayHave(conversationId, senderId, clientId)
-      ? q.byClientId.get(conversationId, senderId, clientId)
-      : null;
   const insertRow = (m: NewMessage) =>
     q.insert.get(
       m.conversationId,
@@ -180,12 +173,12 @@ export function createMessages(
           duplicate: true,
         };
       }
-      if (m.clientId !== undefined) {
-        const prior = priorByClientId(m.conversationId, m.senderId, m.clientId);
+      const inserted = insertRow(m);
+      if (!inserted && m.clientId !== undefined) {
+        const prior = q.byClientId.get(m.conversationId, m.senderId, m.clientId);
         if (prior) return { message: toMessage(prior), duplicate: true };
       }
-      if (!insertRow(m)) throw new Error(`message id ${m.id} collided`);
-      if (m.clientId !== undefined) clientIds.add(m.conversationId, m.senderId, m.clientId);
+      if (!inserted) throw new Error(`message id ${m.id} collided`);
       const message: StoredMessage = {
         ...m,
         clientId: m.clientId ?? null,
@@ -202,7 +195,7 @@ export function createMessages(
 
     /** The message this sender already sent under this client_id, if any. */
     messageByClientId(conversationId: string, senderId: number, clientId: string): StoredMessage | null {
-      const row = priorByClientId(conversationId, senderId, clientId);
+      const row = q.byClientId.get(conversationId, senderId, clientId);
       return row ? toMessage(row) : null;
     },
 
@@ -243,10 +236,7 @@ export function createMessages(
      */
     keepRelayedMessage(m: NewMessage, copyDueAt?: number): boolean {
       pages.forget(m.conversationId);
-      // A pair already stored here (a resend this instance took too) keeps its first message.
-      if (m.clientId !== undefined && priorByClientId(m.conversationId, m.senderId, m.clientId)) return false;
       if (insertRow(m) === null) return false;
-      if (m.clientId !== undefined) clientIds.add(m.conversationId, m.senderId, m.clientId);
       if (copyDueAt !== undefined) {
         const message: StoredMessage = {
           ...m,
@@ -292,7 +282,6 @@ export function createMessages(
     importMessages(messages: StoredMessage[]): void {
       for (const m of messages) {
         pages.forget(m.conversationId);
-        clientIds.forget(m.conversationId);
         q.importOne.run(
           m.conversationId,
           m.id,

@@ -19,8 +19,7 @@ CREATE TABLE IF NOT EXISTS conversations (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS conversations_by_mentor ON conversations (mentor_id);
 CREATE INDEX IF NOT EXISTS conversations_by_student ON conversations (student_id);
--- Clustered on (conversation, id): history pages and resume are range scans. No index on
--- client_id: the dedupe is in memory, confirmed against these rows (client-ids.ts).
+-- Clustered on (conversation, id): history pages and resume are range scans.
 CREATE TABLE IF NOT EXISTS messages (
   conversation_id TEXT NOT NULL,
   id TEXT NOT NULL,
@@ -32,6 +31,8 @@ CREATE TABLE IF NOT EXISTS messages (
   viewed_at INTEGER,
   PRIMARY KEY (conversation_id, id)
 ) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_by_client_id
+  ON messages (conversation_id, sender_id, client_id) WHERE client_id IS NOT NULL;
 -- Read in seq order and deleted once the sink confirmed; no secondary index, on purpose.
 CREATE TABLE IF NOT EXISTS outbox (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -119,13 +120,6 @@ CREATE TABLE IF NOT EXISTS evicted_client_ids (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS evicted_client_ids_by_age ON evicted_client_ids (evicted_at);
 `,
-  },
-  {
-    to: 7,
-    why:
-      "client_id dedupe from memory, confirmed against the rows (store/sqlite/client-ids.ts): the unique " +
-      "index was half of SQLite's work per stored message",
-    sql: "DROP INDEX IF EXISTS messages_by_client_id;",
   },
 ];
 
