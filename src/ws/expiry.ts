@@ -2,38 +2,75 @@ import type { ServerWebSocket } from "bun";
 
 /**
  * A socket lives no longer than its newest token: when `exp` (plus the clock tolerance) passes
- * with no fresh `auth` frame, `onExpire` closes it (4001). One timer per socket, re-armed by
- * every accepted `auth` and cleared on close.
+ * with no fresh `auth` frame, `onExpire` closes it (4001). Every accepted `auth` re-arms it and
+ * close disarms it.
+ *
+ * Sockets are kept by the second their deadline falls in, and one 1-second tick runs while any
+ * is armed: a timer per socket was ~0.9 KB of each idle connection's memory (docs/performance.md).
+ * A socket closes within a second after its deadline.
  */
 
 export const TOKEN_EXPIRED_CLOSE = 4001;
 
-/** Node's and Bun's timers disagree on their type; this is whatever setTimeout returns here. */
-type Timer = ReturnType<typeof setTimeout>;
+const TICK_MS = 1000;
 
-export function createExpiryTimers<S extends ServerWebSocket<{ expiryTimer?: Timer }>>(opts: {
+export function createExpiryTimers<S extends ServerWebSocket<{ deadlineS?: number }>>(opts: {
   toleranceS: number;
   now: () => number;
   onExpire: (ws: S) => void;
 }) {
+  const due = new Map<number, Set<S>>();
+  let tick: ReturnType<typeof setInterval> | undefined;
+
+  const expire = () => {
+    const nowS = opts.now() / 1000;
+    for (const [second, sockets] of due) {
+      if (second > nowS) continue;
+      due.delete(second);
+      for (const ws of sockets) {
+        ws.data.deadlineS = undefined;
+        opts.onExpire(ws);
+      }
+    }
+    if (due.size === 0) {
+      clearInterval(tick);
+      tick = undefined;
+    }
+  };
+
+  const disarm = (ws: S): void => {
+    const second = ws.data.deadlineS;
+    if (second === undefined) return;
+    ws.data.deadlineS = undefined;
+    const sockets = due.get(second);
+    sockets?.delete(ws);
+    if (sockets?.size === 0) due.delete(second);
+  };
+
   return {
     /** (Re)starts the socket's deadline; a token without `exp` sets none. */
     arm(ws: S, expiresAtS: number | undefined): void {
-      clearTimeout(ws.data.expiryTimer);
-      ws.data.expiryTimer = undefined;
+      disarm(ws);
       if (expiresAtS === undefined) return;
-      const delay = Math.max(0, (expiresAtS + opts.toleranceS) * 1000 - opts.now());
-      // setTimeout takes at most 2^31-1 ms (~24 days); longer tokens are re-armed on the way.
-      const step = Math.min(delay, 2 ** 31 - 1);
-      ws.data.expiryTimer = setTimeout(
-        () => (step < delay ? this.arm(ws, expiresAtS) : opts.onExpire(ws)),
-        step,
-      );
+      const second = Math.ceil(expiresAtS + opts.toleranceS);
+      ws.data.deadlineS = second;
+      const sockets = due.get(second);
+      if (sockets) sockets.add(ws);
+      else due.set(second, new Set([ws]));
+      if (tick === undefined) {
+        tick = setInterval(expire, TICK_MS);
+        // Sockets keep the process alive; this tick alone must not.
+        tick.unref?.();
+      }
     },
 
-    disarm(ws: S): void {
-      clearTimeout(ws.data.expiryTimer);
-      ws.data.expiryTimer = undefined;
+    disarm,
+
+    /** Sockets with a deadline (for tests). */
+    get armed(): number {
+      let n = 0;
+      for (const sockets of due.values()) n += sockets.size;
+      return n;
     },
   };
 }

@@ -23,6 +23,7 @@ import {
 import { positionAfterMessage } from "../protocol/params.ts";
 import { toWireChange, toWireMessage } from "../protocol/wire.ts";
 import type { ChatStore } from "../store/sqlite/index.ts";
+import { ackTopic, joinAckTopic } from "./ack-topic.ts";
 import { createExpiryTimers, TOKEN_EXPIRED_CLOSE } from "./expiry.ts";
 import { readFrame, refIn } from "./inbound-frame.ts";
 
@@ -52,8 +53,10 @@ export interface SessionData {
   failedAuths?: number;
   /** The `auth` frame being checked: the next waits for it, so every refusal counts before another call. */
   authTurn?: Promise<void>;
-  /** Closes the socket when its newest token expires (expiry.ts). */
-  expiryTimer?: ReturnType<typeof setTimeout>;
+  /** The second its newest token expires in, tolerance included (expiry.ts). */
+  deadlineS?: number;
+  /** Whether it has joined its ack topic (it does with its first message, edit or delete). */
+  acked?: boolean;
 }
 
 export type ChatSocket = ServerWebSocket<SessionData>;
@@ -91,8 +94,6 @@ export interface SessionDeps {
 const RESUME_PAGE = 200;
 /** Refused `auth` frames after which a socket is closed: a client with a good token needs one. */
 export const MAX_FAILED_AUTH_FRAMES = 3;
-
-const ackTopic = (ws: ChatSocket) => `a:${ws.data.connId}`;
 
 function send(ws: ChatSocket, frame: OutboundFrame): void {
   if (!ws.data.resuming) ws.send(encode(frame));
@@ -165,6 +166,7 @@ export function createSessionHandlers(deps: SessionDeps) {
     if (!deps.userBuckets.take(String(principal.userId)).ok) {
       return sendError(ws, deps, "rate_limited", "too many changes from this user; slow down", ref);
     }
+    joinAckTopic(ws);
     let result: ChangeResult;
     try {
       result =
@@ -209,6 +211,7 @@ export function createSessionHandlers(deps: SessionDeps) {
             frame.client_id,
           );
         }
+        joinAckTopic(ws);
         const started = performance.now();
         try {
           const { message, duplicate } = await chat.send(
@@ -326,7 +329,6 @@ export function createSessionHandlers(deps: SessionDeps) {
       metrics.connectionsOpened.inc();
       // Typing and presence for this participant are not part of the ordered history.
       ws.subscribe(participantTopic(conversation.id, principal.userId));
-      ws.subscribe(ackTopic(ws));
       send(ws, {
         type: "ready",
         conversation_id: conversation.id,

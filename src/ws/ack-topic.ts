@@ -1,0 +1,17 @@
+import type { ServerWebSocket } from "bun";
+
+type AckedSocket = ServerWebSocket<{ connId: string; acked?: boolean }>;
+
+/** The socket's own topic, which only its acks are published on. */
+export const ackTopic = (ws: AckedSocket) => `a:${ws.data.connId}`;
+
+/**
+ * Acks go out on the socket's own topic, so they are written with its other frames at the end
+ * of the turn rather than by a syscall each. The topic is joined with the first frame that will
+ * be acked: an idle socket does not pay for it (~0.4 KB each; docs/performance.md).
+ */
+export function joinAckTopic(ws: AckedSocket): void {
+  if (ws.data.acked) return;
+  ws.data.acked = true;
+  ws.subscribe(ackTopic(ws));
+}
