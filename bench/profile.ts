@@ -9,9 +9,10 @@ import type { ChatPhase, ChatPhaseResult, Spec } from "./loadgen.ts";
 
 /**
  * Where the server's CPU goes: runs ours (SQLITE_SYNCHRONOUS=FULL) under Bun's sampling
- * profiler through one closed-loop phase and one open-loop phase, then prints the functions
- * with the most self time. The figures of record come from `npm run bench`; this explains them.
- *   npx bun bench/profile.ts [--rate 25000] [--seconds 5] [--top 30]
+ * profiler through one closed-loop phase and one open-loop phase (or, with --idle N, N idle
+ * connections made as fast as it takes them), then prints the functions with the most self
+ * time. The figures of record come from `npm run bench`; this explains them.
+ *   npx bun bench/profile.ts [--rate 25000] [--seconds 5] [--top 30] [--idle 15000]
  */
 
 const { values } = parseArgs({
@@ -20,6 +21,7 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "5" },
     top: { type: "string", default: "30" },
     pairs: { type: "string", default: "100" },
+    idle: { type: "string" },
   },
 });
 const seconds = Number(values.seconds);
@@ -34,15 +36,14 @@ const phases: ChatPhase[] = [
   { kind: "closed", window: 2, warmupMs: 1000, measureMs: seconds * 1000 },
   { kind: "open", rate: Number(values.rate), warmupMs: 1000, measureMs: seconds * 1000 },
 ];
-const spec: Spec = {
-  mode: "chat",
-  target: { protocol: "ours", wsUrl: server.wsUrl, httpUrl: server.httpUrl, pid: server.pid },
-  pairs: nPairs,
-  phases,
-};
-const results = await loadgen<ChatPhaseResult[]>(spec);
+const target = { protocol: "ours", wsUrl: server.wsUrl, httpUrl: server.httpUrl, pid: server.pid } as const;
+const spec: Spec = values.idle
+  ? { mode: "idle", target, pairs: nPairs, connections: Number(values.idle), concurrency: 200 }
+  : { mode: "chat", target, pairs: nPairs, phases };
+const results = await loadgen<ChatPhaseResult[] | Record<string, unknown>>(spec);
 await server.stop();
-for (const r of results) {
+if (!Array.isArray(results)) console.log(`idle: ${JSON.stringify(results)}`);
+for (const r of Array.isArray(results) ? results : []) {
   const what = r.phase.kind === "closed" ? "closed loop" : `open ${r.phase.rate}/s`;
   console.log(
     `${what}: ${Math.round(r.msgs_per_s)} msgs/s, ${r.cpu_us_per_msg.toFixed(1)} µs CPU/msg, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms`,
