@@ -245,7 +245,7 @@ describe("group commit with the sync in the commit (the default)", () => {
     const at: number[] = [];
     const c = createGroupCommitter({
       transaction,
-      minSyncGapMs: 30,
+      minSyncGapMs: 300,
       onBatch: (n) => {
         sizes.push(n);
         at.push(performance.now());
@@ -253,16 +253,16 @@ describe("group commit with the sync in the commit (the default)", () => {
     });
     const t0 = performance.now();
     await c.submit(() => db.run("INSERT INTO t VALUES (0)"));
-    expect(performance.now() - t0).toBeLessThan(25);
+    expect(performance.now() - t0).toBeLessThan(200);
     await Promise.all([1, 2, 3].map((i) => c.submit(() => db.run(`INSERT INTO t VALUES (${i})`))));
     expect(sizes).toEqual([1, 3]);
-    expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(28);
+    expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(295);
     // Shutdown does not wait out the gap.
     const t1 = performance.now();
     const last = c.submit(() => db.run("INSERT INTO t VALUES (4)"));
     await c.drain();
     await last;
-    expect(performance.now() - t1).toBeLessThan(25);
+    expect(performance.now() - t1).toBeLessThan(200);
     expect(db.query("SELECT count(*) AS n FROM t").get()).toEqual({ n: 5 });
   });
 
