@@ -24,18 +24,25 @@ export function createExpiryTimers<S extends ServerWebSocket<{ deadlineS?: numbe
 
   const expire = () => {
     const nowS = opts.now() / 1000;
+    // One socket's failure must not spare the others (each had a timer of its own before).
+    let failure: { err: unknown } | undefined;
     for (const [second, sockets] of due) {
       if (second > nowS) continue;
       due.delete(second);
       for (const ws of sockets) {
         ws.data.deadlineS = undefined;
-        opts.onExpire(ws);
+        try {
+          opts.onExpire(ws);
+        } catch (err) {
+          failure ??= { err };
+        }
       }
     }
     if (due.size === 0) {
       clearInterval(tick);
       tick = undefined;
     }
+    if (failure) throw failure.err;
   };
 
   const disarm = (ws: S): void => {
