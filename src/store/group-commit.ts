@@ -116,8 +116,11 @@ export function createGroupCommitter(opts: GroupCommitOptions): GroupCommitter {
     return { jobs: batch, results, failures };
   };
 
+  /** A pending gap holds writes back, except at shutdown. */
+  const held = () => spacing && !draining;
+
   const wakeIdle = () => {
-    if (syncing || spacing || queue.length > 0 || unsynced.length > 0) return;
+    if (syncing || held() || queue.length > 0 || unsynced.length > 0) return;
     for (const w of idleWaiters.splice(0)) w();
   };
 
@@ -140,7 +143,7 @@ export function createGroupCommitter(opts: GroupCommitOptions): GroupCommitter {
   };
 
   const startSync = () => {
-    if (syncing || spacing || unsynced.length === 0) return;
+    if (syncing || held() || unsynced.length === 0) return;
     if (heldForGap()) return;
     lastSyncAt = performance.now();
     const covered = unsynced;
@@ -173,7 +176,7 @@ export function createGroupCommitter(opts: GroupCommitOptions): GroupCommitter {
 
   function flush(): void {
     scheduled = false;
-    if (syncing || spacing || (gated && !draining)) return;
+    if (syncing || held() || (gated && !draining)) return;
     const gate = draining ? undefined : opts.gate?.();
     if (gate) {
       gated = true;
