@@ -11,7 +11,7 @@ import { otherParty } from "./access.ts";
 import type { Bus } from "./bus.ts";
 import type { SecondCopy } from "./copies.ts";
 import type { NotifyHooks } from "./notification.ts";
-import type { PublishFence } from "./publish-fence.ts";
+import { commitHeld, type PublishFence } from "./publish-fence.ts";
 
 /**
  * The chat's rules: what a message may be, what marking read means, who hears what. Every
@@ -95,23 +95,21 @@ export function createChat(deps: ChatDeps) {
       const id = deps.newId();
       const createdAt = deps.now();
       const key = { kind: "message", id } as const;
-      let result: { message: StoredMessage; duplicate: boolean };
-      try {
-        result = await committer.submit(() => {
+      const result = await commitHeld(
+        fence,
+        committer.submit,
+        conversation.id,
+        key,
+        () => {
           const r = store.sendMessage(
             { id, conversationId: conversation.id, senderId, text, createdAt, clientId, replyTo },
             attachmentIds,
           );
-          if (!r.duplicate) {
-            deps.notify?.accepted(conversation, r.message);
-            fence.hold(conversation.id, key);
-          }
+          if (!r.duplicate) deps.notify?.accepted(conversation, r.message);
           return r;
-        });
-      } catch (err) {
-        fence.release(conversation.id, key);
-        throw err;
-      }
+        },
+        (r) => !r.duplicate,
+      );
       const frame = encode(messageFrame(toWireMessage(result.message)));
       if (!result.duplicate) {
         metrics.messagesIn.inc();

@@ -7,7 +7,7 @@ import type { GroupCommitter } from "../store/group-commit.ts";
 import type { ChatStore } from "../store/sqlite/index.ts";
 import type { Bus } from "./bus.ts";
 import { validateText } from "./chat.ts";
-import type { PublishFence } from "./publish-fence.ts";
+import { commitHeld, type PublishFence } from "./publish-fence.ts";
 
 /**
  * Edits and deletes: who may change which message, and telling both sides once the change is
@@ -70,23 +70,15 @@ export function createEdits(deps: EditDeps) {
   const { store, committer, bus, metrics, fence } = deps;
 
   /** Commits a change, held from its commit to its publish (or its failure). */
-  const commitChange = async (
-    conversationId: string,
-    messageId: string,
-    write: () => StoredMessage | null,
-  ) => {
-    const key = { kind: "change", id: messageId } as const;
-    try {
-      return await committer.submit(() => {
-        const message = write();
-        if (message) fence.hold(conversationId, key);
-        return message;
-      });
-    } catch (err) {
-      fence.release(conversationId, key);
-      throw err;
-    }
-  };
+  const commitChange = (conversationId: string, messageId: string, write: () => StoredMessage | null) =>
+    commitHeld(
+      fence,
+      committer.submit,
+      conversationId,
+      { kind: "change", id: messageId },
+      write,
+      (m) => m !== null,
+    );
 
   const existing = (conversation: Conversation, messageId: string): StoredMessage => {
     const target = store.message(conversation.id, messageId);

@@ -68,3 +68,31 @@ export const changeKey = (e: { change: { messageId: string } }): FenceKey => ({
 });
 
 export type PublishFence = ReturnType<typeof createPublishFence>;
+
+/**
+ * Commits `write` through `submit`, holding `key` from inside the commit when `isNew` says the
+ * write stored something; a commit (or sync) that fails releases what it held. The caller
+ * releases it once it has published.
+ */
+export async function commitHeld<T>(
+  fence: PublishFence,
+  submit: (run: () => T) => Promise<T>,
+  conversationId: string,
+  key: FenceKey,
+  write: () => T,
+  isNew: (result: T) => boolean,
+): Promise<T> {
+  // Released on failure only if held here: another write may hold the same key.
+  let held = false;
+  try {
+    return await submit(() => {
+      const result = write();
+      held = isNew(result);
+      if (held) fence.hold(conversationId, key);
+      return result;
+    });
+  } catch (err) {
+    if (held) fence.release(conversationId, key);
+    throw err;
+  }
+}

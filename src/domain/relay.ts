@@ -9,7 +9,7 @@ import type { Accept } from "./bus.ts";
 import type { CopyKeeper } from "./copies.ts";
 import type { DeletionHook } from "./edits.ts";
 import type { NotifyHooks } from "./notification.ts";
-import type { FenceKey, PublishFence } from "./publish-fence.ts";
+import { commitHeld, type FenceKey, type PublishFence } from "./publish-fence.ts";
 
 /**
  * What this instance keeps of frames relayed from others: a message frame carries the whole
@@ -76,21 +76,11 @@ export function createRelay(deps: {
    * promise settles, and the bus delivers in the microtasks that follow: no socket can read
    * the backlog in between.
    */
-  const heldWhile = <T>(conversationId: string, key: FenceKey, write: () => T, fresh: (r: T) => boolean) => {
-    let held = false;
-    return committer
-      .submit(() => {
-        const r = write();
-        if (fresh(r)) {
-          fence.hold(conversationId, key);
-          held = true;
-        }
-        return r;
-      })
-      .finally(() => {
-        if (held) fence.release(conversationId, key);
-      });
-  };
+  const heldWhile = <T>(conversationId: string, key: FenceKey, write: () => T, fresh: (r: T) => boolean) =>
+    commitHeld(fence, committer.submit, conversationId, key, write, fresh).then((r) => {
+      if (fresh(r)) fence.release(conversationId, key);
+      return r;
+    });
 
   /** Resolves true when the message was new here; `first` runs in the same transaction, before it. */
   const keepMessage = (
