@@ -2,11 +2,13 @@ import { Database } from "bun:sqlite";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createClientIdIndex } from "../src/store/sqlite/client-ids.ts";
 
 /**
  * What one stored message costs SQLite, by the dedupe structure beside the row: the unique
- * (conversation, sender, client_id) index the service uses, the same index non-unique, a
- * 64-bit hash of the key in a table of its own, and nothing. 100 conversations, 200,000 rows
+ * (conversation, sender, client_id) index the service used until schema 7, the same index
+ * non-unique, a 64-bit hash of the key in a table of its own, the in-memory set the service uses
+ * now (store/sqlite/client-ids.ts, its CPU included), and nothing. 100 conversations, 200,000 rows
  * first, then 40,000 more in batches of 50, synchronous=NORMAL (the sync is not SQLite's CPU).
  * Prints CPU µs per message and WAL KiB written per message.
  *   npx bun bench/sqlite-row.ts
@@ -19,7 +21,7 @@ const MESSAGES = `CREATE TABLE messages (conversation_id TEXT NOT NULL, id TEXT 
 
 const variants = [
   {
-    name: "unique index (service)",
+    name: "unique index (until schema 7)",
     ddl: "CREATE UNIQUE INDEX ix ON messages (conversation_id, sender_id, client_id) WHERE client_id IS NOT NULL",
   },
   {
@@ -27,6 +29,7 @@ const variants = [
     ddl: "CREATE INDEX ix ON messages (conversation_id, sender_id, client_id) WHERE client_id IS NOT NULL",
   },
   { name: "hash table", ddl: "CREATE TABLE dedupe (k INTEGER PRIMARY KEY, id TEXT NOT NULL)", hash: true },
+  { name: "in-memory set (service)", ddl: "", set: true },
   { name: "none", ddl: "" },
 ];
 
@@ -49,6 +52,7 @@ for (const v of variants) {
   const dedupe = v.hash
     ? db.query("INSERT INTO dedupe (k, id) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING k")
     : null;
+  const set = v.set ? createClientIdIndex(db) : null;
   let seq = 0;
   const one = () => {
     const conversation = convs[(seq * 7919) % convs.length]!;
@@ -56,6 +60,7 @@ for (const v of variants) {
     const id = (1e12 + seq).toString(16).padStart(24, "0");
     if (dedupe)
       dedupe.get(BigInt.asIntN(64, Bun.hash.wyhash(`${conversation}\u0000${seq % 2}\u0000${clientId}`)), id);
+    if (set?.mayHave(conversation, seq % 2, clientId)) throw new Error("a fresh client_id matched");
     insert.get(
       conversation,
       id,
@@ -64,6 +69,7 @@ for (const v of variants) {
       Date.now(),
       clientId,
     );
+    set?.add(conversation, seq % 2, clientId);
     seq++;
   };
   db.transaction(() => {
@@ -80,7 +86,7 @@ for (const v of variants) {
   const cpu = process.cpuUsage(before);
   const { log } = db.query<{ log: number }, []>("PRAGMA wal_checkpoint(PASSIVE)").get()!;
   console.log(
-    `${v.name.padEnd(24)} ${((cpu.user + cpu.system) / N).toFixed(1).padStart(6)} µs CPU/msg  ${((log * 4) / N).toFixed(2)} KiB WAL/msg`,
+    `${v.name.padEnd(30)} ${((cpu.user + cpu.system) / N).toFixed(1).padStart(6)} µs CPU/msg  ${((log * 4) / N).toFixed(2)} KiB WAL/msg`,
   );
   db.close();
 }

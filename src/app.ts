@@ -277,6 +277,7 @@ function probesOf(core: Core) {
     store: {
       healthy: () => storage.store.healthy(),
       outboxStats: () => storage.store.outboxStats([...MONGO_KINDS, ...ATTACHMENT_KINDS]),
+      clientIdStats: () => storage.store.clientIdStats(),
     },
     identity: core.identity,
     bus: {

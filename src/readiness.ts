@@ -10,7 +10,11 @@ import type { Metrics } from "./metrics.ts";
  */
 
 export interface Probes {
-  store: { healthy(): boolean; outboxStats(): { backlog: number; oldestAt: number | null } };
+  store: {
+    healthy(): boolean;
+    outboxStats(): { backlog: number; oldestAt: number | null };
+    clientIdStats(): { bytes: number; loads: number };
+  };
   identity: { healthy(): boolean; readonly kind: string };
   /** With Django: the latest look at DJANGO_BASE_URL (identity/probe.ts); none while under way. */
   identityProbe?: () => (Record<string, unknown> & { ok: boolean }) | undefined;
@@ -89,6 +93,16 @@ export function registerGauges(metrics: Metrics, p: Probes): void {
       up ? 1 : 0,
     ]),
   ]);
+  r.gauge(
+    "chat_client_id_sets_bytes",
+    "Memory of the in-memory client_id check",
+    () => p.store.clientIdStats().bytes,
+  );
+  r.gauge(
+    "chat_client_id_set_loads",
+    "Conversations whose client_id set was read from SQLite (first use, or again after the budget dropped it)",
+    () => p.store.clientIdStats().loads,
+  );
   r.gauge("chat_draining", "1 while shutting down (unready, closing connections)", () =>
     p.isDraining() ? 1 : 0,
   );

@@ -175,13 +175,13 @@ describe("local retention (LOCAL_RETENTION_DAYS, MongoDB confirmed)", () => {
 });
 
 describe("the retention schema step on a file written before retention", () => {
-  test("a file one step older, without incremental vacuum, opens, migrates, and is converted by compact()", () => {
+  test("a file of schema 5 (before step 6 added retention), without incremental vacuum, opens, migrates, and is converted by compact()", () => {
     const dir = tempDir();
     try {
       const path = join(dir.path, "old.db");
       const db = openDatabase(path);
       db.exec("DROP TABLE evicted_summary; DROP TABLE evicted_client_ids");
-      db.run("UPDATE meta SET value = ? WHERE key = 'schema_version'", [String(SCHEMA_VERSION - 1)]);
+      db.run("UPDATE meta SET value = '5' WHERE key = 'schema_version'");
       db.run("PRAGMA auto_vacuum = NONE");
       db.run("VACUUM");
       expect((db.query("PRAGMA auto_vacuum").get() as { auto_vacuum: number }).auto_vacuum).toBe(0);

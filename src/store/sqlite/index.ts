@@ -2,6 +2,7 @@ import type { OutboxKind } from "../../model/outbox.ts";
 import type { Conversation, NewMessage, StoredMessage } from "../../model/types.ts";
 import { createAttachmentTable } from "./attachments.ts";
 import { createChangeFeed } from "./change-feed.ts";
+import { createClientIdIndex } from "./client-ids.ts";
 import { createConversations } from "./conversations.ts";
 import { createEdits } from "./edits.ts";
 import { createLatestPages } from "./latest-pages.ts";
@@ -29,6 +30,8 @@ export interface OpenOptions {
    * the event loop) before it tells anyone, and checkpoints run on their own thread.
    */
   syncOffLoop?: boolean;
+  /** Memory for the client_id sets (client-ids.ts) before cold conversations' are dropped. */
+  clientIdBudgetBytes?: number;
 }
 
 export type ChatStore = ReturnType<typeof openStore>;
@@ -43,7 +46,8 @@ export function openStore(opts: OpenOptions) {
   const conversations = createConversations(db, outbox, pages);
   const feed = createChangeFeed(db);
   const retention = createRetentionStore(db, pages);
-  const messages = createMessages(db, outbox, pages, feed, { any: retention.anyEvictedClientIds });
+  const clientIds = createClientIdIndex(db, { budgetBytes: opts.clientIdBudgetBytes });
+  const messages = createMessages(db, outbox, pages, feed, { any: retention.anyEvictedClientIds }, clientIds);
   const attachments = createAttachmentTable(db);
   const cycles = createNotifyCycles(db, outbox);
   return {
@@ -59,6 +63,8 @@ export function openStore(opts: OpenOptions) {
         conversations.remapConversation(oldId, newId);
         cycles.moveCycles(oldId, newId);
       })();
+      clientIds.forget(oldId);
+      clientIds.forget(newId);
     },
     ...createPresenceTable(db),
     retention,
@@ -71,6 +77,7 @@ export function openStore(opts: OpenOptions) {
     outboxNextDue: outbox.nextDue,
     outboxWants: outbox.wants,
     attachments,
+    clientIdStats: clientIds.stats,
 
     /**
      * insertMessage, with the sender's uploads bound to the message. A retry of a message

@@ -2,6 +2,7 @@ import type { Database } from "bun:sqlite";
 import { copyKey } from "../../model/outbox.ts";
 import type { AttachmentRef, NewMessage, StoredMessage, ViewedMark } from "../../model/types.ts";
 import { toWireMessage } from "../../protocol/wire.ts";
+import type { ClientIdIndex } from "./client-ids.ts";
 import type { LatestPages } from "./latest-pages.ts";
 import type { Outbox } from "./outbox.ts";
 
@@ -66,8 +67,11 @@ function messageStatements(db: Database) {
       `INSERT INTO messages (conversation_id, id, sender_id, text, created_at, client_id, reply_to, attachments)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
     ),
+    // No index on client_id (client-ids.ts says why): a scan of the conversation, newest first,
+    // run only when its in-memory set says the pair may be there.
     byClientId: db.query<MessageRow, [string, number, string]>(
-      "SELECT * FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_id = ?",
+      `SELECT * FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_id = ?
+       ORDER BY id DESC LIMIT 1`,
     ),
     byId: db.query<MessageRow, [string, string]>(
       "SELECT * FROM messages WHERE conversation_id = ? AND id = ?",
@@ -133,8 +137,13 @@ export function createMessages(
   pages: LatestPages,
   feed: FeedNote,
   evictedClientIds: { any(): boolean },
+  clientIds: ClientIdIndex,
 ) {
   const q = messageStatements(db);
+  const storedByClientId = (conversationId: string, senderId: number, clientId: string): MessageRow | null =>
+    clientIds.mayHave(conversationId, senderId, clientId)
+      ? q.byClientId.get(conversationId, senderId, clientId)
+      : null;
   const insertRow = (m: NewMessage) =>
     q.insert.get(
       m.conversationId,
@@ -173,12 +182,12 @@ export function createMessages(
           duplicate: true,
         };
       }
-      const inserted = insertRow(m);
-      if (!inserted && m.clientId !== undefined) {
-        const prior = q.byClientId.get(m.conversationId, m.senderId, m.clientId);
+      if (m.clientId !== undefined) {
+        const prior = storedByClientId(m.conversationId, m.senderId, m.clientId);
         if (prior) return { message: toMessage(prior), duplicate: true };
       }
-      if (!inserted) throw new Error(`message id ${m.id} collided`);
+      if (!insertRow(m)) throw new Error(`message id ${m.id} collided`);
+      if (m.clientId !== undefined) clientIds.add(m.conversationId, m.senderId, m.clientId);
       const message: StoredMessage = {
         ...m,
         clientId: m.clientId ?? null,
@@ -195,7 +204,7 @@ export function createMessages(
 
     /** The message this sender already sent under this client_id, if any. */
     messageByClientId(conversationId: string, senderId: number, clientId: string): StoredMessage | null {
-      const row = q.byClientId.get(conversationId, senderId, clientId);
+      const row = storedByClientId(conversationId, senderId, clientId);
       return row ? toMessage(row) : null;
     },
 
@@ -236,7 +245,11 @@ export function createMessages(
      */
     keepRelayedMessage(m: NewMessage, copyDueAt?: number): boolean {
       pages.forget(m.conversationId);
+      // One (sender, client_id) is one message here, as for messages sent here.
+      if (m.clientId !== undefined && storedByClientId(m.conversationId, m.senderId, m.clientId))
+        return false;
       if (insertRow(m) === null) return false;
+      if (m.clientId !== undefined) clientIds.add(m.conversationId, m.senderId, m.clientId);
       if (copyDueAt !== undefined) {
         const message: StoredMessage = {
           ...m,
@@ -296,6 +309,7 @@ export function createMessages(
           m.deletedAt,
           attachmentsJson(m.attachments),
         );
+        if (m.clientId !== null) clientIds.note(m.conversationId, m.senderId, m.clientId);
         const changedAt = m.deletedAt ?? m.editedAt;
         if (changedAt !== null) feed.note(m.conversationId, m.id, changedAt);
       }

@@ -31,8 +31,8 @@ CREATE TABLE IF NOT EXISTS messages (
   viewed_at INTEGER,
   PRIMARY KEY (conversation_id, id)
 ) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS messages_by_client_id
-  ON messages (conversation_id, sender_id, client_id) WHERE client_id IS NOT NULL;
+-- Version 1 also had a unique index messages_by_client_id on (conversation_id, sender_id,
+-- client_id); step 7 drops it (client-ids.ts keeps the check in memory).
 -- Read in seq order and deleted once the sink confirmed; no secondary index, on purpose.
 CREATE TABLE IF NOT EXISTS outbox (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -120,6 +120,11 @@ CREATE TABLE IF NOT EXISTS evicted_client_ids (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS evicted_client_ids_by_age ON evicted_client_ids (evicted_at);
 `,
+  },
+  {
+    to: 7,
+    why: "the client_id check moved to memory (client-ids.ts): the unique index was half of an insert's cost",
+    sql: "DROP INDEX IF EXISTS messages_by_client_id;",
   },
 ];
 
