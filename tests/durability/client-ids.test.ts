@@ -85,7 +85,7 @@ describe("client_id idempotency without an index", () => {
     const path = newPath();
     const store = openStore({ path, clientIdBudgetBytes: 512 });
     const conversations = Array.from({ length: 20 }, (_, i) => `c${i}`);
-    conversations.forEach((id, i) => open(store, id, 100 + i));
+    for (const [i, id] of conversations.entries()) open(store, id, 100 + i);
     const firsts = new Map<string, string>();
     for (let round = 0; round < 30; round++) {
       for (const c of conversations) {
