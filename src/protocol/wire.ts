@@ -3,12 +3,29 @@ import type { Message, MessageDeleted, MessageEdited } from "./frames.ts";
 
 /** The stored shapes as clients see them: snake_case, ISO times, absent fields left out. */
 
+let isoSecond = Number.NaN;
+let isoPrefix = "";
+
+/**
+ * `new Date(ms).toISOString()`, with the part up to the second kept from the last call: every
+ * message frame carries its creation time, and messages come in runs within one second.
+ */
+export function isoTime(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== isoSecond) {
+    isoPrefix = new Date(second * 1000).toISOString().slice(0, -4);
+    isoSecond = second;
+  }
+  const milli = ms - second * 1000;
+  return `${isoPrefix}${milli < 10 ? "00" : milli < 100 ? "0" : ""}${milli}Z`;
+}
+
 export function toWireMessage(m: StoredMessage): Message {
   const out: Message = {
     id: m.id,
     conversation_id: m.conversationId,
     sender_id: m.senderId,
-    created_at: new Date(m.createdAt).toISOString(),
+    created_at: isoTime(m.createdAt),
   };
   if (m.deletedAt === null) out.text = m.text;
   if (m.clientId !== null) out.client_id = m.clientId;

@@ -8,6 +8,7 @@ import { AppError } from "../../src/errors.ts";
 import { SingleFlightCache } from "../../src/identity/cache.ts";
 import { conversationIdFor, createObjectIdGenerator, OBJECT_ID_RE } from "../../src/ids.ts";
 import { createLogger, redactText } from "../../src/log.ts";
+import { isoTime } from "../../src/protocol/wire.ts";
 
 describe("object ids", () => {
   test("strictly increase, even when the clock stands still or goes back", () => {
@@ -26,6 +27,21 @@ describe("object ids", () => {
     expect(conversationIdFor(5, 10, 15)).toBe(conversationIdFor(5, 10, 15));
     expect(conversationIdFor(5, 10, 15)).not.toBe(conversationIdFor(5, 15, 10));
     expect(OBJECT_ID_RE.test(conversationIdFor(1, 2, 3))).toBe(true);
+  });
+});
+
+describe("isoTime", () => {
+  test("is toISOString for every millisecond of a second, across seconds, and before 1970", () => {
+    const base = Date.UTC(2026, 11, 1, 23, 59, 58);
+    const times = [
+      ...Array.from({ length: 2_500 }, (_, i) => base + i),
+      0,
+      -1,
+      -1_001,
+      base,
+      Date.UTC(9999, 11, 31, 23, 59, 59, 999),
+    ];
+    for (const ms of times) expect(isoTime(ms)).toBe(new Date(ms).toISOString());
   });
 });
 
