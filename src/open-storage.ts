@@ -144,20 +144,34 @@ function openAttachments(
 }
 
 /** last_seen rides along with the next group commit: an fsync per connect would make a reconnect storm crawl. */
-function lastSeenVia(store: ChatStore, committer: GroupCommitter): LastSeenStore {
+export function lastSeenVia(
+  store: Pick<ChatStore, "touchPresence" | "lastSeen">,
+  committer: Pick<GroupCommitter, "submit">,
+): LastSeenStore {
   // Until its commit is durable a time is read from here, so a read right after a close (REST
   // /presence) agrees with the presence frame that announced it.
   const pending = new Map<number, number>();
+  // Users with a write queued that has not run yet: it will write their newest time, so a
+  // second touch before it runs (several tabs, a reconnect) adds nothing to the commit.
+  const queued = new Set<number>();
   return {
     touchPresence: (userId, at) => {
       pending.set(userId, at);
+      if (queued.has(userId)) return;
+      queued.add(userId);
+      let written = at;
       committer
-        .submit(() => store.touchPresence(userId, at))
+        .submit(() => {
+          queued.delete(userId);
+          written = pending.get(userId) ?? at;
+          store.touchPresence(userId, written);
+        })
         .catch(() => {
           // Advisory only; the store may be closing at shutdown.
         })
         .finally(() => {
-          if (pending.get(userId) === at) pending.delete(userId);
+          queued.delete(userId);
+          if (pending.get(userId) === written) pending.delete(userId);
         });
     },
     lastSeen: (userId) => pending.get(userId) ?? store.lastSeen(userId),
