@@ -102,7 +102,8 @@ describe("client_id idempotency without an index", () => {
       }
     }
     const stats = store.clientIdStats();
-    expect(stats.bytes).toBeLessThanOrEqual(512 + 4 * 64);
+    // Only the set in use may stand above the budget (30 pairs: 64 slots, and its overhead).
+    expect(stats.bytes).toBeLessThanOrEqual(64 * 4 + 384);
     expect(stats.loads).toBeGreaterThan(conversations.length);
     store.close();
     expect(count(path)).toBe(600);
