@@ -3,13 +3,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { createClientIdIndex } from "../src/store/sqlite/client-ids.ts";
 import { openStore } from "../src/store/sqlite/index.ts";
 
 /**
  * What the in-memory client_id check (store/sqlite/client-ids.ts) costs besides a send: reading
  * a conversation's set on its first use after a start, its memory per pair, a resend of a recent
  * message (found near the top of a newest-first scan), and the worst case, a fingerprint shared by
- * chance (the whole conversation scanned, about n / 2^32 of sends).
+ * chance (the whole conversation scanned, about n / 2^32 of sends). Then what a set costs per
+ * conversation besides its pairs: 100,000 conversations of one pair each.
  *   npx bun bench/client-id-set.ts [--rows 100000]
  */
 
@@ -62,3 +64,23 @@ console.log(`  set memory:                        ${(bytes / rows).toFixed(2)} b
 console.log(`  a fresh client_id (no SQL):        ${(miss * 1000).toFixed(2)} µs`);
 console.log(`  a resend of the newest message:    ${(resend * 1000).toFixed(2)} µs`);
 console.log(`  a chance match (whole scan):       ${full.toFixed(2)} ms`);
+
+// Many small conversations: what each set costs besides its slots (client-ids.ts counts ~384 B).
+const small = new Database(":memory:");
+small.run("CREATE TABLE messages (conversation_id TEXT, id TEXT, sender_id INTEGER, client_id TEXT)");
+const index = createClientIdIndex(small);
+Bun.gc(true);
+const mem0 = process.memoryUsage();
+const CONVERSATIONS = 100_000;
+for (let i = 0; i < CONVERSATIONS; i++) index.add(`c${String(i).padStart(23, "0")}`, 15, "k1");
+Bun.gc(true);
+const mem1 = process.memoryUsage();
+console.log(`${CONVERSATIONS.toLocaleString("en")} conversations of one pair`);
+console.log(
+  `  heap per conversation:             ${((mem1.heapUsed - mem0.heapUsed) / CONVERSATIONS).toFixed(0)} bytes`,
+);
+console.log(
+  `  RSS per conversation:              ${((mem1.rss - mem0.rss) / CONVERSATIONS).toFixed(0)} bytes`,
+);
+console.log(`  counted against the budget:        ${(index.stats().bytes / CONVERSATIONS).toFixed(0)} bytes`);
+small.close();

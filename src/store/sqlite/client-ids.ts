@@ -14,7 +14,7 @@ import type { Database } from "bun:sqlite";
  * chance, about n / 2^32 for n pairs, scans the whole conversation).
  *
  * Memory is ~4–11 bytes a pair, and each conversation's set counts ~384 bytes more (its object,
- * array and map entry: 100,000 one-pair sets took 285 bytes of heap each, 642 of RSS). Past
+ * array and map entry: 100,000 one-pair sets took 285 bytes of heap each, 444–642 of RSS). Past
  * `budgetBytes` the least recently used conversations' sets are dropped, and read again on their
  * next use; the budget is large enough that this is a cold conversation's cost, not a busy one's.
  */
