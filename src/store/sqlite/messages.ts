@@ -141,22 +141,30 @@ export function createMessages(
   clientIds: ClientIdIndex,
 ) {
   const q = messageStatements(db);
-  const storedByClientId = (conversationId: string, senderId: number, clientId: string): MessageRow | null =>
-    clientIds.mayHave(conversationId, senderId, clientId)
+  const storedByClientId = (
+    conversationId: string,
+    senderId: number,
+    clientId: string | undefined,
+  ): MessageRow | null =>
+    clientId !== undefined && clientIds.mayHave(conversationId, senderId, clientId)
       ? q.byClientId.get(conversationId, senderId, clientId)
       : null;
-  /** False when the id is taken. */
-  const insertRow = (m: NewMessage): boolean =>
-    q.insert.run(
-      m.conversationId,
-      m.id,
-      m.senderId,
-      m.text,
-      m.createdAt,
-      m.clientId ?? null,
-      m.replyTo ?? null,
-      attachmentsJson(m.attachments),
-    ).changes === 1;
+  /** False when the id is taken. A stored pair is recorded for the client_id check. */
+  const insertRow = (m: NewMessage): boolean => {
+    const inserted =
+      q.insert.run(
+        m.conversationId,
+        m.id,
+        m.senderId,
+        m.text,
+        m.createdAt,
+        m.clientId ?? null,
+        m.replyTo ?? null,
+        attachmentsJson(m.attachments),
+      ).changes === 1;
+    if (inserted && m.clientId !== undefined) clientIds.add(m.conversationId, m.senderId, m.clientId);
+    return inserted;
+  };
 
   const self = {
     /**
@@ -184,12 +192,9 @@ export function createMessages(
           duplicate: true,
         };
       }
-      if (m.clientId !== undefined) {
-        const prior = storedByClientId(m.conversationId, m.senderId, m.clientId);
-        if (prior) return { message: toMessage(prior), duplicate: true };
-      }
+      const prior = storedByClientId(m.conversationId, m.senderId, m.clientId);
+      if (prior) return { message: toMessage(prior), duplicate: true };
       if (!insertRow(m)) throw new Error(`message id ${m.id} collided`);
-      if (m.clientId !== undefined) clientIds.add(m.conversationId, m.senderId, m.clientId);
       const message: StoredMessage = {
         ...m,
         clientId: m.clientId ?? null,
@@ -248,10 +253,7 @@ export function createMessages(
     keepRelayedMessage(m: NewMessage, copyDueAt?: number): boolean {
       pages.forget(m.conversationId);
       // One (sender, client_id) is one message here, as for messages sent here.
-      if (m.clientId !== undefined && storedByClientId(m.conversationId, m.senderId, m.clientId))
-        return false;
-      if (!insertRow(m)) return false;
-      if (m.clientId !== undefined) clientIds.add(m.conversationId, m.senderId, m.clientId);
+      if (storedByClientId(m.conversationId, m.senderId, m.clientId) || !insertRow(m)) return false;
       if (copyDueAt !== undefined) {
         const message: StoredMessage = {
           ...m,
