@@ -8,6 +8,7 @@ import { AppError } from "../../src/errors.ts";
 import { SingleFlightCache } from "../../src/identity/cache.ts";
 import { conversationIdFor, createObjectIdGenerator, OBJECT_ID_RE } from "../../src/ids.ts";
 import { createLogger, redactText } from "../../src/log.ts";
+import { Counter } from "../../src/metrics.ts";
 import { isoTime } from "../../src/protocol/wire.ts";
 
 describe("object ids", () => {
@@ -42,6 +43,32 @@ describe("isoTime", () => {
       Date.UTC(9999, 11, 31, 23, 59, 59, 999),
     ];
     for (const ms of times) expect(isoTime(ms)).toBe(new Date(ms).toISOString());
+  });
+});
+
+describe("counter labels", () => {
+  test("each value keeps its own count, past the memo of keys too, and unsafe characters are escaped", () => {
+    const c = new Counter("t_total", "test");
+    for (let i = 0; i < 600; i++) c.inc({ code: `v${i % 300}` });
+    c.inc({ code: 'a"b' });
+    c.inc({ code: 'a"b' }, 2);
+    c.inc();
+    expect(c.get({ code: "v0" })).toBe(2);
+    expect(c.get({ code: "v299" })).toBe(2);
+    expect(c.get({ code: 'a"b' })).toBe(3);
+    expect(c.get()).toBe(1);
+    const text = c.render();
+    expect(text).toContain('t_total{code="v299"} 2');
+    expect(text).toContain('t_total{code="a_b"} 3');
+    expect(text).toContain("t_total 1");
+  });
+
+  test("two labels are keyed in name order, whatever order they come in", () => {
+    const c = new Counter("t2_total", "test");
+    c.inc({ b: "2", a: "1" });
+    c.inc({ a: "1", b: "2" });
+    expect(c.get({ a: "1", b: "2" })).toBe(2);
+    expect(c.render()).toContain('t2_total{a="1",b="2"} 2');
   });
 });
 
@@ -85,6 +112,19 @@ describe("token buckets", () => {
     expect(k.take("b").ok).toBe(true);
     t += 1000;
     expect(k.take("a").ok).toBe(true);
+  });
+  test("a sweep forgets the refilled buckets and keeps a drained one", () => {
+    let t = 0;
+    const k = new KeyedBuckets<number>(1, 2, () => t);
+    expect([k.take(0).ok, k.take(0).ok, k.take(0).ok]).toEqual([true, true, false]);
+    t = 1500;
+    for (let key = 1; key <= 50_001; key++) k.take(key);
+    expect(k.take(1).ok).toBe(true); // key 1 is empty now
+    t = 2500; // 2.5 s after key 0's last use (a full refill takes 2 s), 1 s after the others'.
+    k.take(50_002); // over 50,000 keys: sweeps
+    expect(k.size).toBe(50_002); // key 0 forgotten, 50,002 added
+    expect(k.take(1).ok).toBe(true);
+    expect(k.take(1).ok).toBe(false); // kept: 1 s refilled one token
   });
 });
 
