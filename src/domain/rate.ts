@@ -2,6 +2,10 @@
  * Token buckets: `ratePerS` tokens a second up to `burst`. Pure apart from the clock passed in,
  * so tests drive time by hand.
  */
+
+// One clock for every bucket: a bound function per bucket was a closure of its own per socket.
+const monotonic = () => performance.now();
+
 export class TokenBucket {
   private tokens: number;
   private last: number;
@@ -9,24 +13,29 @@ export class TokenBucket {
   constructor(
     private readonly ratePerS: number,
     private readonly burst: number,
-    private readonly now: () => number = performance.now.bind(performance),
+    private readonly now: () => number = monotonic,
   ) {
     this.tokens = burst;
     this.last = now();
   }
 
-  take(cost = 1): boolean {
-    if (!this.peek(cost)) return false;
+  /** `t`: the clock's reading, when the caller has just taken one. */
+  take(cost = 1, t = this.now()): boolean {
+    if (!this.peek(cost, t)) return false;
     this.tokens -= cost;
     return true;
   }
 
   /** Whether `cost` tokens are there, without taking them. */
-  peek(cost = 1): boolean {
-    const t = this.now();
+  peek(cost = 1, t = this.now()): boolean {
     this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.ratePerS);
     this.last = t;
     return this.tokens >= cost;
+  }
+
+  /** When the bucket was last taken from or looked at, by its clock. */
+  get lastUse(): number {
+    return this.last;
   }
 
   /** Seconds until `cost` tokens are available again. */
@@ -35,38 +44,50 @@ export class TokenBucket {
   }
 }
 
+export interface Taken {
+  ok: boolean;
+  retryAfterS: number;
+}
+
+// Every message takes from its user's bucket: the common answer is not made anew each time.
+const TAKEN: Taken = Object.freeze({ ok: true, retryAfterS: 0 });
+
 /** One bucket per key (user, IP), forgotten when idle long enough to have refilled. */
-export class KeyedBuckets {
-  private readonly buckets = new Map<string, { bucket: TokenBucket; lastUse: number }>();
+export class KeyedBuckets<K extends string | number = string> {
+  private readonly buckets = new Map<K, TokenBucket>();
 
   constructor(
     private readonly ratePerS: number,
     private readonly burst: number,
-    private readonly now: () => number = performance.now.bind(performance),
+    private readonly now: () => number = monotonic,
   ) {}
 
-  take(key: string, cost = 1): { ok: boolean; retryAfterS: number } {
+  take(key: K, cost = 1): Taken {
     const t = this.now();
-    let entry = this.buckets.get(key);
-    if (!entry) {
+    let bucket = this.buckets.get(key);
+    if (!bucket) {
       if (this.buckets.size > 50_000) this.sweep(t);
-      entry = { bucket: new TokenBucket(this.ratePerS, this.burst, this.now), lastUse: t };
-      this.buckets.set(key, entry);
+      bucket = new TokenBucket(this.ratePerS, this.burst, this.now);
+      this.buckets.set(key, bucket);
     }
-    entry.lastUse = t;
-    const ok = entry.bucket.take(cost);
-    return { ok, retryAfterS: ok ? 0 : Math.max(1, entry.bucket.waitS(cost)) };
+    if (bucket.take(cost, t)) return TAKEN;
+    return { ok: false, retryAfterS: Math.max(1, bucket.waitS(cost)) };
   }
 
   /** Seconds to wait before `key` may take `cost` again; 0 when it may now. Takes nothing. */
-  waitS(key: string, cost = 1): number {
-    const entry = this.buckets.get(key);
-    if (!entry || entry.bucket.peek(cost)) return 0;
-    return Math.max(1, entry.bucket.waitS(cost));
+  waitS(key: K, cost = 1): number {
+    const bucket = this.buckets.get(key);
+    if (!bucket || bucket.peek(cost)) return 0;
+    return Math.max(1, bucket.waitS(cost));
+  }
+
+  /** Buckets kept (for tests). */
+  get size(): number {
+    return this.buckets.size;
   }
 
   private sweep(t: number): void {
     const fullAfterMs = (this.burst / this.ratePerS) * 1000;
-    for (const [k, e] of this.buckets) if (t - e.lastUse > fullAfterMs) this.buckets.delete(k);
+    for (const [k, b] of this.buckets) if (t - b.lastUse > fullAfterMs) this.buckets.delete(k);
   }
 }

@@ -21,7 +21,7 @@ import {
   type OutboundFrame,
 } from "../protocol/frames.ts";
 import { positionAfterMessage } from "../protocol/params.ts";
-import { toWireChange, toWireMessage } from "../protocol/wire.ts";
+import { ackOf, toWireChange, toWireMessage } from "../protocol/wire.ts";
 import type { ChatStore } from "../store/sqlite/index.ts";
 import { ackTopic, joinAckTopic } from "./ack-topic.ts";
 import { createExpiryTimers, TOKEN_EXPIRED_CLOSE } from "./expiry.ts";
@@ -55,8 +55,8 @@ export interface SessionData {
   authTurn?: Promise<void>;
   /** The second its newest token expires in, tolerance included (expiry.ts). */
   deadlineS?: number;
-  /** Whether it has joined its ack topic (it does with its first message, edit or delete). */
-  acked?: boolean;
+  /** Its ack topic, once joined (with its first message, edit or delete). */
+  ackTopic?: string;
 }
 
 export type ChatSocket = ServerWebSocket<SessionData>;
@@ -75,7 +75,7 @@ export interface SessionDeps {
   announcer: PresenceAnnouncer;
   /** Releases the bus subscription the upgrade took for this socket's conversation. */
   unwatch: (conversationId: string) => void;
-  userBuckets: KeyedBuckets;
+  userBuckets: KeyedBuckets<number>;
   metrics: Metrics;
   logger: Logger;
   now: () => number;
@@ -163,7 +163,7 @@ export function createSessionHandlers(deps: SessionDeps) {
   async function handleChange(ws: ChatSocket, frame: EditFrame | DeleteFrame): Promise<void> {
     const { conversation, principal } = ws.data;
     const ref = frame.client_id ?? frame.message_id;
-    if (!deps.userBuckets.take(String(principal.userId)).ok) {
+    if (!deps.userBuckets.take(principal.userId).ok) {
       return sendError(ws, deps, "rate_limited", "too many changes from this user; slow down", ref);
     }
     joinAckTopic(ws);
@@ -202,7 +202,7 @@ export function createSessionHandlers(deps: SessionDeps) {
     const { conversation, principal } = ws.data;
     switch (frame.type) {
       case "message": {
-        if (!deps.userBuckets.take(String(principal.userId)).ok) {
+        if (!deps.userBuckets.take(principal.userId).ok) {
           return sendError(
             ws,
             deps,
@@ -222,16 +222,7 @@ export function createSessionHandlers(deps: SessionDeps) {
             frame.attachments,
             frame.reply_to,
           );
-          deps.publishLocal(
-            ackTopic(ws),
-            encode({
-              type: "ack",
-              id: message.id,
-              created_at: new Date(message.createdAt).toISOString(),
-              ...(message.clientId !== null ? { client_id: message.clientId } : {}),
-              ...(duplicate ? { duplicate: true } : {}),
-            }),
-          );
+          deps.publishLocal(ackTopic(ws), encode(ackOf(message, duplicate)));
           metrics.ackLatency.observe((performance.now() - started) / 1000);
         } catch (err) {
           reportFailure(ws, err, frame.client_id);
