@@ -74,7 +74,20 @@ export type PublishFence = ReturnType<typeof createPublishFence>;
  * write stored something; a commit (or sync) that fails releases what it held. The caller
  * releases it once it has published.
  */
-export async function commitHeld<T>(
+export function commitHeld<T>(
+  fence: PublishFence,
+  submit: (run: () => T) => Promise<T>,
+  conversationId: string,
+  key: FenceKey,
+  write: () => T,
+  isNew: (result: T) => boolean,
+): Promise<T> {
+  // Nothing to hold: the write goes straight through, without a frame of its own per message.
+  if (fence === NO_FENCE) return submit(write);
+  return commitHolding(fence, submit, conversationId, key, write, isNew);
+}
+
+async function commitHolding<T>(
   fence: PublishFence,
   submit: (run: () => T) => Promise<T>,
   conversationId: string,
