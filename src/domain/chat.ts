@@ -118,7 +118,7 @@ export function createChat(deps: ChatDeps) {
         metrics.messagesOut.inc({ type: "message" });
       }
       // A retry too: the first attempt's ack (and maybe its copy) may never have happened.
-      await deps.secondCopy?.secure(conversation, "message", frame);
+      if (deps.secondCopy) await deps.secondCopy.secure(conversation, "message", frame);
       return result;
     },
 

@@ -1,5 +1,5 @@
 import type { ConversationSummary, MessageChange, StoredMessage } from "../model/types.ts";
-import type { Message, MessageDeleted, MessageEdited } from "./frames.ts";
+import type { Message, MessageDeleted, MessageEdited, OutboundFrame } from "./frames.ts";
 
 /** The stored shapes as clients see them: snake_case, ISO times, absent fields left out. */
 
@@ -39,6 +39,18 @@ export function toWireMessage(m: StoredMessage): Message {
   }
   if (m.attachments?.length && m.deletedAt === null) out.attachments = m.attachments;
   return out;
+}
+
+/** The ack of a sent message: its id and time, its client_id, and whether it was a resend. */
+export function ackOf(m: StoredMessage, duplicate: boolean): Extract<OutboundFrame, { type: "ack" }> {
+  const ack: Extract<OutboundFrame, { type: "ack" }> = {
+    type: "ack",
+    id: m.id,
+    created_at: isoTime(m.createdAt),
+  };
+  if (m.clientId !== null) ack.client_id = m.clientId;
+  if (duplicate) ack.duplicate = true;
+  return ack;
 }
 
 /** The frame that tells a client about an edit or a delete (live, relayed, or on catch-up). */

@@ -1,9 +1,9 @@
 import type { ServerWebSocket } from "bun";
 
-type AckedSocket = ServerWebSocket<{ connId: string; acked?: boolean }>;
+type AckedSocket = ServerWebSocket<{ connId: string; ackTopic?: string }>;
 
-/** The socket's own topic, which only its acks are published on. */
-export const ackTopic = (ws: AckedSocket) => `a:${ws.data.connId}`;
+/** The socket's own topic, which only its acks are published on (kept once joined: one per ack otherwise). */
+export const ackTopic = (ws: AckedSocket) => ws.data.ackTopic ?? `a:${ws.data.connId}`;
 
 /**
  * Acks go out on the socket's own topic, so they are written with its other frames at the end
@@ -11,7 +11,7 @@ export const ackTopic = (ws: AckedSocket) => `a:${ws.data.connId}`;
  * be acked: an idle socket does not pay for it (~0.4 KB each; docs/performance.md).
  */
 export function joinAckTopic(ws: AckedSocket): void {
-  if (ws.data.acked) return;
-  ws.data.acked = true;
-  ws.subscribe(ackTopic(ws));
+  if (ws.data.ackTopic !== undefined) return;
+  ws.data.ackTopic = `a:${ws.data.connId}`;
+  ws.subscribe(ws.data.ackTopic);
 }
