@@ -16,7 +16,7 @@ import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { openBlobStore } from "./store/blobs.ts";
 import { type DiskGuard, diskGuardFromConfig } from "./store/disk-guard.ts";
-import { createGridStore, type GridStore } from "./store/gridfs.ts";
+import type { GridStore } from "./store/gridfs.ts";
 import { createGroupCommitter, type GroupCommitter } from "./store/group-commit.ts";
 import type { MongoStore } from "./store/mongo.ts";
 import { createReadThrough } from "./store/read-through.ts";
@@ -230,7 +230,11 @@ export async function openStorage(config: Config, deps: StorageDeps) {
     ],
   });
   const mongo = config.MONGO_URI ? await connectMongo(config.MONGO_URI, config) : undefined;
-  const grid = mongo ? createGridStore(() => mongo.database()) : undefined;
+  // Like the driver's own module, GridFS's is loaded only with MongoDB: importing it loads the
+  // driver, whose BSON serializer alone holds a 17 MiB buffer.
+  const grid = mongo
+    ? (await import("./store/gridfs.ts")).createGridStore(() => mongo.database())
+    : undefined;
   // Made below, once the committer it writes through exists; the worker only calls it later.
   let attachments: Attachments | undefined;
   const { flush, notifier, worker } = openOutbox(config, deps, {
