@@ -21,9 +21,12 @@ export function bearerFromSubprotocol(header: string | null): string | undefined
   return token || undefined;
 }
 
+// Most requests carry no cookie: they share one empty set instead of each keeping its own.
+const NO_COOKIES: Record<string, string> = Object.freeze({});
+
 export function parseCookies(header: string | null): Record<string, string> {
+  if (!header) return NO_COOKIES;
   const out: Record<string, string> = {};
-  if (!header) return out;
   for (const part of header.split(";")) {
     const eq = part.indexOf("=");
     if (eq <= 0) continue;

@@ -1,6 +1,6 @@
 import type { ServerWebSocket } from "bun";
 
-type AckedSocket = ServerWebSocket<{ connId: string; ackTopic?: string }>;
+type AckedSocket = ServerWebSocket<{ connId: number; ackTopic?: string }>;
 
 /** The socket's own topic, which only its acks are published on (kept once joined: one per ack otherwise). */
 export const ackTopic = (ws: AckedSocket) => ws.data.ackTopic ?? `a:${ws.data.connId}`;

@@ -29,7 +29,8 @@ import { readFrame, refIn } from "./inbound-frame.ts";
 
 /** What a socket carries from its upgrade to its close. */
 export interface SessionData {
-  connId: string;
+  /** A number, not a string: every idle socket keeps it. */
+  connId: number;
   /** The client's address: failed re-authentications spend its failed-login budget. */
   ip: string;
   principal: Principal;

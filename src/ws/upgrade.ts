@@ -100,7 +100,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
         cred,
       );
       data = {
-        connId: `c${++connSeq}`,
+        connId: ++connSeq,
         ip,
         principal,
         cookies: cred.cookies,
