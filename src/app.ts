@@ -14,7 +14,7 @@ import { type Copies, createCopyKeeper } from "./domain/copies.ts";
 import { createDeletionHook, createEdits, type DeletionHook, type Edits } from "./domain/edits.ts";
 import type { Presence } from "./domain/presence.ts";
 import { createPresenceAnnouncer, type PresenceAnnouncer } from "./domain/presence-announce.ts";
-import { KeyedBuckets } from "./domain/rate.ts";
+import { KeyedBuckets, SharedRate } from "./domain/rate.ts";
 import { createRelay } from "./domain/relay.ts";
 import { createHttpApp } from "./http/app.ts";
 import { createIdentity } from "./identity/index.ts";
@@ -203,6 +203,7 @@ async function createTransports(
     extend,
     history,
   });
+  const frameRate = new SharedRate(config.RATE_MESSAGES_PER_S, config.RATE_MESSAGES_BURST);
   const upgrade = createUpgradeHandler({
     identity,
     chat,
@@ -212,7 +213,7 @@ async function createTransports(
     originAllowed,
     metrics,
     logger,
-    rate: { perS: config.RATE_MESSAGES_PER_S, burst: config.RATE_MESSAGES_BURST },
+    frameRate,
     maxConnectionsPerUser: config.MAX_CONNECTIONS_PER_USER,
     isDraining: core.isDraining,
     authenticate,
@@ -230,6 +231,7 @@ async function createTransports(
     announcer: core.announcer,
     unwatch: (id) => bus.unwatch(id),
     userBuckets: new KeyedBuckets(config.RATE_USER_MESSAGES_PER_S, config.RATE_USER_MESSAGES_BURST),
+    frameRate,
     metrics,
     logger,
     now: core.now,

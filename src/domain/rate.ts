@@ -3,44 +3,53 @@
  * so tests drive time by hand.
  */
 
-// One clock for every bucket: a bound function per bucket was a closure of its own per socket.
 const monotonic = () => performance.now();
 
-export class TokenBucket {
-  private tokens: number;
-  private last: number;
+/** A bucket's level, kept by whoever holds it (see SharedRate). */
+export interface Level {
+  tokens: number;
+  /** The clock's reading when `tokens` was last brought up to date. */
+  tokensAt: number;
+}
 
+/**
+ * One rate for many levels held elsewhere: every socket has a frame budget, and a bucket object
+ * of its own was ~64 B of each idle connection's heap; the socket keeps the two numbers instead.
+ */
+export class SharedRate {
   constructor(
     private readonly ratePerS: number,
     private readonly burst: number,
-    private readonly now: () => number = monotonic,
-  ) {
-    this.tokens = burst;
-    this.last = now();
+    readonly now: () => number = monotonic,
+  ) {}
+
+  /** A full level, as of now. */
+  full(): Level {
+    return { tokens: this.burst, tokensAt: this.now() };
   }
 
-  /** `t`: the clock's reading, when the caller has just taken one. */
-  take(cost = 1, t = this.now()): boolean {
-    if (!this.peek(cost, t)) return false;
-    this.tokens -= cost;
+  take(level: Level, cost = 1): boolean {
+    if (!this.peek(level, cost)) return false;
+    level.tokens -= cost;
     return true;
   }
 
   /** Whether `cost` tokens are there, without taking them. */
-  peek(cost = 1, t = this.now()): boolean {
-    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.ratePerS);
-    this.last = t;
-    return this.tokens >= cost;
+  peek(level: Level, cost = 1): boolean {
+    const t = this.now();
+    level.tokens = Math.min(this.burst, level.tokens + ((t - level.tokensAt) / 1000) * this.ratePerS);
+    level.tokensAt = t;
+    return level.tokens >= cost;
   }
 
-  /** When the bucket was last taken from or looked at, by its clock. */
-  get lastUse(): number {
-    return this.last;
+  /** Seconds until `cost` tokens are there again, as of the level's last update. */
+  waitS(level: Level, cost = 1): number {
+    return Math.max(0, Math.ceil((cost - level.tokens) / this.ratePerS));
   }
 
-  /** Seconds until `cost` tokens are available again. */
-  waitS(cost = 1): number {
-    return Math.max(0, Math.ceil((cost - this.tokens) / this.ratePerS));
+  /** How long an untouched level takes to fill up from empty. */
+  get fullAfterMs(): number {
+    return (this.burst / this.ratePerS) * 1000;
   }
 }
 
@@ -54,40 +63,39 @@ const TAKEN: Taken = Object.freeze({ ok: true, retryAfterS: 0 });
 
 /** One bucket per key (user, IP), forgotten when idle long enough to have refilled. */
 export class KeyedBuckets<K extends string | number = string> {
-  private readonly buckets = new Map<K, TokenBucket>();
+  private readonly levels = new Map<K, Level>();
+  private readonly rate: SharedRate;
 
-  constructor(
-    private readonly ratePerS: number,
-    private readonly burst: number,
-    private readonly now: () => number = monotonic,
-  ) {}
+  constructor(ratePerS: number, burst: number, now: () => number = monotonic) {
+    this.rate = new SharedRate(ratePerS, burst, now);
+  }
 
   take(key: K, cost = 1): Taken {
-    const t = this.now();
-    let bucket = this.buckets.get(key);
-    if (!bucket) {
-      if (this.buckets.size > 50_000) this.sweep(t);
-      bucket = new TokenBucket(this.ratePerS, this.burst, this.now);
-      this.buckets.set(key, bucket);
+    let level = this.levels.get(key);
+    if (!level) {
+      if (this.levels.size > 50_000) this.sweep();
+      level = this.rate.full();
+      this.levels.set(key, level);
     }
-    if (bucket.take(cost, t)) return TAKEN;
-    return { ok: false, retryAfterS: Math.max(1, bucket.waitS(cost)) };
+    if (this.rate.take(level, cost)) return TAKEN;
+    return { ok: false, retryAfterS: Math.max(1, this.rate.waitS(level, cost)) };
   }
 
   /** Seconds to wait before `key` may take `cost` again; 0 when it may now. Takes nothing. */
   waitS(key: K, cost = 1): number {
-    const bucket = this.buckets.get(key);
-    if (!bucket || bucket.peek(cost)) return 0;
-    return Math.max(1, bucket.waitS(cost));
+    const level = this.levels.get(key);
+    if (!level || this.rate.peek(level, cost)) return 0;
+    return Math.max(1, this.rate.waitS(level, cost));
   }
 
   /** Buckets kept (for tests). */
   get size(): number {
-    return this.buckets.size;
+    return this.levels.size;
   }
 
-  private sweep(t: number): void {
-    const fullAfterMs = (this.burst / this.ratePerS) * 1000;
-    for (const [k, b] of this.buckets) if (t - b.lastUse > fullAfterMs) this.buckets.delete(k);
+  private sweep(): void {
+    const t = this.rate.now();
+    const fullAfterMs = this.rate.fullAfterMs;
+    for (const [k, level] of this.levels) if (t - level.tokensAt > fullAfterMs) this.levels.delete(k);
   }
 }

@@ -7,7 +7,7 @@ import type { ChangeResult, Edits } from "../domain/edits.ts";
 import type { Presence } from "../domain/presence.ts";
 import type { PresenceAnnouncer } from "../domain/presence-announce.ts";
 import { changeKey, messageKey, type PublishFence } from "../domain/publish-fence.ts";
-import type { KeyedBuckets, TokenBucket } from "../domain/rate.ts";
+import type { KeyedBuckets, SharedRate } from "../domain/rate.ts";
 import { AppError } from "../errors.ts";
 import type { Credentials, Identity, Principal } from "../identity/types.ts";
 import type { Logger } from "../log.ts";
@@ -48,7 +48,9 @@ export interface SessionData {
    * it. A send past the buffer limit closes the socket, and the backlog fills the buffer.
    */
   afterResume?: string[];
-  bucket: TokenBucket;
+  /** The frame budget's level (SharedRate): two numbers here rather than an object per socket. */
+  tokens: number;
+  tokensAt: number;
   openedAt: number;
   /** `auth` frames refused so far on this socket; a few close it. */
   failedAuths?: number;
@@ -77,6 +79,8 @@ export interface SessionDeps {
   /** Releases the bus subscription the upgrade took for this socket's conversation. */
   unwatch: (conversationId: string) => void;
   userBuckets: KeyedBuckets<number>;
+  /** RATE_MESSAGES_PER_S / RATE_MESSAGES_BURST: every socket's frame budget. */
+  frameRate: SharedRate;
   metrics: Metrics;
   logger: Logger;
   now: () => number;
@@ -194,7 +198,7 @@ export function createSessionHandlers(deps: SessionDeps) {
 
   async function handle(ws: ChatSocket, raw: string): Promise<void> {
     // The bucket is charged before the frame is parsed: parsing is the cost a flood imposes.
-    if (!ws.data.bucket.take()) {
+    if (!deps.frameRate.take(ws.data)) {
       return sendError(ws, deps, "rate_limited", "too many frames on this connection; slow down", refIn(raw));
     }
     const reading = readFrame(raw);

@@ -6,7 +6,7 @@ import type { UpgradeBudget } from "../auth/upgrade-budget.ts";
 import { resolveParties } from "../domain/access.ts";
 import type { Chat } from "../domain/chat.ts";
 import type { Presence } from "../domain/presence.ts";
-import { TokenBucket } from "../domain/rate.ts";
+import type { SharedRate } from "../domain/rate.ts";
 import { AppError, errorResponse } from "../errors.ts";
 import type { Identity } from "../identity/types.ts";
 import type { Logger } from "../log.ts";
@@ -25,7 +25,8 @@ export interface UpgradeDeps {
   originAllowed: OriginCheck;
   metrics: Metrics;
   logger: Logger;
-  rate: { perS: number; burst: number };
+  /** Each socket starts with a full frame budget of this rate. */
+  frameRate: SharedRate;
   maxConnectionsPerUser: number;
   isDraining: () => boolean;
   authenticate: Authenticate;
@@ -106,7 +107,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
         cookies: cred.cookies,
         conversation: await deps.chat.openConversation(parties, query.data.since),
         since: query.data.since,
-        bucket: new TokenBucket(deps.rate.perS, deps.rate.burst),
+        ...deps.frameRate.full(),
         openedAt: Date.now(),
       };
       // A browser that offered the bearer subprotocol only completes the handshake if we pick it.

@@ -3,7 +3,7 @@ import { bearerFromHeader, bearerFromSubprotocol, parseCookies } from "../../src
 import { compileOrigins } from "../../src/auth/origin.ts";
 import { validateText } from "../../src/domain/chat.ts";
 import { PresenceTracker } from "../../src/domain/presence.ts";
-import { KeyedBuckets, TokenBucket } from "../../src/domain/rate.ts";
+import { KeyedBuckets, SharedRate } from "../../src/domain/rate.ts";
 import { AppError } from "../../src/errors.ts";
 import { SingleFlightCache } from "../../src/identity/cache.ts";
 import { conversationIdFor, createObjectIdGenerator, OBJECT_ID_RE } from "../../src/ids.ts";
@@ -94,13 +94,18 @@ describe("validateText", () => {
 });
 
 describe("token buckets", () => {
-  test("allow a burst, then refill at the rate", () => {
+  test("a shared rate fills and drains each level on its own", () => {
     let t = 0;
-    const b = new TokenBucket(2, 3, () => t);
-    expect([b.take(), b.take(), b.take(), b.take()]).toEqual([true, true, true, false]);
+    const rate = new SharedRate(2, 3, () => t);
+    const a = rate.full();
+    const b = rate.full();
+    expect([rate.take(a), rate.take(a), rate.take(a), rate.take(a)]).toEqual([true, true, true, false]);
+    expect(rate.take(b)).toBe(true);
     t += 500;
-    expect(b.take()).toBe(true);
-    expect(b.take()).toBe(false);
+    expect(rate.take(a)).toBe(true);
+    expect(rate.take(a)).toBe(false);
+    t += 10_000;
+    expect([rate.take(b), rate.take(b), rate.take(b), rate.take(b)]).toEqual([true, true, true, false]);
   });
   test("keyed buckets are independent and say when to retry", () => {
     let t = 0;
