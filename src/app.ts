@@ -250,7 +250,11 @@ function teardownOf(
   onClose?: () => void,
 ): Teardown {
   return {
-    drainCommits: () => storage.committer.drain(),
+    drainCommits: async () => {
+      // The closes just made wrote last-seen times that wait for their one commit a second.
+      await storage.lastSeen.flush();
+      await storage.committer.drain();
+    },
     closeFanout: async () => {
       // The sockets are closed by now: their held closes leave presence while the bus is up.
       await announcer.flush();

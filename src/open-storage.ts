@@ -143,38 +143,56 @@ function openAttachments(
   });
 }
 
-/** last_seen rides along with the next group commit: an fsync per connect would make a reconnect storm crawl. */
+/** How long last-seen times gather before one commit writes them all. */
+export const LAST_SEEN_WRITE_DELAY_MS = 1000;
+
+/**
+ * Last-seen times are written in one commit a second at most, each user's newest once. A
+ * commit per connect (even grouped) made a reconnect storm pay for a sync each millisecond, and
+ * its garbage cost every idle connection ~0.45 KB of memory (docs/performance.md). The time is
+ * advisory: a crash loses at most the last second of it, and shutdown writes what is waiting
+ * (`flush`, before the group commit's drain).
+ */
 export function lastSeenVia(
   store: Pick<ChatStore, "touchPresence" | "lastSeen">,
   committer: Pick<GroupCommitter, "submit">,
-): LastSeenStore {
+  delayMs = LAST_SEEN_WRITE_DELAY_MS,
+): LastSeenStore & { flush(): Promise<void> } {
   // Until its commit is durable a time is read from here, so a read right after a close (REST
   // /presence) agrees with the presence frame that announced it.
   const pending = new Map<number, number>();
-  // Users with a write queued that has not run yet: it will write their newest time, so a
-  // second touch before it runs (several tabs, a reconnect) adds nothing to the commit.
-  const queued = new Set<number>();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let writing: Promise<void> = Promise.resolve();
+
+  const write = (): Promise<void> => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (pending.size === 0) return writing;
+    const batch = [...pending];
+    writing = committer
+      .submit(() => {
+        for (const [userId, at] of batch) store.touchPresence(userId, at);
+      })
+      .catch(() => {
+        // Advisory only; the store may be closing at shutdown, or the disk full.
+      })
+      .finally(() => {
+        // A newer touch since keeps its entry: the next write stores it.
+        for (const [userId, at] of batch) if (pending.get(userId) === at) pending.delete(userId);
+      });
+    return writing;
+  };
+
   return {
     touchPresence: (userId, at) => {
       pending.set(userId, at);
-      if (queued.has(userId)) return;
-      queued.add(userId);
-      let written = at;
-      committer
-        .submit(() => {
-          queued.delete(userId);
-          written = pending.get(userId) ?? at;
-          store.touchPresence(userId, written);
-        })
-        .catch(() => {
-          // Advisory only; the store may be closing at shutdown.
-        })
-        .finally(() => {
-          queued.delete(userId);
-          if (pending.get(userId) === written) pending.delete(userId);
-        });
+      if (timer !== undefined) return;
+      timer = setTimeout(write, delayMs);
+      // Shutdown flushes; the timer alone must not keep a stopping process alive.
+      timer.unref?.();
     },
     lastSeen: (userId) => pending.get(userId) ?? store.lastSeen(userId),
+    flush: write,
   };
 }
 
