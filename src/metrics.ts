@@ -11,8 +11,8 @@ const labelValue = (v: string) => (UNSAFE_LABEL.test(v) ? v.replace(/["\\\n]/g, 
 /**
  * Single-label keys already made, by name then value. Counters are bumped per frame, and the
  * values are a few codes and frame types: building the key each time was ~2% of a message's
- * CPU. Only values seen fewer than `MEMO_VALUES` times per name are kept, so a label fed by
- * callers cannot grow it without bound.
+ * CPU. At most `MEMO_VALUES` values a name are kept (the rest are made per call), so a label
+ * fed by callers cannot grow it without bound.
  */
 const singleKeys = new Map<string, Map<string, string>>();
 const MEMO_VALUES = 256;
