@@ -82,30 +82,17 @@ export function commitHeld<T>(
   write: () => T,
   isNew: (result: T) => boolean,
 ): Promise<T> {
-  // Nothing to hold: the write goes straight through, without a frame of its own per message.
+  // Nothing to hold: the write goes straight through, without a wrapper of its own per message.
   if (fence === NO_FENCE) return submit(write);
-  return commitHolding(fence, submit, conversationId, key, write, isNew);
-}
-
-async function commitHolding<T>(
-  fence: PublishFence,
-  submit: (run: () => T) => Promise<T>,
-  conversationId: string,
-  key: FenceKey,
-  write: () => T,
-  isNew: (result: T) => boolean,
-): Promise<T> {
   // Released on failure only if held here: another write may hold the same key.
   let held = false;
-  try {
-    return await submit(() => {
-      const result = write();
-      held = isNew(result);
-      if (held) fence.hold(conversationId, key);
-      return result;
-    });
-  } catch (err) {
+  return submit(() => {
+    const result = write();
+    held = isNew(result);
+    if (held) fence.hold(conversationId, key);
+    return result;
+  }).catch((err: unknown) => {
     if (held) fence.release(conversationId, key);
     throw err;
-  }
+  });
 }
