@@ -22,17 +22,24 @@ let reader: Database;
 const durable = new Set<string>();
 let syncs = 0;
 let early: string[] = [];
-/** While set, every sync waits for it: a test holds a commit between its COMMIT and its sync. */
-let block: Promise<void> | undefined;
+/**
+ * While set, a sync that covers the message with this client_id waits for `until`: a test holds
+ * that commit between its COMMIT and its sync. Only that one: a sync held for other writes (a
+ * last-seen commit, once a second) would keep the held message from being committed at all.
+ */
+let block: { clientId: string; until: Promise<void> } | undefined;
 
 beforeAll(async () => {
   svc = await startTestService({
     env: { ...UNTHROTTLED, SQLITE_SYNC_THREAD: "true" },
     overrides: {
       wrapSync: (sync) => async () => {
-        const covered = reader.query<{ id: string }, []>("SELECT id FROM messages").all();
+        const covered = reader
+          .query<{ id: string; client_id: string | null }, []>("SELECT id, client_id FROM messages")
+          .all();
         await Bun.sleep(SYNC_DELAY_MS);
-        await block;
+        const held = block;
+        if (held && covered.some((c) => c.client_id === held.clientId)) await held.until;
         await sync();
         syncs++;
         for (const { id } of covered) durable.add(id);
@@ -172,9 +179,12 @@ describe("pipelined sync", () => {
     m.send({ type: "message", text: "before the hold", client_id: "rest-0" });
     const first = String((await m.next("ack", 5000)).id);
     let release!: () => void;
-    block = new Promise<void>((r) => {
-      release = r;
-    });
+    block = {
+      clientId: "rest-1",
+      until: new Promise<void>((r) => {
+        release = r;
+      }),
+    };
     let held = "";
     try {
       m.send({ type: "message", text: "held", client_id: "rest-1" });
