@@ -41,14 +41,15 @@ export function toWireMessage(m: StoredMessage): Message {
   return out;
 }
 
-/** The ack of a sent message: its id and time, its client_id, and whether it was a resend. */
-export function ackOf(m: StoredMessage, duplicate: boolean): Extract<OutboundFrame, { type: "ack" }> {
-  const ack: Extract<OutboundFrame, { type: "ack" }> = {
-    type: "ack",
-    id: m.id,
-    created_at: isoTime(m.createdAt),
-  };
-  if (m.clientId !== null) ack.client_id = m.clientId;
+type Ack = Extract<OutboundFrame, { type: "ack" }>;
+
+/**
+ * The ack of a message, an edit or a delete: the message's id and time, the client_id of the
+ * frame it answers, and whether it was a resend.
+ */
+export function ackOf(m: StoredMessage, duplicate: boolean, clientId: string | undefined): Ack {
+  const ack: Ack = { type: "ack", id: m.id, created_at: isoTime(m.createdAt) };
+  if (clientId !== undefined) ack.client_id = clientId;
   if (duplicate) ack.duplicate = true;
   return ack;
 }

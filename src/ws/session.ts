@@ -182,17 +182,9 @@ export function createSessionHandlers(deps: SessionDeps) {
       return reportFailure(ws, err, ref);
     }
     const { message, duplicate } = result;
-    const iso = (t: number | null) => (t === null ? undefined : new Date(t).toISOString());
-    const ack: OutboundFrame = {
-      type: "ack",
-      id: message.id,
-      created_at: new Date(message.createdAt).toISOString(),
-      ...(frame.client_id !== undefined ? { client_id: frame.client_id } : {}),
-      ...(duplicate ? { duplicate: true } : {}),
-      ...(frame.type === "edit"
-        ? { edited_at: iso(message.editedAt) }
-        : { deleted_at: iso(message.deletedAt) }),
-    };
+    const ack = ackOf(message, duplicate, frame.client_id);
+    const at = frame.type === "edit" ? message.editedAt : message.deletedAt;
+    if (at !== null) ack[frame.type === "edit" ? "edited_at" : "deleted_at"] = new Date(at).toISOString();
     deps.publishLocal(ackTopic(ws), encode(ack));
   }
 
@@ -227,7 +219,7 @@ export function createSessionHandlers(deps: SessionDeps) {
             frame.attachments,
             frame.reply_to,
           );
-          deps.publishLocal(ackTopic(ws), encode(ackOf(message, duplicate)));
+          deps.publishLocal(ackTopic(ws), encode(ackOf(message, duplicate, message.clientId ?? undefined)));
           metrics.ackLatency.observe((performance.now() - started) / 1000);
         } catch (err) {
           reportFailure(ws, err, frame.client_id);

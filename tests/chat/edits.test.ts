@@ -68,6 +68,10 @@ describe("edit and delete", () => {
     s.send({ type: "ping" });
     await s.next("pong");
     expect(s.all("message_edited")).toHaveLength(1);
+    // An edit without a client_id is acked without one: not with the message's own.
+    m.send({ type: "edit", message_id: id, text: "hello there" });
+    const bare = await m.next((f) => f.type === "ack" && f.id === id && f.client_id === undefined);
+    expect(Object.keys(bare).sort()).toEqual(["created_at", "edited_at", "id", "type"]);
     for (const x of [m, m2, s]) x.close();
   });
 
