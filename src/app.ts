@@ -284,6 +284,7 @@ function probesOf(core: Core) {
       healthy: () => storage.store.healthy(),
       outboxStats: () => storage.store.outboxStats([...MONGO_KINDS, ...ATTACHMENT_KINDS]),
       clientIdStats: () => storage.store.clientIdStats(),
+      messageLogStats: () => storage.store.messageLogStats(),
     },
     identity: core.identity,
     bus: {

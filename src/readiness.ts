@@ -14,6 +14,7 @@ export interface Probes {
     healthy(): boolean;
     outboxStats(): { backlog: number; oldestAt: number | null };
     clientIdStats(): { bytes: number; loads: number };
+    messageLogStats(): { rows: number; conversations: number };
   };
   identity: { healthy(): boolean; readonly kind: string };
   /** With Django: the latest look at DJANGO_BASE_URL (identity/probe.ts); none while under way. */
@@ -102,6 +103,11 @@ export function registerGauges(metrics: Metrics, p: Probes): void {
     "chat_client_id_set_loads",
     "Conversations whose client_id set was read from SQLite (first use, or again after the budget dropped it)",
     () => p.store.clientIdStats().loads,
+  );
+  r.gauge(
+    "chat_message_log_rows",
+    "New messages waiting in the log to move to their conversation (at most ~8,192; message-log.ts)",
+    () => p.store.messageLogStats().rows,
   );
   r.gauge("chat_draining", "1 while shutting down (unready, closing connections)", () =>
     p.isDraining() ? 1 : 0,

@@ -4,6 +4,7 @@ import type { NewMessage } from "../../src/model/types.ts";
 import { openStore } from "../../src/store/sqlite/index.ts";
 import { SCHEMA_VERSION } from "../../src/store/sqlite/schema.ts";
 import { tempDir } from "../helpers/service.ts";
+import { STORED_MESSAGES } from "../helpers/stored-messages.ts";
 
 /**
  * A client_id is one message per (conversation, sender), checked in memory (client-ids.ts)
@@ -40,7 +41,7 @@ const open = (store: Store, id: string, lessonId = 5) =>
 const send = (store: Store, m: NewMessage) => store.transaction(() => store.insertMessage(m));
 const count = (path: string) => {
   const db = new Database(path, { readonly: true });
-  const n = (db.query("SELECT count(*) AS n FROM messages").get() as { n: number }).n;
+  const n = (db.query(`SELECT count(*) AS n FROM ${STORED_MESSAGES}`).get() as { n: number }).n;
   db.close();
   return n;
 };

@@ -10,6 +10,7 @@ import {
   tempDir,
   UNTHROTTLED,
 } from "../helpers/service.ts";
+import { STORED_MESSAGES } from "../helpers/stored-messages.ts";
 import { waitUntil } from "../helpers/wait.ts";
 import type { Frame, TestSocket } from "../helpers/ws-client.ts";
 
@@ -84,7 +85,7 @@ async function readyz(svc: TestService) {
 function localIds(volume: string): string[] {
   const db = new Database(join(volume, "chat.db"), { readonly: true });
   try {
-    return (db.query("SELECT id FROM messages").all() as Array<{ id: string }>).map((r) => r.id);
+    return (db.query(`SELECT id FROM ${STORED_MESSAGES}`).all() as Array<{ id: string }>).map((r) => r.id);
   } finally {
     db.close();
   }

@@ -37,12 +37,13 @@ async function docs(dbName: string, conversationId: string) {
   return new Map(list.map((d) => [d._id.toHexString(), d]));
 }
 
-/** Whether any row of the messages table or of the queued outbox still holds `needle`. */
+/** Whether any row of the messages table, of its log (moved rows too) or of the queued outbox still holds `needle`. */
 function sqliteHolds(dir: string, needle: string): boolean {
   const db = new Database(join(dir, "chat.db"), { readonly: true });
   try {
     const rows = db.query<{ n: number }, [string, string]>(
-      `SELECT (SELECT count(*) FROM messages WHERE text LIKE ?1) + (SELECT count(*) FROM outbox WHERE payload LIKE ?2) AS n`,
+      `SELECT (SELECT count(*) FROM messages WHERE text LIKE ?1) + (SELECT count(*) FROM message_log WHERE text LIKE ?1)
+         + (SELECT count(*) FROM outbox WHERE payload LIKE ?2) AS n`,
     );
     return (rows.get(`%${needle}%`, `%${needle}%`)?.n ?? 0) > 0;
   } finally {

@@ -2,6 +2,7 @@ import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { startTestService, type TestService, UNTHROTTLED } from "../helpers/service.ts";
+import { STORED_MESSAGES } from "../helpers/stored-messages.ts";
 import { waitUntil } from "../helpers/wait.ts";
 import type { TestSocket } from "../helpers/ws-client.ts";
 
@@ -35,7 +36,7 @@ beforeAll(async () => {
     overrides: {
       wrapSync: (sync) => async () => {
         const covered = reader
-          .query<{ id: string; client_id: string | null }, []>("SELECT id, client_id FROM messages")
+          .query<{ id: string; client_id: string | null }, []>(`SELECT id, client_id FROM ${STORED_MESSAGES}`)
           .all();
         await Bun.sleep(SYNC_DELAY_MS);
         const held = block;
@@ -76,7 +77,7 @@ describe("pipelined sync", () => {
     const m = await svc.connect(10, { lesson_id: 5, student_id: 15 });
     m.send({ type: "message", text: "hello" });
     const ack = await m.next("ack");
-    expect(reader.query("SELECT id FROM messages WHERE id = ?").get(String(ack.id))).not.toBeNull();
+    expect(reader.query(`SELECT id FROM ${STORED_MESSAGES} WHERE id = ?`).get(String(ack.id))).not.toBeNull();
     expect(syncs).toBeGreaterThan(0);
     m.close();
   });
@@ -190,7 +191,7 @@ describe("pipelined sync", () => {
       m.send({ type: "message", text: "held", client_id: "rest-1" });
       // Committed: the row is in SQLite, its sync is held.
       const byClientId = reader.query<{ id: string }, [string]>(
-        "SELECT id FROM messages WHERE client_id = ?",
+        `SELECT id FROM ${STORED_MESSAGES} WHERE client_id = ?`,
       );
       held = await waitUntil(() => byClientId.get("rest-1")?.id, {
         timeoutMs: 5000,

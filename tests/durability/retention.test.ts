@@ -8,6 +8,7 @@ import { SCHEMA_VERSION } from "../../src/store/sqlite/schema.ts";
 import { mongoForFile } from "../helpers/ferretdb.ts";
 import { drained, expectExactlyOnce, mongoEnv, restHistory, sendMany, storedIds } from "../helpers/outbox.ts";
 import { startTestService, type TestService, tempDir, UNTHROTTLED } from "../helpers/service.ts";
+import { STORED_MESSAGES } from "../helpers/stored-messages.ts";
 import { waitUntil } from "../helpers/wait.ts";
 
 /**
@@ -26,7 +27,7 @@ async function service(extra: Record<string, string>, mongo = true): Promise<Tes
 }
 
 /** Rows in the service's own SQLite file (read-only, beside the running service). */
-function localCount(svc: TestService, sql = "SELECT count(*) AS n FROM messages"): number {
+function localCount(svc: TestService, sql = `SELECT count(*) AS n FROM ${STORED_MESSAGES}`): number {
   const db = new Database(join(svc.dir, "chat.db"), { readonly: true });
   try {
     return (db.query(sql).get() as { n: number }).n;
@@ -164,7 +165,7 @@ describe("local retention (LOCAL_RETENTION_DAYS, MongoDB confirmed)", () => {
     // The kept ones are the newest.
     const newestKept = localCount(
       svc,
-      "SELECT count(*) AS n FROM messages WHERE id >= (SELECT min(id) FROM messages)",
+      `SELECT count(*) AS n FROM ${STORED_MESSAGES} WHERE id >= (SELECT min(id) FROM ${STORED_MESSAGES})`,
     );
     expect(newestKept).toBe(kept);
     const hist = (await restHistory(svc, 10, conversationId)).map((m) => m.id);

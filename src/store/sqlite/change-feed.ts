@@ -1,5 +1,6 @@
 import type { Database } from "bun:sqlite";
 import type { ChangePosition, MessageChange } from "../../model/types.ts";
+import type { MessageLog } from "./message-log.ts";
 import { type MessageRow, toMessage } from "./messages.ts";
 
 /**
@@ -14,7 +15,7 @@ export interface FeedEntry {
   position: ChangePosition;
 }
 
-export function createChangeFeed(db: Database) {
+export function createChangeFeed(db: Database, log: MessageLog) {
   const note = db.query<null, [string, string, number]>(
     `INSERT INTO message_changes (conversation_id, message_id, changed_at) VALUES (?, ?, ?)
      ON CONFLICT DO UPDATE SET changed_at = max(changed_at, excluded.changed_at)`,
@@ -32,6 +33,7 @@ export function createChangeFeed(db: Database) {
 
     /** The changed messages after `from`, oldest change first, each as its current state. */
     changesAfter(conversationId: string, from: ChangePosition, limit: number): FeedEntry[] {
+      log.settle(conversationId);
       return after.all(conversationId, from.at, from.messageId, limit).map((r) => {
         const m = toMessage(r);
         const position = { at: r.changed_at, messageId: m.id };

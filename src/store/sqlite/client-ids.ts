@@ -22,6 +22,8 @@ import type { Database } from "bun:sqlite";
 export interface ClientIdIndexOptions {
   /** The sets' total size before the least recently used are dropped. */
   budgetBytes?: number;
+  /** Before a conversation's rows are read: messages waiting in the log move first (message-log.ts). */
+  beforeLoad?: (conversationId: string) => void;
 }
 
 const DEFAULT_BUDGET = 64 * 1024 * 1024;
@@ -97,6 +99,7 @@ export function createClientIdIndex(db: Database, opts: ClientIdIndexOptions = {
   const setOf = (conversationId: string): FingerprintSet => {
     let set = sets.get(conversationId);
     if (!set) {
+      opts.beforeLoad?.(conversationId);
       set = new FingerprintSet();
       bytes += set.slots.byteLength + SET_OVERHEAD;
       for (const r of pairs.iterate(conversationId)) bytes += set.add(fingerprint(r.sender_id, r.client_id));

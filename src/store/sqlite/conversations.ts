@@ -1,6 +1,7 @@
 import type { Database } from "bun:sqlite";
 import type { Conversation, ConversationFilter, ConversationSummary, Parties } from "../../model/types.ts";
 import type { LatestPages } from "./latest-pages.ts";
+import type { MessageLog } from "./message-log.ts";
 import { toMessage } from "./messages.ts";
 import type { Outbox } from "./outbox.ts";
 
@@ -72,7 +73,7 @@ function conversationStatements(db: Database) {
  * REST call on one shares a single frozen object, and a connect or a lookup by id skips SQL.
  * Bounded so a huge instance cannot grow it without limit.
  */
-export function createConversations(db: Database, outbox: Outbox, pages: LatestPages) {
+export function createConversations(db: Database, outbox: Outbox, pages: LatestPages, log: MessageLog) {
   const q = conversationStatements(db);
   const opened = new Map<string, Conversation>();
   const remember = (c: Conversation): Conversation => {
@@ -136,6 +137,7 @@ export function createConversations(db: Database, outbox: Outbox, pages: LatestP
     },
 
     summarise(c: Conversation, viewerId: number): ConversationSummary {
+      log.settle(c.id);
       const last = q.lastMessage.get(c.id);
       const other = viewerId === c.mentorId ? c.studentId : c.mentorId;
       return {
@@ -176,6 +178,8 @@ export function createConversations(db: Database, outbox: Outbox, pages: LatestP
     remapConversation(oldId: string, newId: string): void {
       pages.forget(oldId);
       pages.forget(newId);
+      // The log's rows name the old id: an empty log has none to miss.
+      log.settleAll();
       db.transaction(() => {
         q.moveConversation.run(newId, oldId);
         q.moveMessages.run(newId, oldId);

@@ -2,6 +2,7 @@ import type { Database } from "bun:sqlite";
 import type { StoredMessage } from "../../model/types.ts";
 import type { ChangeFeed } from "./change-feed.ts";
 import type { LatestPages } from "./latest-pages.ts";
+import type { MessageLog } from "./message-log.ts";
 import { type MessageRow, toMessage } from "./messages.ts";
 import type { Outbox } from "./outbox.ts";
 
@@ -11,7 +12,13 @@ import type { Outbox } from "./outbox.ts";
  * A change relayed from another instance is that instance's to flush. Both must run inside a
  * group-commit transaction.
  */
-export function createEdits(db: Database, outbox: Outbox, pages: LatestPages, feed: ChangeFeed) {
+export function createEdits(
+  db: Database,
+  outbox: Outbox,
+  pages: LatestPages,
+  feed: ChangeFeed,
+  log: MessageLog,
+) {
   // Last writer (by the change's time) wins; re-applying the same edit changes nothing, so a
   // replayed relay is not delivered twice.
   const edit = db.query<MessageRow, [string, number, string, string]>(
@@ -34,6 +41,7 @@ export function createEdits(db: Database, outbox: Outbox, pages: LatestPages, fe
       at: number,
       origin: "here" | "relayed" = "here",
     ): StoredMessage | null {
+      log.settle(conversationId);
       const row = edit.get(text, at, conversationId, messageId);
       if (!row) return null;
       pages.forget(conversationId);
@@ -53,8 +61,10 @@ export function createEdits(db: Database, outbox: Outbox, pages: LatestPages, fe
       at: number,
       origin: "here" | "relayed" = "here",
     ): StoredMessage | null {
+      log.settle(conversationId);
       const row = erase.get(at, conversationId, messageId);
       if (!row) return null;
+      log.scrub(conversationId, messageId);
       pages.forget(conversationId);
       feed.note(conversationId, messageId, at);
       outbox.scrubText(messageId);

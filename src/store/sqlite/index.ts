@@ -1,11 +1,13 @@
 import type { OutboxKind } from "../../model/outbox.ts";
 import type { Conversation, NewMessage, StoredMessage } from "../../model/types.ts";
+import { isStorageFailure } from "../storage-errors.ts";
 import { createAttachmentTable } from "./attachments.ts";
 import { createChangeFeed } from "./change-feed.ts";
 import { createClientIdIndex } from "./client-ids.ts";
 import { createConversations } from "./conversations.ts";
 import { createEdits } from "./edits.ts";
 import { createLatestPages } from "./latest-pages.ts";
+import { createMessageLog } from "./message-log.ts";
 import { createMessages } from "./messages.ts";
 import { createNotifyCycles } from "./notify.ts";
 import { openDatabase, type Synchronous } from "./open.ts";
@@ -43,26 +45,57 @@ export function openStore(opts: OpenOptions) {
   const wal = offLoop ? createWalSync(opts.path) : undefined;
   const outbox = createOutbox(db, new Set(opts.outboxKinds ?? []));
   const pages = createLatestPages();
-  const conversations = createConversations(db, outbox, pages);
-  const feed = createChangeFeed(db);
-  const retention = createRetentionStore(db, pages);
-  const clientIds = createClientIdIndex(db, { budgetBytes: opts.clientIdBudgetBytes });
-  const messages = createMessages(db, outbox, pages, feed, { any: retention.anyEvictedClientIds }, clientIds);
+  const log = createMessageLog(db);
+  // What a crash left in the log moves now. On a full disk it stays there, and each read of
+  // its conversation tries the move again (and fails as the disk does).
+  try {
+    log.settleAll();
+  } catch (err) {
+    if (!isStorageFailure(err)) throw err;
+  }
+  /**
+   * A transaction that rolled back may have undone moves out of the log the log already counted
+   * as done: it reads its table again.
+   */
+  const atomically = <T>(fn: () => T): T => {
+    try {
+      return db.transaction(fn)();
+    } catch (err) {
+      log.resync();
+      throw err;
+    }
+  };
+  const conversations = createConversations(db, outbox, pages, log);
+  const feed = createChangeFeed(db, log);
+  const retention = createRetentionStore(db, pages, log);
+  const clientIds = createClientIdIndex(db, {
+    budgetBytes: opts.clientIdBudgetBytes,
+    beforeLoad: log.settle,
+  });
+  const messages = createMessages(
+    db,
+    log,
+    outbox,
+    pages,
+    feed,
+    { any: retention.anyEvictedClientIds },
+    clientIds,
+  );
   const attachments = createAttachmentTable(db);
-  const cycles = createNotifyCycles(db, outbox);
+  const cycles = createNotifyCycles(db, outbox, log);
   return {
     ...conversations,
     ...messages,
-    ...createEdits(db, outbox, pages, feed),
+    ...createEdits(db, outbox, pages, feed, log),
     changesAfter: feed.changesAfter,
     ...cycles,
 
     /** Adopts MongoDB's id for a conversation; its notification cycles move with it. */
     remapConversation(oldId: string, newId: string): void {
-      db.transaction(() => {
+      atomically(() => {
         conversations.remapConversation(oldId, newId);
         cycles.moveCycles(oldId, newId);
-      })();
+      });
       clientIds.forget(oldId);
       clientIds.forget(newId);
     },
@@ -113,15 +146,14 @@ export function openStore(opts: OpenOptions) {
      * there already).
      */
     importHistory(conversation: Conversation | null, list: StoredMessage[]): void {
-      db.transaction(() => {
+      atomically(() => {
         if (conversation) conversations.importConversation(conversation);
         messages.importMessages(list);
-      })();
+      });
     },
 
-    transaction<T>(fn: () => T): T {
-      return db.transaction(fn)();
-    },
+    transaction: atomically,
+    messageLogStats: log.stats,
 
     healthy(): boolean {
       try {
@@ -143,6 +175,12 @@ export function openStore(opts: OpenOptions) {
     syncWalNow: wal?.syncNow,
 
     close(): void {
+      // Not needed for safety (the next open moves what is left), but leaves the file tidy.
+      try {
+        log.settleAll();
+      } catch {
+        // A full disk: the log keeps the rows for the next open.
+      }
       wal?.close();
       db.close(false);
     },

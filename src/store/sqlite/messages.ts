@@ -4,6 +4,7 @@ import type { AttachmentRef, NewMessage, StoredMessage, ViewedMark } from "../..
 import { toWireMessage } from "../../protocol/wire.ts";
 import type { ClientIdIndex } from "./client-ids.ts";
 import type { LatestPages } from "./latest-pages.ts";
+import type { MessageLog } from "./message-log.ts";
 import type { Outbox } from "./outbox.ts";
 
 export interface MessageRow {
@@ -126,14 +127,18 @@ function messageStatements(db: Database) {
   };
 }
 
-/** Messages and read marks. Every write drops its conversation's cached latest page beside it. */
 /** What imports need of the change feed (change-feed.ts), typed here so neither imports the other. */
 interface FeedNote {
   note(conversationId: string, messageId: string, at: number): void;
 }
 
+/**
+ * Messages and read marks. Every write drops its conversation's cached latest page beside it.
+ * A new message may wait in the log (message-log.ts): every read here settles its conversation first.
+ */
 export function createMessages(
   db: Database,
+  log: MessageLog,
   outbox: Outbox,
   pages: LatestPages,
   feed: FeedNote,
@@ -145,13 +150,19 @@ export function createMessages(
     conversationId: string,
     senderId: number,
     clientId: string | undefined,
-  ): MessageRow | null =>
-    clientId !== undefined && clientIds.mayHave(conversationId, senderId, clientId)
-      ? q.byClientId.get(conversationId, senderId, clientId)
-      : null;
-  /** False when the id is taken. A stored pair is recorded for the client_id check. */
-  const insertRow = (m: NewMessage): boolean => {
+  ): MessageRow | null => {
+    if (clientId === undefined || !clientIds.mayHave(conversationId, senderId, clientId)) return null;
+    log.settle(conversationId);
+    return q.byClientId.get(conversationId, senderId, clientId);
+  };
+  /**
+   * False when the id is taken. A stored pair is recorded for the client_id check. Through the
+   * log when `logged` and the conversation is busy; a relayed message goes straight in.
+   */
+  const insertRow = (m: NewMessage, logged: boolean): boolean => {
+    const attachments = attachmentsJson(m.attachments);
     const inserted =
+      (logged && log.append(m, attachments)) ||
       q.insert.run(
         m.conversationId,
         m.id,
@@ -160,7 +171,7 @@ export function createMessages(
         m.createdAt,
         m.clientId ?? null,
         m.replyTo ?? null,
-        attachmentsJson(m.attachments),
+        attachments,
       ).changes === 1;
     if (inserted && m.clientId !== undefined) clientIds.add(m.conversationId, m.senderId, m.clientId);
     return inserted;
@@ -194,7 +205,7 @@ export function createMessages(
       }
       const prior = storedByClientId(m.conversationId, m.senderId, m.clientId);
       if (prior) return { message: toMessage(prior), duplicate: true };
-      if (!insertRow(m)) throw new Error(`message id ${m.id} collided`);
+      if (!insertRow(m, true)) throw new Error(`message id ${m.id} collided`);
       const message: StoredMessage = {
         ...m,
         clientId: m.clientId ?? null,
@@ -216,6 +227,7 @@ export function createMessages(
     },
 
     message(conversationId: string, id: string): StoredMessage | null {
+      log.settle(conversationId);
       const row = q.byId.get(conversationId, id);
       return row ? toMessage(row) : null;
     },
@@ -235,6 +247,7 @@ export function createMessages(
       copyDueAt?: number,
     ): number {
       pages.forget(conversationId);
+      log.settle(conversationId);
       const { changes } = q.markViewed.run(viewerId, at, conversationId, senderId, upToId);
       q.markEvictedViewed.run(conversationId, senderId, upToId);
       if (changes === 0) return 0;
@@ -253,7 +266,7 @@ export function createMessages(
     keepRelayedMessage(m: NewMessage, copyDueAt?: number): boolean {
       pages.forget(m.conversationId);
       // One (sender, client_id) is one message here, as for messages sent here.
-      if (storedByClientId(m.conversationId, m.senderId, m.clientId) || !insertRow(m)) return false;
+      if (storedByClientId(m.conversationId, m.senderId, m.clientId) || !insertRow(m, false)) return false;
       if (copyDueAt !== undefined) {
         const message: StoredMessage = {
           ...m,
@@ -271,6 +284,7 @@ export function createMessages(
 
     page(conversationId: string, opts: { before?: string; after?: string; limit: number }): StoredMessage[] {
       const { before, after, limit } = opts;
+      log.settle(conversationId);
       let rows: MessageRow[];
       if (after !== undefined && before !== undefined)
         rows = q.between.all(conversationId, after, before, limit);
@@ -289,6 +303,7 @@ export function createMessages(
 
     /** The newest message id stored, so ids made after a restart sort after it. */
     newestMessageId(): string | null {
+      log.settleAll();
       return q.newestId.get()?.id ?? null;
     },
 
@@ -299,6 +314,7 @@ export function createMessages(
     importMessages(messages: StoredMessage[]): void {
       for (const m of messages) {
         pages.forget(m.conversationId);
+        log.settle(m.conversationId);
         q.importOne.run(
           m.conversationId,
           m.id,

@@ -1,5 +1,6 @@
 import type { Database } from "bun:sqlite";
 import type { NotifyCycle, NotifyPayload, PlatformNotification } from "../../model/notification.ts";
+import type { MessageLog } from "./message-log.ts";
 import type { Outbox } from "./outbox.ts";
 
 /**
@@ -37,7 +38,7 @@ const toCycle = (r: CycleRow): NotifyCycle => ({
   sentAt: r.sent_at,
 });
 
-export function createNotifyCycles(db: Database, outbox: Outbox) {
+export function createNotifyCycles(db: Database, outbox: Outbox, log: MessageLog) {
   const q = {
     get: db.query<CycleRow, [string, number]>(
       "SELECT * FROM notify_cycles WHERE conversation_id = ? AND recipient_id = ?",
@@ -139,14 +140,17 @@ export function createNotifyCycles(db: Database, outbox: Outbox) {
     },
 
     messageRead(conversationId: string, messageId: string): boolean {
+      log.settle(conversationId);
       return (q.read.get(conversationId, messageId)?.viewed_by ?? null) !== null;
     },
 
     messageText(conversationId: string, messageId: string): string | null {
+      log.settle(conversationId);
       return q.text.get(conversationId, messageId)?.text ?? null;
     },
 
     unreadFrom(conversationId: string, senderId: number): number {
+      log.settle(conversationId);
       return q.unread.get(conversationId, senderId)?.n ?? 0;
     },
   };

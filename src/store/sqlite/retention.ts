@@ -1,5 +1,6 @@
 import type { Database } from "bun:sqlite";
 import type { LatestPages } from "./latest-pages.ts";
+import type { MessageLog } from "./message-log.ts";
 
 /**
  * Eviction of messages MongoDB already holds, so the local file stays bounded. What a removed
@@ -64,7 +65,7 @@ function retentionStatements(db: Database) {
   };
 }
 
-export function createRetentionStore(db: Database, pages: LatestPages) {
+export function createRetentionStore(db: Database, pages: LatestPages, log: MessageLog) {
   const q = retentionStatements(db);
   const pageSize = q.pageSize.get()?.page_size ?? 4096;
   // Lets the message insert skip the lookup of evicted client_ids while there are none.
@@ -99,6 +100,7 @@ export function createRetentionStore(db: Database, pages: LatestPages) {
     },
 
     oldestMessageId(): string | null {
+      log.settleAll();
       return q.oldest.get()?.id ?? null;
     },
 
@@ -108,6 +110,7 @@ export function createRetentionStore(db: Database, pages: LatestPages) {
      */
     async evictBelow(below: string, at: number, yieldNow: () => Promise<void>): Promise<number> {
       let removed = 0;
+      log.settleAll();
       for (const c of q.conversations.all()) {
         if (c.newest === null) continue;
         const bound = c.newest < below ? c.newest : below;

@@ -126,6 +126,22 @@ CREATE INDEX IF NOT EXISTS evicted_client_ids_by_age ON evicted_client_ids (evic
     why: "the client_id check moved to memory (client-ids.ts): the unique index was half of an insert's cost",
     sql: "DROP INDEX IF EXISTS messages_by_client_id;",
   },
+  {
+    to: 8,
+    why: "new messages of busy conversations are logged in arrival order and moved to `messages` in batches (message-log.ts)",
+    sql: `
+CREATE TABLE IF NOT EXISTS message_log (
+  seq INTEGER PRIMARY KEY,
+  conversation_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  sender_id INTEGER NOT NULL,
+  text TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  client_id TEXT,
+  reply_to TEXT,
+  attachments TEXT
+);`,
+  },
 ];
 
 export const SCHEMA_VERSION = 1 + MIGRATIONS.length;
