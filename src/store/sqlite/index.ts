@@ -34,6 +34,8 @@ export interface OpenOptions {
   syncOffLoop?: boolean;
   /** Memory for the client_id sets (client-ids.ts) before cold conversations' are dropped. */
   clientIdBudgetBytes?: number;
+  /** The clock of the message log's batching (message-log.ts); tests hold it still. */
+  now?: () => number;
 }
 
 export type ChatStore = ReturnType<typeof openStore>;
@@ -45,7 +47,7 @@ export function openStore(opts: OpenOptions) {
   const wal = offLoop ? createWalSync(opts.path) : undefined;
   const outbox = createOutbox(db, new Set(opts.outboxKinds ?? []));
   const pages = createLatestPages();
-  const log = createMessageLog(db);
+  const log = createMessageLog(db, { now: opts.now });
   // What a crash left in the log moves now. On a full disk it stays there, and each read of
   // its conversation tries the move again (and fails as the disk does).
   try {
