@@ -3,13 +3,16 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClientIdIndex } from "../src/store/sqlite/client-ids.ts";
+import { createMessageLog, MESSAGE_LOG_SCHEMA } from "../src/store/sqlite/message-log.ts";
 
 /**
  * What one stored message costs SQLite, by the dedupe structure beside the row: the unique
  * (conversation, sender, client_id) index the service used until schema 7, the same index
  * non-unique, a 64-bit hash of the key in a table of its own, the in-memory set the service uses
- * now (store/sqlite/client-ids.ts, its CPU included), and nothing. 100 conversations, 200,000 rows
- * first, then 40,000 more in batches of 50, synchronous=NORMAL (the sync is not SQLite's CPU).
+ * now (store/sqlite/client-ids.ts, its CPU included), and nothing; then the set with new rows
+ * going through the message log and moved to `messages` 32 of a conversation at a time
+ * (store/sqlite/message-log.ts, its CPU included). 100 conversations, 200,000 rows first, then
+ * 40,000 more in batches of 50, synchronous=NORMAL (the sync is not SQLite's CPU).
  * Prints CPU µs per message and WAL KiB written per message.
  *   npx bun bench/sqlite-row.ts
  */
@@ -29,8 +32,9 @@ const variants = [
     ddl: "CREATE INDEX ix ON messages (conversation_id, sender_id, client_id) WHERE client_id IS NOT NULL",
   },
   { name: "hash table", ddl: "CREATE TABLE dedupe (k INTEGER PRIMARY KEY, id TEXT NOT NULL)", hash: true },
-  { name: "in-memory set (service)", ddl: "", set: true },
+  { name: "in-memory set (until schema 8)", ddl: "", set: true },
   { name: "none", ddl: "" },
+  { name: "set + message log (service)", ddl: MESSAGE_LOG_SCHEMA, set: true, log: true },
 ];
 
 const dir = mkdtempSync(join(tmpdir(), "chat-sqlite-row-"));
@@ -53,6 +57,7 @@ for (const v of variants) {
     ? db.query("INSERT INTO dedupe (k, id) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING k")
     : null;
   const set = v.set ? createClientIdIndex(db) : null;
+  let messageLog: ReturnType<typeof createMessageLog> | null = null;
   let seq = 0;
   const one = () => {
     const conversation = convs[(seq * 7919) % convs.length]!;
@@ -61,14 +66,9 @@ for (const v of variants) {
     if (dedupe)
       dedupe.get(BigInt.asIntN(64, Bun.hash.wyhash(`${conversation}\u0000${seq % 2}\u0000${clientId}`)), id);
     if (set?.mayHave(conversation, seq % 2, clientId)) throw new Error("a fresh client_id matched");
-    insert.get(
-      conversation,
-      id,
-      seq % 2,
-      "hello there, this is a message of some length",
-      Date.now(),
-      clientId,
-    );
+    const text = "hello there, this is a message of some length";
+    const m = { id, conversationId: conversation, senderId: seq % 2, text, createdAt: Date.now(), clientId };
+    if (!messageLog?.append(m, null)) insert.get(conversation, id, seq % 2, text, m.createdAt, clientId);
     set?.add(conversation, seq % 2, clientId);
     seq++;
   };
@@ -76,6 +76,8 @@ for (const v of variants) {
     for (let i = 0; i < 200_000; i++) one();
   })();
   db.run("PRAGMA wal_checkpoint(TRUNCATE)");
+  // Its clock held still: every conversation is busy, and rows move by count, not by age.
+  if (v.log) messageLog = createMessageLog(db, { now: () => 0 });
   const N = 40_000;
   const before = process.cpuUsage();
   for (let i = 0; i < N; i += 50) {

@@ -22,6 +22,20 @@ import type { NewMessage } from "../../model/types.ts";
  * deletes whole pages rather than a row here and there.
  */
 
+/** Schema step 8. No index but the seq: rows are appended, read by seq and trimmed from the front. */
+export const MESSAGE_LOG_SCHEMA = `
+CREATE TABLE IF NOT EXISTS message_log (
+  seq INTEGER PRIMARY KEY,
+  conversation_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  sender_id INTEGER NOT NULL,
+  text TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  client_id TEXT,
+  reply_to TEXT,
+  attachments TEXT
+);`;
+
 /** A conversation's logged rows move once it has this many (a leaf page holds ~30). */
 export const LOG_BATCH = 32;
 /** ...or once its oldest logged row is this old, so a conversation that slows down is moved too. */

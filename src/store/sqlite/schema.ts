@@ -1,5 +1,6 @@
 import type { Database } from "bun:sqlite";
 import { ATTACHMENTS_SCHEMA } from "./attachments.ts";
+import { MESSAGE_LOG_SCHEMA } from "./message-log.ts";
 
 /**
  * The tables, and their migrations. SCHEMA is version 1 as first released; each later change is
@@ -129,18 +130,7 @@ CREATE INDEX IF NOT EXISTS evicted_client_ids_by_age ON evicted_client_ids (evic
   {
     to: 8,
     why: "new messages of busy conversations are logged in arrival order and moved to `messages` in batches (message-log.ts)",
-    sql: `
-CREATE TABLE IF NOT EXISTS message_log (
-  seq INTEGER PRIMARY KEY,
-  conversation_id TEXT NOT NULL,
-  id TEXT NOT NULL,
-  sender_id INTEGER NOT NULL,
-  text TEXT NOT NULL,
-  created_at INTEGER NOT NULL,
-  client_id TEXT,
-  reply_to TEXT,
-  attachments TEXT
-);`,
+    sql: MESSAGE_LOG_SCHEMA,
   },
 ];
 
