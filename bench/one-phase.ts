@@ -35,9 +35,24 @@ const spec: Spec = {
     { kind: "open", rate, warmupMs: 500, measureMs: 4000 },
   ],
 };
-const results = await loadgen<ChatPhaseResult[]>(spec).finally(() => server.stop());
+/** Group commits so far and their mean size, from /metrics (both builds have the histogram). */
+async function commits(): Promise<string> {
+  const text = await fetch(`${server.httpUrl}/metrics`).then(
+    (r) => (r.ok ? r.text() : ""),
+    () => "",
+  );
+  const read = (name: string) =>
+    Number(new RegExp(`^${name} ([0-9.e+]+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+  const count = read("chat_sqlite_commit_batch_size_count");
+  const sum = read("chat_sqlite_commit_batch_size_sum");
+  return Number.isNaN(count) ? "" : `; ${count} commits, ${(sum / count).toFixed(1)} jobs each`;
+}
+const results = await loadgen<ChatPhaseResult[]>(spec);
+const committed = await commits();
+await server.stop();
 for (const r of results) {
   console.log(
     `${values.root ?? "this checkout"} · ${rate}/s offered, ${n} conversations: ${Math.round(r.msgs_per_s)} msgs/s, ${r.cpu_us_per_msg.toFixed(1)} µs CPU/msg, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, load generator ${r.client_cpu_pct.toFixed(0)}%`,
   );
 }
+if (committed) console.log(`whole run${committed}`);

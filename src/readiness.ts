@@ -106,7 +106,7 @@ export function registerGauges(metrics: Metrics, p: Probes): void {
   );
   r.gauge(
     "chat_message_log_rows",
-    "New messages waiting in the log to move to their conversation (at most ~8,192; message-log.ts)",
+    "New messages waiting in the log to move to their conversation (about 65,536 at most; message-log.ts)",
     () => p.store.messageLogStats().rows,
   );
   r.gauge("chat_draining", "1 while shutting down (unready, closing connections)", () =>

@@ -122,25 +122,22 @@ describe("the message log", () => {
     store.close();
   });
 
-  test(`rows move by count (${LOG_BATCH}) and by age, and the log is trimmed behind them`, () => {
-    const path = newPath();
-    const db = openDatabase(path);
-    db.run(
-      "INSERT INTO conversations (id, lesson_id, mentor_id, student_id, created_at) VALUES (?, 5, 10, 15, 1)",
-      [C1],
-    );
-    db.run(
-      "INSERT INTO conversations (id, lesson_id, mentor_id, student_id, created_at) VALUES (?, 6, 10, 15, 1)",
-      [C2],
-    );
-    let now = 1_000_000;
-    const log = createMessageLog(db, { now: () => now });
+  /** The log alone on a real file, with its clock in the test's hands. */
+  const bareLog = (maxRows?: number) => {
+    const db = openDatabase(newPath());
+    const clock = { now: 1_000_000 };
+    const log = createMessageLog(db, { now: () => clock.now, maxRows });
     const count = (t: string) => (db.query(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n;
     const append = (c: string) => db.transaction(() => log.append(msg(c), null))();
     for (let i = 0; i < LOG_BUSY_MESSAGES; i++) {
       expect(append(C1)).toBe(false); // quiet: the caller inserts it
       expect(append(C2)).toBe(false);
     }
+    return { db, log, clock, count, append };
+  };
+
+  test(`rows move by count (${LOG_BATCH}) and by age, and the log is trimmed behind them`, () => {
+    const { db, log, clock, count, append } = bareLog();
     for (let i = 0; i < LOG_BATCH - 1; i++) expect(append(C1)).toBe(true);
     expect(append(C2)).toBe(true);
     expect(log.stats()).toEqual({ rows: LOG_BATCH, conversations: 2 });
@@ -152,11 +149,22 @@ describe("the message log", () => {
     expect(count("message_log")).toBe(2);
     // Age: C2's row moves with the next append after LOG_MAX_AGE_MS, even one that goes straight
     // in (C1 is quiet by then), and the log is empty.
-    now += LOG_MAX_AGE_MS;
+    clock.now += LOG_MAX_AGE_MS;
     expect(append(C1)).toBe(false);
     expect(log.stats()).toEqual({ rows: 0, conversations: 0 });
     expect(count("messages")).toBe(LOG_BATCH + 1);
     expect(count("message_log")).toBe(0);
+    db.close();
+  });
+
+  test("past its row budget the log moves its oldest conversation, whatever its age", () => {
+    const { db, log, count, append } = bareLog(4);
+    for (let i = 0; i < 3; i++) append(C1);
+    append(C2);
+    expect(log.stats()).toEqual({ rows: 4, conversations: 2 });
+    append(C2); // five waiting: C1, the oldest, moves
+    expect(log.stats()).toEqual({ rows: 2, conversations: 1 });
+    expect(count("messages")).toBe(3);
     db.close();
   });
 

@@ -47,9 +47,13 @@ export const LOG_MAX_AGE_MS = 1000;
  */
 export const LOG_BUSY_MS = 200;
 export const LOG_BUSY_MESSAGES = 2;
-/** Rows waiting to move, across conversations, past which the oldest are moved whatever their age. */
-export const LOG_MAX_ROWS = 8192;
-/** Conversations moved at most per append, so no one commit carries a long run of moves. */
+/**
+ * Rows waiting to move, across conversations, past which the oldest conversation moves with each
+ * append, whatever its age. Well above busy conversations times LOG_BATCH: at 8,192, 500 busy
+ * conversations (up to 31 rows each) kept the log over it, and every append moved a half-batch.
+ */
+export const LOG_MAX_ROWS = 65_536;
+/** Conversations moved by age at most per append, so no one commit carries a long run of moves. */
 const MOVES_PER_APPEND = 4;
 
 interface Waiting {
@@ -61,10 +65,13 @@ interface Waiting {
 
 export interface MessageLogOptions {
   now?: () => number;
+  /** LOG_MAX_ROWS unless a test wants it small. */
+  maxRows?: number;
 }
 
 export function createMessageLog(db: Database, opts: MessageLogOptions = {}) {
   const now = opts.now ?? Date.now;
+  const maxRows = opts.maxRows ?? LOG_MAX_ROWS;
   const q = {
     append: db.query<
       null,
@@ -197,10 +204,14 @@ export function createMessageLog(db: Database, opts: MessageLogOptions = {}) {
       for (let n = 0; n < MOVES_PER_APPEND && head < queue.length; ) {
         const oldest = queue[head]!;
         if (oldest.moved) head++;
-        else if (oldest.firstAt <= at - LOG_MAX_AGE_MS || rows > LOG_MAX_ROWS) {
+        else if (oldest.firstAt <= at - LOG_MAX_AGE_MS) {
           move(oldest);
           n++;
         } else break;
+      }
+      if (rows > maxRows) {
+        while (queue[head]?.moved) head++;
+        if (head < queue.length) move(queue[head]!);
       }
       trim();
       return logged;
