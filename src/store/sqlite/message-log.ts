@@ -56,6 +56,28 @@ export const LOG_MAX_ROWS = 65_536;
 /** Conversations moved by age at most per append, so no one commit carries a long run of moves. */
 const MOVES_PER_APPEND = 4;
 
+/** A new message's columns, in the order both `messages` and `message_log` take them. */
+export type NewMessageColumns = [
+  string,
+  string,
+  number,
+  string,
+  number,
+  string | null,
+  string | null,
+  string | null,
+];
+export const newMessageColumns = (m: NewMessage, attachments: string | null): NewMessageColumns => [
+  m.conversationId,
+  m.id,
+  m.senderId,
+  m.text,
+  m.createdAt,
+  m.clientId ?? null,
+  m.replyTo ?? null,
+  attachments,
+];
+
 interface Waiting {
   conversationId: string;
   seqs: number[];
@@ -73,10 +95,7 @@ export function createMessageLog(db: Database, opts: MessageLogOptions = {}) {
   const now = opts.now ?? Date.now;
   const maxRows = opts.maxRows ?? LOG_MAX_ROWS;
   const q = {
-    append: db.query<
-      null,
-      [number, string, string, number, string, number, string | null, string | null, string | null]
-    >(
+    append: db.query<null, [number, ...NewMessageColumns]>(
       `INSERT INTO message_log (seq, conversation_id, id, sender_id, text, created_at, client_id, reply_to, attachments)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
@@ -167,17 +186,7 @@ export function createMessageLog(db: Database, opts: MessageLogOptions = {}) {
     at: number,
   ): void => {
     const seq = nextSeq;
-    q.append.run(
-      seq,
-      m.conversationId,
-      m.id,
-      m.senderId,
-      m.text,
-      m.createdAt,
-      m.clientId ?? null,
-      m.replyTo ?? null,
-      attachments,
-    );
+    q.append.run(seq, ...newMessageColumns(m, attachments));
     nextSeq = seq + 1;
     let w = waitingRow;
     if (!w) {

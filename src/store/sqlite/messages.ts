@@ -4,7 +4,7 @@ import type { AttachmentRef, NewMessage, StoredMessage, ViewedMark } from "../..
 import { toWireMessage } from "../../protocol/wire.ts";
 import type { ClientIdIndex } from "./client-ids.ts";
 import type { LatestPages } from "./latest-pages.ts";
-import type { MessageLog } from "./message-log.ts";
+import { type MessageLog, type NewMessageColumns, newMessageColumns } from "./message-log.ts";
 import type { Outbox } from "./outbox.ts";
 
 export interface MessageRow {
@@ -62,10 +62,7 @@ type ImportRow = [
 function messageStatements(db: Database) {
   return {
     // run() and its change count, not RETURNING: SQLite buffers returned rows (~1 µs a message).
-    insert: db.query<
-      null,
-      [string, string, number, string, number, string | null, string | null, string | null]
-    >(
+    insert: db.query<null, NewMessageColumns>(
       `INSERT INTO messages (conversation_id, id, sender_id, text, created_at, client_id, reply_to, attachments)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
     ),
@@ -163,16 +160,7 @@ export function createMessages(
     const attachments = attachmentsJson(m.attachments);
     const inserted =
       (logged && log.append(m, attachments)) ||
-      q.insert.run(
-        m.conversationId,
-        m.id,
-        m.senderId,
-        m.text,
-        m.createdAt,
-        m.clientId ?? null,
-        m.replyTo ?? null,
-        attachments,
-      ).changes === 1;
+      q.insert.run(...newMessageColumns(m, attachments)).changes === 1;
     if (inserted && m.clientId !== undefined) clientIds.add(m.conversationId, m.senderId, m.clientId);
     return inserted;
   };
