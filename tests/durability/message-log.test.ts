@@ -54,13 +54,15 @@ const open = (path: string): Store => {
   return store;
 };
 const send = (store: Store, m: NewMessage) => store.transaction(() => store.insertMessage(m));
-/** The messages a conversation needs before it counts as busy: they go straight in. */
-const warm = (store: Store, conversationId: string): NewMessage[] =>
-  Array.from({ length: LOG_BUSY_MESSAGES }, () => {
+/** Sends `n` messages to the conversation, one transaction each. */
+const sendMany = (store: Store, conversationId: string, n: number): NewMessage[] =>
+  Array.from({ length: n }, () => {
     const m = msg(conversationId);
     send(store, m);
     return m;
   });
+/** The messages a conversation needs before it counts as busy: they go straight in. */
+const warm = (store: Store, conversationId: string) => sendMany(store, conversationId, LOG_BUSY_MESSAGES);
 /** Rows of each table, read through a connection of its own, as after a crash. */
 const rows = (path: string) => {
   const db = new Database(path, { readonly: true });
@@ -171,8 +173,7 @@ describe("the message log", () => {
   test("after a crash, the next open moves what the log held", () => {
     const path = newPath();
     const store = open(path);
-    const sent = [...warm(store, C1), msg(C1), msg(C1), msg(C1)];
-    for (const m of sent.slice(LOG_BUSY_MESSAGES)) send(store, m);
+    const sent = [...warm(store, C1), ...sendMany(store, C1, 3)];
     expect(rows(path)).toEqual({ messages: LOG_BUSY_MESSAGES, log: 3 });
     // No close: the first connection is abandoned as a kill -9 would leave it.
     const again = openStore({ path });
@@ -184,8 +185,7 @@ describe("the message log", () => {
   test("a move undone by a rollback is moved again, not lost from reads", () => {
     const path = newPath();
     const store = open(path);
-    const sent = [...warm(store, C1), msg(C1), msg(C1), msg(C1)];
-    for (const m of sent.slice(LOG_BUSY_MESSAGES)) send(store, m);
+    const sent = [...warm(store, C1), ...sendMany(store, C1, 3)];
     expect(store.messageLogStats().rows).toBe(3);
     // The move happens inside this transaction, which then fails as a full disk would make it.
     expect(() =>

@@ -141,14 +141,19 @@ export function createMessageLog(db: Database, opts: MessageLogOptions = {}) {
     return n + (previous.get(conversationId) ?? 0) >= LOG_BUSY_MESSAGES;
   };
 
-  /** Drops moved conversations from the head, then trims the log below the oldest row left. */
-  const trim = (): void => {
+  /** The conversation that has waited longest, once moved ones are dropped from the head. */
+  const oldest = (): Waiting | undefined => {
     while (head < queue.length && queue[head]!.moved) head++;
     if (head > 1024 && head * 2 > queue.length) {
       queue = queue.slice(head);
       head = 0;
     }
-    const floor = head < queue.length ? queue[head]!.seqs[0]! : nextSeq;
+    return queue[head];
+  };
+
+  /** Trims the log below the oldest row still waiting. */
+  const trim = (): void => {
+    const floor = oldest()?.seqs[0] ?? nextSeq;
     if (floor <= trimmedBelow) return;
     q.trim.run(floor);
     trimmedBelow = floor;
@@ -210,18 +215,13 @@ export function createMessageLog(db: Database, opts: MessageLogOptions = {}) {
       const logged = isBusy(m.conversationId, at) || w !== undefined;
       if (logged) log(m, attachments, w, at);
       // A straight insert moves what is due too: traffic that slows down still moves the rest.
-      for (let n = 0; n < MOVES_PER_APPEND && head < queue.length; ) {
-        const oldest = queue[head]!;
-        if (oldest.moved) head++;
-        else if (oldest.firstAt <= at - LOG_MAX_AGE_MS) {
-          move(oldest);
-          n++;
-        } else break;
+      for (let n = 0; n < MOVES_PER_APPEND; n++) {
+        const due = oldest();
+        if (due === undefined || due.firstAt > at - LOG_MAX_AGE_MS) break;
+        move(due);
       }
-      if (rows > maxRows) {
-        while (queue[head]?.moved) head++;
-        if (head < queue.length) move(queue[head]!);
-      }
+      const over = rows > maxRows ? oldest() : undefined;
+      if (over) move(over);
       trim();
       return logged;
     },
