@@ -166,6 +166,11 @@ export function createMetrics() {
       "Messages per SQLite group commit",
       [1, 2, 5, 10, 25, 50, 100, 250, 1000],
     ),
+    commitSeconds: registry.histogram(
+      "chat_sqlite_commit_seconds",
+      "Time each SQLite group commit held the event loop (writes, and the sync when it runs on the loop)",
+      [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    ),
     // Registered before the MongoDB flusher exists, so dashboards and alerts can be written
     // against series that are always present (0 with no MONGO_URI).
     outboxFlushed: registry.counter("chat_outbox_flushed_total", "Outbox rows confirmed by MongoDB"),

@@ -229,6 +229,7 @@ function openCommitter(
       disk.commitSucceeded();
       parts.notify();
     },
+    onCommitted: (seconds) => deps.metrics.commitSeconds.observe(seconds),
     isStorageFailure,
     onCommitError: (err, jobs) => disk.commitFailed(err, jobs),
   });

@@ -95,6 +95,7 @@ describe("/metrics", () => {
       "chat_messages_in_total",
       "chat_frames_out_total",
       "chat_ack_latency_seconds_bucket",
+      "chat_sqlite_commit_seconds_bucket",
       "chat_outbox_backlog ",
       "chat_outbox_oldest_age_seconds ",
       "chat_outbox_flushed_total",
@@ -119,6 +120,7 @@ describe("/metrics", () => {
     expect(text).toContain("chat_messages_in_total 1");
     expect(text).toMatch(/chat_frames_out_total\{type="message"\} 1/);
     expect(text).toContain("chat_ack_latency_seconds_count 1");
+    expect(text).toMatch(/chat_sqlite_commit_seconds_count [1-9]/);
   });
 });
 

@@ -277,4 +277,29 @@ describe("group commit with the sync in the commit (the default)", () => {
     await c.submit(() => db.run("INSERT INTO t VALUES (3)"));
     expect(sizes).toEqual([1, 2, 1]);
   });
+
+  test("each commit reports how long it held the loop, its jobs included; a failed commit reports nothing", async () => {
+    const { db, transaction } = memoryDb();
+    const held: number[] = [];
+    const c = createGroupCommitter({ transaction, onCommitted: (s) => held.push(s) });
+    await c.submit(() => {
+      const until = performance.now() + 30;
+      while (performance.now() < until) {
+        // A job that keeps the loop busy for 30 ms.
+      }
+      db.run("INSERT INTO t VALUES (1)");
+    });
+    expect(held).toHaveLength(1);
+    expect(held[0]!).toBeGreaterThanOrEqual(0.03);
+    expect(held[0]!).toBeLessThan(1);
+
+    const failing = createGroupCommitter({
+      transaction: () => {
+        throw new Error("disk I/O error");
+      },
+      onCommitted: (s) => held.push(s),
+    });
+    await expect(failing.submit(() => 1)).rejects.toThrow("disk I/O error");
+    expect(held).toHaveLength(1);
+  });
 });
