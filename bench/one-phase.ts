@@ -1,13 +1,14 @@
 import { parseArgs } from "node:util";
 import { loadgen } from "./lib/drive.ts";
 import { pairs } from "./lib/fixtures.ts";
-import { startOurs } from "./lib/servers.ts";
-import type { ChatPhaseResult, Spec } from "./loadgen.ts";
+import { startBare, startOurs } from "./lib/servers.ts";
+import type { ChatPhase, ChatPhaseResult, Spec } from "./loadgen.ts";
 
 /**
- * One open-loop rate against one build of ours, two back-to-back windows: for A/B checks of a
- * single figure when the full bench's spread is larger than the difference looked for.
- *   npx bun bench/one-phase.ts [--rate 25000] [--pairs 500] [--root <other checkout>] [--sync FULL]
+ * One open-loop rate (or, with --closed, the closed loop) against one build of ours, or with
+ * --bare against the bare Bun.serve, two back-to-back windows: for A/B checks of a single figure
+ * when the full bench's spread is larger than the difference looked for.
+ *   npx bun bench/one-phase.ts [--rate 25000 | --closed] [--pairs 500] [--root <other checkout> | --bare] [--sync FULL]
  * Settings for ours through BENCH_OURS_ENV (e.g. '{"SQLITE_SYNC_THREAD":"true"}').
  */
 
@@ -17,25 +18,34 @@ const { values } = parseArgs({
     pairs: { type: "string", default: "500" },
     root: { type: "string" },
     sync: { type: "string", default: "FULL" },
+    closed: { type: "boolean", default: false },
+    bare: { type: "boolean", default: false },
   },
 });
 const rate = Number(values.rate);
 const n = Number(values.pairs);
-const server = await startOurs({
-  pairs: pairs(n),
-  synchronous: values.sync as "FULL" | "NORMAL" | "OFF",
-  root: values.root,
-});
+const server = values.bare
+  ? await startBare({ pairs: pairs(n) })
+  : await startOurs({
+      pairs: pairs(n),
+      synchronous: values.sync as "FULL" | "NORMAL" | "OFF",
+      root: values.root,
+    });
+// The closed loop keeps as many messages in flight as the full bench does (CLOSED_WINDOW there).
+const phase = (warmupMs: number): ChatPhase =>
+  values.closed
+    ? { kind: "closed", window: 2, warmupMs, measureMs: 4000 }
+    : { kind: "open", rate, warmupMs, measureMs: 4000 };
 const spec: Spec = {
   mode: "chat",
   target: { protocol: "ours", wsUrl: server.wsUrl, httpUrl: server.httpUrl, pid: server.pid },
   pairs: n,
-  phases: [
-    { kind: "open", rate, warmupMs: 2000, measureMs: 4000 },
-    { kind: "open", rate, warmupMs: 500, measureMs: 4000 },
-  ],
+  phases: [phase(2000), phase(500)],
 };
-/** Group commits so far and their mean size, from /metrics (both builds have the histogram). */
+/**
+ * Group commits so far and their mean size, from /metrics (both builds have that histogram), and
+ * how many held the loop past 5 and 25 ms (builds with chat_sqlite_commit_seconds).
+ */
 async function commits(): Promise<string> {
   const text = await fetch(`${server.httpUrl}/metrics`).then(
     (r) => (r.ok ? r.text() : ""),
@@ -45,14 +55,21 @@ async function commits(): Promise<string> {
     Number(new RegExp(`^${name} ([0-9.e+]+)$`, "m").exec(text)?.[1] ?? Number.NaN);
   const count = read("chat_sqlite_commit_batch_size_count");
   const sum = read("chat_sqlite_commit_batch_size_sum");
-  return Number.isNaN(count) ? "" : `; ${count} commits, ${(sum / count).toFixed(1)} jobs each`;
+  if (Number.isNaN(count)) return "";
+  const held = (le: string) =>
+    Number(new RegExp(`^chat_sqlite_commit_seconds_bucket\\{le="${le}"\\} ([0-9]+)$`, "m").exec(text)?.[1]);
+  const all = read("chat_sqlite_commit_seconds_count");
+  const stalls = Number.isNaN(all)
+    ? ""
+    : `; ${all - held("0.005")} held the loop over 5 ms, ${all - held("0.025")} over 25 ms`;
+  return `; ${count} commits, ${(sum / count).toFixed(1)} jobs each${stalls}`;
 }
 const results = await loadgen<ChatPhaseResult[]>(spec);
 const committed = await commits();
 await server.stop();
 for (const r of results) {
   console.log(
-    `${values.root ?? "this checkout"} · ${rate}/s offered, ${n} conversations: ${Math.round(r.msgs_per_s)} msgs/s, ${r.cpu_us_per_msg.toFixed(1)} µs CPU/msg, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, load generator ${r.client_cpu_pct.toFixed(0)}%`,
+    `${values.bare ? "bare Bun.serve" : (values.root ?? "this checkout")} · ${values.closed ? "closed loop" : `${rate}/s offered`}, ${n} conversations: ${Math.round(r.msgs_per_s)} msgs/s, ${r.cpu_us_per_msg.toFixed(1)} µs CPU/msg, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, load generator ${r.client_cpu_pct.toFixed(0)}%`,
   );
 }
 if (committed) console.log(`whole run${committed}`);
