@@ -7,8 +7,9 @@ import type { ChatPhase, ChatPhaseResult, Spec } from "./loadgen.ts";
 /**
  * One open-loop rate (or, with --closed, the closed loop) against one build of ours, or with
  * --bare against the bare Bun.serve, two back-to-back windows: for A/B checks of a single figure
- * when the full bench's spread is larger than the difference looked for.
- *   npx bun bench/one-phase.ts [--rate 25000 | --closed] [--pairs 500] [--root <other checkout> | --bare] [--sync FULL]
+ * when the full bench's spread is larger than the difference looked for. With --idle N, the idle
+ * workload instead (N connections: connects/s, CPU per connect, memory per connection).
+ *   npx bun bench/one-phase.ts [--rate 25000 | --closed | --idle 15000] [--pairs 500] [--root <other checkout> | --bare] [--sync FULL]
  * Settings for ours through BENCH_OURS_ENV (e.g. '{"SQLITE_SYNC_THREAD":"true"}').
  */
 
@@ -20,6 +21,7 @@ const { values } = parseArgs({
     sync: { type: "string", default: "FULL" },
     closed: { type: "boolean", default: false },
     bare: { type: "boolean", default: false },
+    idle: { type: "string" },
   },
 });
 const rate = Number(values.rate);
@@ -36,12 +38,18 @@ const phase = (warmupMs: number): ChatPhase =>
   values.closed
     ? { kind: "closed", window: 2, warmupMs, measureMs: 4000 }
     : { kind: "open", rate, warmupMs, measureMs: 4000 };
-const spec: Spec = {
-  mode: "chat",
-  target: { protocol: "ours", wsUrl: server.wsUrl, httpUrl: server.httpUrl, pid: server.pid },
-  pairs: n,
-  phases: [phase(2000), phase(500)],
-};
+const target = { protocol: "ours", wsUrl: server.wsUrl, httpUrl: server.httpUrl, pid: server.pid } as const;
+const who = values.bare ? "bare Bun.serve" : (values.root ?? "this checkout");
+if (values.idle) {
+  const spec: Spec = { mode: "idle", target, pairs: n, connections: Number(values.idle), concurrency: 200 };
+  const r = await loadgen<Record<string, number>>(spec);
+  await server.stop();
+  console.log(
+    `${who} · ${r.connections} idle connections: ${r.connects_per_s} connects/s, ${r.cpu_us_per_connect} µs CPU/connect, ${r.rss_per_conn_kb} KB/connection`,
+  );
+  process.exit(0);
+}
+const spec: Spec = { mode: "chat", target, pairs: n, phases: [phase(2000), phase(500)] };
 /**
  * Group commits so far and their mean size, from /metrics (both builds have that histogram), and
  * how many held the loop past 5 and 25 ms (builds with chat_sqlite_commit_seconds).
@@ -69,7 +77,7 @@ const committed = await commits();
 await server.stop();
 for (const r of results) {
   console.log(
-    `${values.bare ? "bare Bun.serve" : (values.root ?? "this checkout")} · ${values.closed ? "closed loop" : `${rate}/s offered`}, ${n} conversations: ${Math.round(r.msgs_per_s)} msgs/s, ${r.cpu_us_per_msg.toFixed(1)} µs CPU/msg, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, load generator ${r.client_cpu_pct.toFixed(0)}%`,
+    `${who} · ${values.closed ? "closed loop" : `${rate}/s offered`}, ${n} conversations: ${Math.round(r.msgs_per_s)} msgs/s, ${r.cpu_us_per_msg.toFixed(1)} µs CPU/msg, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, load generator ${r.client_cpu_pct.toFixed(0)}%`,
   );
 }
 if (committed) console.log(`whole run${committed}`);
