@@ -15,6 +15,7 @@ import { parseArgs } from "node:util";
 import { startMongo } from "../tests/helpers/ferretdb.ts";
 import { removePrefix } from "../tests/helpers/redis.ts";
 import { type ChildService, spawnService, tempDir, UNTHROTTLED } from "../tests/helpers/service.ts";
+import { metricValue } from "./lib/metrics-text.ts";
 import { connectPairs, oneMentorDirectory, percentile, studentsOf } from "./lib/one-mentor.ts";
 import { cpuMicros } from "./lib/proc.ts";
 
@@ -35,9 +36,8 @@ const DELAY_MS = 2000;
 const students = studentsOf(PAIRS);
 
 async function metric(svc: ChildService, series: string): Promise<number> {
-  const text = await (await svc.get("/metrics")).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.split(" ")[1]) : 0;
+  const value = metricValue(await (await svc.get("/metrics")).text(), series);
+  return Number.isNaN(value) ? 0 : value;
 }
 
 async function backlog(svc: ChildService): Promise<number> {

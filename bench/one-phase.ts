@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { loadgen } from "./lib/drive.ts";
 import { pairs } from "./lib/fixtures.ts";
+import { metricValue } from "./lib/metrics-text.ts";
 import { startBare, startOurs } from "./lib/servers.ts";
 import type { ChatPhase, ChatPhaseResult, Spec } from "./loadgen.ts";
 
@@ -59,13 +60,11 @@ async function commits(): Promise<string> {
     (r) => (r.ok ? r.text() : ""),
     () => "",
   );
-  const read = (name: string) =>
-    Number(new RegExp(`^${name} ([0-9.e+]+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+  const read = (series: string) => metricValue(text, series);
   const count = read("chat_sqlite_commit_batch_size_count");
   const sum = read("chat_sqlite_commit_batch_size_sum");
   if (Number.isNaN(count)) return "";
-  const held = (le: string) =>
-    Number(new RegExp(`^chat_sqlite_commit_seconds_bucket\\{le="${le}"\\} ([0-9]+)$`, "m").exec(text)?.[1]);
+  const held = (le: string) => read(`chat_sqlite_commit_seconds_bucket{le="${le}"}`);
   const all = read("chat_sqlite_commit_seconds_count");
   const stalls = Number.isNaN(all)
     ? ""

@@ -1,7 +1,8 @@
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { loadgen } from "./lib/drive.ts";
 import { pairs } from "./lib/fixtures.ts";
+import { metricValue } from "./lib/metrics-text.ts";
+import { rssBytes } from "./lib/proc.ts";
 import { startOurs } from "./lib/servers.ts";
 import type { ChatPhaseResult, Spec } from "./loadgen.ts";
 
@@ -29,12 +30,8 @@ const server = await startOurs({
   root: values.root,
 });
 const target = { protocol: "ours", wsUrl: server.wsUrl, httpUrl: server.httpUrl, pid: server.pid } as const;
-const rssMb = () =>
-  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${server.pid}/status`, "utf8"))?.[1] ?? Number.NaN) / 1024;
-const stored = async () => {
-  const text = await fetch(`${server.httpUrl}/metrics`).then((r) => r.text());
-  return Number(/^chat_messages_in_total (\d+)$/m.exec(text)?.[1] ?? Number.NaN);
-};
+const stored = async () =>
+  metricValue(await fetch(`${server.httpUrl}/metrics`).then((r) => r.text()), "chat_messages_in_total");
 
 console.log(`soak · ${values.root ?? "this checkout"} · ${values.sync} · ${n} conversations, closed loop`);
 for (let round = 1; round <= Number(values.rounds); round++) {
@@ -47,7 +44,7 @@ for (let round = 1; round <= Number(values.rounds); round++) {
   const [r] = await loadgen<ChatPhaseResult[]>(spec);
   if (!r) throw new Error("the load generator returned no phase");
   console.log(
-    `round ${round}: ${Math.round(r.msgs_per_s)} msgs/s, ${r.cpu_us_per_msg.toFixed(1)} µs CPU/msg, p99 ${r.p99_ms} ms, ${await stored()} messages stored, RSS ${rssMb().toFixed(0)} MB`,
+    `round ${round}: ${Math.round(r.msgs_per_s)} msgs/s, ${r.cpu_us_per_msg.toFixed(1)} µs CPU/msg, p99 ${r.p99_ms} ms, ${await stored()} messages stored, RSS ${(rssBytes(server.pid) / 2 ** 20).toFixed(0)} MB`,
   );
 }
 await server.stop();
