@@ -22,6 +22,8 @@ export interface TokenSources {
   subprotocol?: boolean;
   /** The refusal when no token is found. */
   missing?: string;
+  /** The caller's address when the caller has read it already: each read is a system call. */
+  ip?: string;
 }
 
 export type Authenticate = (
@@ -38,7 +40,8 @@ export function createAuthenticate(deps: AuthDeps): Authenticate {
       bearerFromHeader(h.get("authorization")) ??
       (sources.subprotocol ? bearerFromSubprotocol(h.get("sec-websocket-protocol")) : undefined);
     const cred = token ? { token, cookies: parseCookies(h.get("cookie")) } : undefined;
-    const principal = await guard(deps.clientIp?.(req) ?? "unknown", async () => {
+    const ip = sources.ip ?? deps.clientIp?.(req) ?? "unknown";
+    const principal = await guard(ip, async () => {
       if (!cred) throw unauthorized(sources.missing);
       return deps.identity.authenticate(cred);
     });

@@ -61,6 +61,11 @@ export interface Presence {
   connected(userId: number, at: number): void;
   disconnected(userId: number, at: number): Promise<{ wentOffline: boolean }>;
   status(userId: number): Promise<PresenceStatus>;
+  /**
+   * The same, when the view is in this process (no Redis): a socket's snapshot then goes out in
+   * the same write as its `ready` frame instead of a write of its own after the promise.
+   */
+  statusNow?(userId: number): PresenceStatus;
   /** Connections on this instance (for the per-user connection cap). */
   connections(userId: number): number;
   /** Users with a connection on this instance. */
@@ -82,6 +87,10 @@ export function createLocalPresence(
   store: LastSeenStore,
   now: () => number,
 ): Presence {
+  const statusNow = (userId: number): PresenceStatus => {
+    const online = tracker.isOnline(userId);
+    return { online, lastSeen: online ? now() : store.lastSeen(userId) };
+  };
   return {
     connected(userId, at) {
       tracker.connected(userId);
@@ -93,9 +102,9 @@ export function createLocalPresence(
       return { wentOffline };
     },
     async status(userId) {
-      const online = tracker.isOnline(userId);
-      return { online, lastSeen: online ? now() : store.lastSeen(userId) };
+      return statusNow(userId);
     },
+    statusNow,
     connections: (userId) => tracker.connections(userId),
     get localUsers() {
       return tracker.onlineUsers;

@@ -4,7 +4,7 @@ import { otherParty, resolveParties } from "../domain/access.ts";
 import { conversationTopic, participantTopic } from "../domain/bus.ts";
 import type { Chat } from "../domain/chat.ts";
 import type { ChangeResult, Edits } from "../domain/edits.ts";
-import type { Presence } from "../domain/presence.ts";
+import type { Presence, PresenceStatus } from "../domain/presence.ts";
 import type { PresenceAnnouncer } from "../domain/presence-announce.ts";
 import { changeKey, messageKey, type PublishFence } from "../domain/publish-fence.ts";
 import type { KeyedBuckets, SharedRate } from "../domain/rate.ts";
@@ -335,19 +335,25 @@ export function createSessionHandlers(deps: SessionDeps) {
         ws.data.changesAfter = positionAfterMessage(since);
         pumpResume(ws);
       }
-      // The shared presence view may live in Redis: the snapshot follows the backlog.
-      presence.status(other).then(
-        ({ online, lastSeen }) => {
-          if (!deps.sockets.has(ws)) return;
-          send(ws, {
-            type: "presence",
-            user_id: other,
-            online,
-            ...(lastSeen !== null ? { last_seen: new Date(lastSeen).toISOString() } : {}),
-          });
-        },
-        (err) => logger.warn("presence snapshot failed", { error: err }),
-      );
+      const snapshot = ({ online, lastSeen }: PresenceStatus) => {
+        if (!deps.sockets.has(ws)) return;
+        send(ws, {
+          type: "presence",
+          user_id: other,
+          online,
+          ...(lastSeen !== null ? { last_seen: new Date(lastSeen).toISOString() } : {}),
+        });
+      };
+      const failed = (err: unknown) => logger.warn("presence snapshot failed", { error: err });
+      // A local view answers at once, so the snapshot shares the write of `ready`; the shared
+      // view in Redis answers later. Either way the snapshot follows the backlog sent so far.
+      if (presence.statusNow) {
+        try {
+          snapshot(presence.statusNow(other));
+        } catch (err) {
+          failed(err);
+        }
+      } else presence.status(other).then(snapshot, failed);
       logger.debug("connection open", {
         connId: ws.data.connId,
         userId: principal.userId,

@@ -81,6 +81,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       const { principal, cred } = await deps.authenticate(req, {
         queryToken: query.data.token,
         subprotocol: true,
+        ip,
       });
       deps.budget.chargeUser(principal.userId);
       // Count upgrades still in flight too: a burst of parallel connects must not slip past the limit.
