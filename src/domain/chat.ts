@@ -70,7 +70,15 @@ export function createChat(deps: ChatDeps) {
       const id = conversationIdFor(parties.lessonId, parties.mentorId, parties.studentId);
       try {
         if (deps.history) return await deps.history.open(id, parties, deps.now(), since);
-        return store.openConversation(id, parties, deps.now());
+        const existing = store.existingConversation(id, parties);
+        if (existing) return existing;
+        // Through the group commit: the first connects of a new term share syncs instead of
+        // each stopping the loop for one of its own.
+        const now = deps.now();
+        await committer.submit(() => store.createConversation(id, parties, now));
+        const created = store.existingConversation(id, parties);
+        if (!created) throw new Error(`conversation ${id} is not stored after its commit`);
+        return created;
       } catch (err) {
         // A new conversation is a write: on a full disk the connect is refused as retryable.
         if (isStorageFailure(err)) throw unavailable("the server cannot store a new conversation right now");

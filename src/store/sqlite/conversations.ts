@@ -89,8 +89,8 @@ export function createConversations(db: Database, outbox: Outbox, pages: LatestP
   const insertRow = (c: Conversation) => q.insert.run(c.id, c.lessonId, c.mentorId, c.studentId, c.createdAt);
 
   const self = {
-    /** Get-or-create; the id is decided by the caller (derived from the parties). */
-    openConversation(id: string, p: Parties, now: number): Conversation {
+    /** The parties' conversation if it is stored; `id` is where to look first (derived from them). */
+    existingConversation(id: string, p: Parties): Conversation | null {
       const known = opened.get(id);
       if (
         known &&
@@ -100,13 +100,27 @@ export function createConversations(db: Database, outbox: Outbox, pages: LatestP
       )
         return known;
       const existing = q.byParties.get(p.lessonId, p.mentorId, p.studentId);
-      if (existing) return remember(toConversation(existing));
+      return existing ? remember(toConversation(existing)) : null;
+    },
+
+    /**
+     * Stores the parties' conversation unless it is there, inside the caller's transaction (a
+     * group commit's, so a burst of new conversations shares one sync). Nothing is remembered
+     * before that commit: read it back with `existingConversation` once it is durable.
+     */
+    createConversation(id: string, p: Parties, now: number): void {
+      if (q.byParties.get(p.lessonId, p.mentorId, p.studentId)) return;
       const conversation: Conversation = { id, ...p, createdAt: now };
-      db.transaction(() => {
-        insertRow(conversation);
-        outbox.enqueue("conversation", { conversation }, now);
-      })();
-      return remember(toConversation(q.byParties.get(p.lessonId, p.mentorId, p.studentId)!));
+      insertRow(conversation);
+      outbox.enqueue("conversation", { conversation }, now);
+    },
+
+    /** Get-or-create in a transaction of its own; the id is decided by the caller. */
+    openConversation(id: string, p: Parties, now: number): Conversation {
+      const existing = self.existingConversation(id, p);
+      if (existing) return existing;
+      db.transaction(() => self.createConversation(id, p, now))();
+      return self.existingConversation(id, p)!;
     },
 
     conversationFor(p: Parties): Conversation | null {
