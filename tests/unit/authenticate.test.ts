@@ -22,38 +22,35 @@ const status = (f: () => void): number | undefined => {
   }
 };
 
-test("an address the caller read already is used as is: no second read, and the failure counts there", async () => {
+/** A failed-login budget of one, and a request whose address reads as 10.0.0.9 (counted). */
+const setup = () => {
   const guard = createFailedAuthGuard(1);
-  let reads = 0;
+  const counter = { reads: 0 };
   const authenticate = createAuthenticate({
     identity,
     authFailures: guard,
     clientIp: () => {
-      reads++;
+      counter.reads++;
       return "10.0.0.9";
     },
   });
+  return { guard, counter, authenticate };
+};
+
+test("an address the caller read already is used as is: no second read, and the failure counts there", async () => {
+  const { guard, counter, authenticate } = setup();
   const refused = await authenticate(req, { queryToken: "forged", ip: "10.0.0.1" }).catch((e) => e);
   expect(refused).toBeInstanceOf(AppError);
   expect((refused as AppError).status).toBe(401);
-  expect(reads).toBe(0);
+  expect(counter.reads).toBe(0);
   expect(status(() => guard.check("10.0.0.1"))).toBe(429);
   expect(status(() => guard.check("10.0.0.9"))).toBeUndefined();
 });
 
 test("without one, the address is read from the request once", async () => {
-  const guard = createFailedAuthGuard(1);
-  let reads = 0;
-  const authenticate = createAuthenticate({
-    identity,
-    authFailures: guard,
-    clientIp: () => {
-      reads++;
-      return "10.0.0.9";
-    },
-  });
+  const { guard, counter, authenticate } = setup();
   const refused = await authenticate(req, { queryToken: "forged" }).catch((e) => e);
   expect((refused as AppError).status).toBe(401);
-  expect(reads).toBe(1);
+  expect(counter.reads).toBe(1);
   expect(status(() => guard.check("10.0.0.9"))).toBe(429);
 });
