@@ -1,8 +1,8 @@
 import { parseArgs } from "node:util";
 import { loadgen } from "./lib/drive.ts";
 import { pairs } from "./lib/fixtures.ts";
-import { metricValue } from "./lib/metrics-text.ts";
-import { startBare, startOurs } from "./lib/servers.ts";
+import { metricValue, readMetrics } from "./lib/metrics-text.ts";
+import { startBare, startOurs, targetOf } from "./lib/servers.ts";
 import type { ChatPhase, ChatPhaseResult, Spec } from "./loadgen.ts";
 
 /**
@@ -39,7 +39,7 @@ const phase = (warmupMs: number): ChatPhase =>
   values.closed
     ? { kind: "closed", window: 2, warmupMs, measureMs: 4000 }
     : { kind: "open", rate, warmupMs, measureMs: 4000 };
-const target = { protocol: "ours", wsUrl: server.wsUrl, httpUrl: server.httpUrl, pid: server.pid } as const;
+const target = targetOf(server);
 const who = values.bare ? "bare Bun.serve" : (values.root ?? "this checkout");
 if (values.idle) {
   const spec: Spec = { mode: "idle", target, pairs: n, connections: Number(values.idle), concurrency: 200 };
@@ -57,10 +57,7 @@ const spec: Spec = { mode: "chat", target, pairs: n, phases: [phase(2000), phase
  * chat_sqlite_commit_seconds).
  */
 async function commits(): Promise<string> {
-  const text = await fetch(`${server.httpUrl}/metrics`).then(
-    (r) => (r.ok ? r.text() : ""),
-    () => "",
-  );
+  const text = await readMetrics(server.httpUrl);
   const read = (series: string) => metricValue(text, series);
   const count = read("chat_sqlite_commit_batch_size_count");
   const sum = read("chat_sqlite_commit_batch_size_sum");

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { loadgen } from "./lib/drive.ts";
 import { pairs } from "./lib/fixtures.ts";
-import { startOurs } from "./lib/servers.ts";
+import { startOurs, targetOf } from "./lib/servers.ts";
 import type { ChatPhase, ChatPhaseResult, Spec } from "./loadgen.ts";
 
 /**
@@ -39,7 +39,7 @@ const phases: ChatPhase[] = [{ kind: "closed", window: 2, warmupMs: 1000, measur
 if (Number(values.rate) > 0) {
   phases.push({ kind: "open", rate: Number(values.rate), warmupMs: 1000, measureMs: seconds * 1000 });
 }
-const target = { protocol: "ours", wsUrl: server.wsUrl, httpUrl: server.httpUrl, pid: server.pid } as const;
+const target = targetOf(server);
 const spec: Spec = values.idle
   ? { mode: "idle", target, pairs: nPairs, connections: Number(values.idle), concurrency: 200 }
   : { mode: "chat", target, pairs: nPairs, phases };

@@ -8,7 +8,7 @@ import { ourToken, pairs } from "./lib/fixtures.ts";
 import { prefill } from "./lib/prefill.ts";
 import { loadAverage } from "./lib/proc.ts";
 import { renderTable, type SuiteResults } from "./lib/report.ts";
-import { ROOT, type RunningServer, startBare, startCentrifugo, startOurs } from "./lib/servers.ts";
+import { ROOT, type RunningServer, startBare, startCentrifugo, startOurs, targetOf } from "./lib/servers.ts";
 import { type Figures, figuresOf } from "./lib/stats.ts";
 import { renderTargets } from "./lib/targets.ts";
 import type { ChatPhase, ChatPhaseResult } from "./loadgen.ts";
@@ -69,8 +69,6 @@ function centrifugoBinary(): string {
   return r.stdout.toString().trim().split("\n").pop()!;
 }
 
-const target = (s: RunningServer) => ({ protocol: s.kind, wsUrl: s.wsUrl, httpUrl: s.httpUrl, pid: s.pid });
-
 function note(msg: string) {
   const [l1] = loadAverage();
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)} load ${l1.toFixed(2)}] ${msg}\n`);
@@ -110,7 +108,7 @@ async function chatWorkload(
   note(`chat: ${server.label}`);
   const raw = await loadgen<ChatPhaseResult[]>({
     mode: "chat",
-    target: target(server),
+    target: targetOf(server),
     pairs: PAIRS,
     phases: phasesFor(),
   });
@@ -142,7 +140,7 @@ async function idleWorkload(start: () => Promise<RunningServer>) {
       raw.push(
         await loadgen<IdleResult>({
           mode: "idle",
-          target: target(server),
+          target: targetOf(server),
           pairs: PAIRS,
           connections: P.idle,
           concurrency: 200,
@@ -182,7 +180,7 @@ async function historyWorkload(root: string | undefined, label: string) {
       raw.push(
         await loadgen<HistoryResult>({
           mode: "history",
-          target: target(server),
+          target: targetOf(server),
           path: `/messages?conversation_id=${conversationId}&limit=50`,
           tokens,
           concurrency: 16,

@@ -1,9 +1,9 @@
 import { parseArgs } from "node:util";
 import { loadgen } from "./lib/drive.ts";
 import { pairs } from "./lib/fixtures.ts";
-import { metricValue } from "./lib/metrics-text.ts";
+import { metricValue, readMetrics } from "./lib/metrics-text.ts";
 import { rssBytes } from "./lib/proc.ts";
-import { startOurs } from "./lib/servers.ts";
+import { startOurs, targetOf } from "./lib/servers.ts";
 import type { ChatPhaseResult, Spec } from "./loadgen.ts";
 
 /**
@@ -29,9 +29,8 @@ const server = await startOurs({
   synchronous: values.sync as "FULL" | "NORMAL" | "OFF",
   root: values.root,
 });
-const target = { protocol: "ours", wsUrl: server.wsUrl, httpUrl: server.httpUrl, pid: server.pid } as const;
-const stored = async () =>
-  metricValue(await fetch(`${server.httpUrl}/metrics`).then((r) => r.text()), "chat_messages_in_total");
+const target = targetOf(server);
+const stored = async () => metricValue(await readMetrics(server.httpUrl), "chat_messages_in_total");
 
 console.log(`soak · ${values.root ?? "this checkout"} · ${values.sync} · ${n} conversations, closed loop`);
 for (let round = 1; round <= Number(values.rounds); round++) {

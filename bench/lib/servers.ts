@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../../tests/helpers/net.ts";
+import type { Target } from "../loadgen.ts";
 import { BENCH_SECRET, directoryFor, type Pair } from "./fixtures.ts";
 
 /**
@@ -13,6 +14,14 @@ export const ROOT = join(import.meta.dir, "../..");
 export const SERVER_CPU = "0";
 export const CLIENT_CPU = "1";
 export const FILE_LIMIT = 65536;
+
+/** What the load generator needs to drive and measure a running server. */
+export const targetOf = (s: RunningServer): Target => ({
+  protocol: s.kind,
+  wsUrl: s.wsUrl,
+  httpUrl: s.httpUrl,
+  pid: s.pid,
+});
 
 export interface RunningServer {
   /** The protocol the load generator speaks to it; the bare baseline speaks ours. */
