@@ -100,7 +100,7 @@ const serverFields = {
     ),
   // An fdatasync costs ~100 µs of kernel CPU here and ~0.3 ms of the loop's time: one per turn,
   // at a few messages each, they were most of the cost per message at 10k/s. Spacing them lets
-  // each cover more (docs/performance.md#commits-spaced-by-their-sync).
+  // each cover more (docs/performance-log.md#commits-spaced-by-their-sync).
   SQLITE_SYNC_INTERVAL_MS: intIn(0, 100)
     .default(1)
     .describe(

@@ -149,7 +149,7 @@ export const LAST_SEEN_WRITE_DELAY_MS = 1000;
 /**
  * Last-seen times are written in one commit a second at most, each user's newest once. A
  * commit per connect (even grouped) made a reconnect storm pay for a sync each millisecond, and
- * its garbage cost every idle connection ~0.45 KB of memory (docs/performance.md). The time is
+ * its garbage cost every idle connection ~0.45 KB of memory (docs/performance-log.md). The time is
  * advisory: a crash loses at most the last second of it, and shutdown writes what is waiting
  * (`flush`, before the group commit's drain).
  */

@@ -8,7 +8,7 @@ export const ackTopic = (ws: AckedSocket) => ws.data.ackTopic ?? `a:${ws.data.co
 /**
  * Acks go out on the socket's own topic, so they are written with its other frames at the end
  * of the turn rather than by a syscall each. The topic is joined with the first frame that will
- * be acked: an idle socket does not pay for it (~0.4 KB each; docs/performance.md).
+ * be acked: an idle socket does not pay for it (~0.4 KB each; docs/performance-log.md).
  */
 export function joinAckTopic(ws: AckedSocket): void {
   if (ws.data.ackTopic !== undefined) return;

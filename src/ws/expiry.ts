@@ -6,7 +6,7 @@ import type { ServerWebSocket } from "bun";
  * close disarms it.
  *
  * Sockets are kept by the second their deadline falls in, and one 1-second tick runs while any
- * is armed: a timer per socket was ~0.9 KB of each idle connection's memory (docs/performance.md).
+ * is armed: a timer per socket was ~0.9 KB of each idle connection's memory (docs/performance-log.md).
  * A socket closes within a second after its deadline.
  */
 

@@ -5,7 +5,7 @@ import { runProgram } from "../helpers/run.ts";
 /**
  * Without MONGO_URI the MongoDB driver stays unloaded: its BSON serializer alone keeps a 17 MiB
  * buffer, and a heap that much larger made every idle connection ~1.2 KB dearer
- * (docs/performance.md, "Idle connections").
+ * (docs/performance-log.md, "The MongoDB driver at start").
  */
 test("the embedded default starts without loading the MongoDB driver", async () => {
   const { code, out } = await runProgram(

@@ -4,7 +4,7 @@ import type { Database } from "bun:sqlite";
  * Which (sender, client_id) pairs a conversation's stored messages may hold, in memory, so the
  * message table needs no unique index on them. That index put every insert on a random leaf of
  * a second B-tree (client_ids are random) and was half of SQLite's cost per message; see
- * docs/performance.md, "The client_id check without an index".
+ * docs/performance-log.md, "The client_id check without an index".
  *
  * Per conversation: an open-addressed set of 32-bit fingerprints of (sender, client_id), read
  * from the conversation's rows on its first use. A pair not in the set was never stored, for

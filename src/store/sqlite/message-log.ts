@@ -11,7 +11,7 @@ import type { NewMessage } from "../../model/types.ts";
  * before the ack: 8 KiB a message. Appending to the log dirties its last page once per commit;
  * moving 32 messages of one conversation dirties their leaf once. The sync covers the log, so a
  * message is as durable as before when it is acked; the move itself need not be synced (a crash
- * undoes a move whole, and the log still holds the rows). See docs/performance.md, "Messages
+ * undoes a move whole, and the log still holds the rows). See docs/performance-log.md, "Messages
  * through a log".
  *
  * The rule that keeps SQL exact: every reader of `messages` calls `settle(conversation)` first,
