@@ -7,6 +7,7 @@ import { createGroupCommitter } from "../../src/store/group-commit.ts";
 import { createCheckpointer } from "../../src/store/sqlite/checkpointer.ts";
 import { openStore } from "../../src/store/sqlite/index.ts";
 import { tempDir } from "../helpers/service.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 /** A sync the test releases by hand, counting how many were asked for. */
 function manualSync() {
@@ -168,6 +169,9 @@ async function flood(opts: {
   every: number;
   logger?: typeof silentLogger;
   spawn?: (dir: string) => Worker;
+  giveUpMs?: number;
+  /** A second connection holds a read transaction from the start of the flood to its end. */
+  readerHoldsSnapshot?: boolean;
 }) {
   const dir = tempDir();
   const path = join(dir.path, "chat.db");
@@ -177,6 +181,7 @@ async function flood(opts: {
     logger: opts.logger ?? silentLogger,
     startFrames: 100,
     pauseFrames: 300,
+    ...(opts.giveUpMs !== undefined ? { giveUpMs: opts.giveUpMs } : {}),
     checkpointHere: store.checkpointPassive,
     ...(opts.spawn ? { spawn: () => opts.spawn!(dir.path) } : {}),
   });
@@ -187,6 +192,11 @@ async function flood(opts: {
     onBatch: () => checkpointer.committed(),
   });
   store.openConversation("c1", { lessonId: 1, mentorId: 2, studentId: 3 }, Date.now());
+  const reader = opts.readerHoldsSnapshot ? new Database(path, { readonly: true }) : undefined;
+  if (reader) {
+    reader.run("BEGIN");
+    reader.query("SELECT count(*) AS n FROM conversations").get();
+  }
   let maxFrames = 0;
   const jobs: Promise<unknown>[] = [];
   for (let i = 0; i < opts.messages; i++) {
@@ -199,6 +209,20 @@ async function flood(opts: {
   }
   await Promise.all(jobs);
   const stats = checkpointer.stats();
+  if (reader) {
+    reader.run("COMMIT");
+    reader.close();
+    // Now the thread can copy everything back; one more commit asks it to.
+    await c.submit(() => store.touchPresence(2, Date.now()));
+    await waitUntil(
+      () => {
+        // Copied back, or copied back and already restarted by the commit above.
+        const now = checkpointer.stats();
+        return now.backfilled >= now.log || now.log < 100;
+      },
+      { message: "the thread to copy the WAL back once the reader is gone", timeoutMs: 10_000 },
+    );
+  }
   const walBytes = statSync(`${path}-wal`).size;
   await checkpointer.close();
   store.close();
@@ -207,6 +231,7 @@ async function flood(opts: {
   return {
     maxFrames: Math.max(maxFrames, stats.maxFrames),
     checkpoints: stats.checkpoints,
+    giveUps: stats.giveUps,
     walBytes,
     walLeft,
   };
@@ -220,6 +245,40 @@ describe("checkpoints on their own thread", () => {
     expect(r.maxFrames).toBeLessThan(300 + 400);
     expect(r.walBytes).toBeLessThan(4 * 1024 * 1024);
     // The writer's close, last, folds the WAL back and removes it.
+    expect(r.walLeft).toBe(false);
+  }, 60_000);
+
+  test("a pass slower than the writer's patience is waited for: no commit goes past the pause while it copies", async () => {
+    // Each pass takes 600 ms, twelve times giveUpMs. SQLite shows what a pass copied only when
+    // it ends, so giving up on a pass still copying would let a batch through at every give-up.
+    const r = await flood({
+      messages: 3000,
+      every: 200,
+      giveUpMs: 50,
+      spawn: () =>
+        new Worker(new URL("../helpers/slow-checkpoint-worker.ts", import.meta.url).href, {
+          env: { ...process.env, CHECKPOINT_DELAY_MS: "600" },
+        }),
+    });
+    expect(r.checkpoints).toBeGreaterThan(0);
+    expect(r.giveUps).toBe(0);
+    expect(r.maxFrames).toBeLessThan(300 + 400);
+    expect(r.walLeft).toBe(false);
+  }, 60_000);
+
+  test("a reader holding an old snapshot slows the writer down instead of stopping it, and the thread does not spin", async () => {
+    // The reader's snapshot predates every frame, so no pass can copy anything while it reads.
+    const flooded = flood({ messages: 3000, every: 200, giveUpMs: 50, readerHoldsSnapshot: true });
+    const stalled = Bun.sleep(30_000).then(() => {
+      throw new Error("writes stalled behind the reader's snapshot");
+    });
+    const r = await Promise.race([flooded, stalled]);
+    // Past the pause each commit waited one giveUpMs with nothing copied, then went through.
+    expect(r.giveUps).toBeGreaterThan(0);
+    expect(r.maxFrames).toBeGreaterThan(300 + 400);
+    // A pass that copies nothing is not retried at once: about one pass a commit, not thousands.
+    expect(r.checkpoints).toBeLessThan(100);
+    // Once the reader is gone the WAL is copied back, and the writer's close removes it.
     expect(r.walLeft).toBe(false);
   }, 60_000);
 

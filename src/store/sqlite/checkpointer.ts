@@ -9,8 +9,12 @@ import type { Logger } from "../../log.ts";
  * Back-pressure: SQLite rewinds the WAL only when a write starts after a checkpoint that copied
  * every frame, which never happens while the writer keeps appending. So past `pauseFrames`
  * the writer waits (the group commit's gate) until the thread has caught up; the WAL then
- * restarts from its first frame. A reader holding an old snapshot can stop a checkpoint from
- * finishing: after `giveUpMs` the writer goes on and the next commit tries again.
+ * restarts from its first frame. A pass still copying is waited for (up to `maxWaitMs`): SQLite
+ * records what a pass copied only when it ends, and under a flood one pass can outlast
+ * `giveUpMs`. But a reader holding an old snapshot stops every pass short of the end for as long
+ * as it reads, so when `giveUpMs` pass with no pass running and nothing more copied, one commit
+ * goes through, and the gate asks again for the next: the writer slows down instead of hanging
+ * (docs/performance.md, "Why an ack still means on disk").
  */
 
 export interface CheckpointerOptions {
@@ -20,6 +24,7 @@ export interface CheckpointerOptions {
   startFrames?: number;
   pauseFrames?: number;
   giveUpMs?: number;
+  maxWaitMs?: number;
   /** The checkpoint thread (tests may pass their own). */
   spawn?: () => Worker;
   /** A PASSIVE checkpoint on the writer's own connection: the fallback if the thread dies. */
@@ -53,6 +58,7 @@ export function createCheckpointer(opts: CheckpointerOptions) {
   const startFrames = opts.startFrames ?? 8000;
   const pauseFrames = opts.pauseFrames ?? 14000;
   const giveUpMs = opts.giveUpMs ?? 200;
+  const maxWaitMs = opts.maxWaitMs ?? 2000;
   const worker = (opts.spawn ?? spawnCheckpointThread)();
   // The thread must not keep a stopping process alive; close() ends it properly.
   (worker as Worker & { unref?: () => void }).unref?.();
@@ -63,7 +69,10 @@ export function createCheckpointer(opts: CheckpointerOptions) {
   let waiters: Array<() => void> = [];
   let lastFailure = "";
   let threadDown = false;
-  const stats = { checkpoints: 0, pauses: 0, maxFrames: 0 };
+  /** The last wait gave up on a stuck checkpoint: the next commit goes through. */
+  let letOneThrough = false;
+  let lastBackfilled = 0;
+  const stats = { checkpoints: 0, pauses: 0, giveUps: 0, maxFrames: 0 };
 
   /** Frames in the WAL, and how many of them are already copied back. */
   const frames = (): { log: number; backfilled: number } => {
@@ -110,9 +119,14 @@ export function createCheckpointer(opts: CheckpointerOptions) {
     }
     stats.checkpoints++;
     const { log, backfilled } = frames();
-    // Caught up: the next commit rewinds the WAL. Otherwise copy what came in meanwhile.
+    // Any change: more was copied, or the WAL restarted and this pass copied its new frames.
+    const copiedMore = backfilled !== lastBackfilled;
+    lastBackfilled = backfilled;
+    // Caught up: the next commit rewinds the WAL. Otherwise copy what came in meanwhile, unless
+    // this pass copied nothing (a reader's snapshot holds the rest): the next commit asks again,
+    // rather than the thread spinning on the core the event loop needs.
     if (backfilled >= log) release();
-    else if (log >= startFrames || waiters.length > 0) run();
+    else if (copiedMore && (log >= startFrames || waiters.length > 0)) run();
   };
   worker.onerror = (event) => {
     opts.logger.error("WAL checkpoint thread failed: checkpoints run on the event loop from now on", {
@@ -134,19 +148,42 @@ export function createCheckpointer(opts: CheckpointerOptions) {
 
     /** For the group commit: a promise to wait on while the WAL is past `pauseFrames`. */
     gate(): Promise<void> | undefined {
-      const { log, backfilled } = frames();
-      if (log < pauseFrames || backfilled >= log || closed) return undefined;
+      const at = frames();
+      if (at.log < pauseFrames || at.backfilled >= at.log || closed) return undefined;
+      if (letOneThrough) {
+        letOneThrough = false;
+        return undefined;
+      }
       stats.pauses++;
       run();
+      // Without the thread, run() has just checkpointed on the loop.
+      const after = frames();
+      if (after.backfilled >= after.log) return undefined;
       return new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          waiters = waiters.filter((w) => w !== done);
-          resolve();
-        }, giveUpMs);
+        const started = performance.now();
+        let backfilled = after.backfilled;
+        let passes = stats.checkpoints;
+        let timer: ReturnType<typeof setTimeout> | undefined;
         const done = () => {
           clearTimeout(timer);
           resolve();
         };
+        const check = () => {
+          const now = frames();
+          const copying = running && stats.checkpoints === passes;
+          const copied = now.backfilled !== backfilled;
+          if (!closed && (copying || copied) && performance.now() - started < maxWaitMs) {
+            backfilled = now.backfilled;
+            passes = stats.checkpoints;
+            timer = setTimeout(check, giveUpMs);
+            return;
+          }
+          stats.giveUps++;
+          letOneThrough = true;
+          waiters = waiters.filter((w) => w !== done);
+          resolve();
+        };
+        timer = setTimeout(check, giveUpMs);
         waiters.push(done);
       });
     },
