@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { loadgen } from "./lib/drive.ts";
 import { pairs } from "./lib/fixtures.ts";
-import { startOurs } from "./lib/servers.ts";
+import { startOurs, targetOf } from "./lib/servers.ts";
 import type { ChatPhaseResult, Spec } from "./loadgen.ts";
 
 /**
@@ -42,7 +42,7 @@ const sampler = setInterval(() => {
 }, 50);
 const spec: Spec = {
   mode: "chat",
-  target: { protocol: "ours", wsUrl: server.wsUrl, httpUrl: server.httpUrl, pid: server.pid },
+  target: targetOf(server),
   pairs: nPairs,
   phases: [
     { kind: "open", rate: Number(values.rate), warmupMs: 1000, measureMs: Number(values.seconds) * 1000 },
