@@ -269,10 +269,11 @@ describe("checkpoints on their own thread", () => {
   test("a reader holding an old snapshot slows the writer down instead of stopping it, and the thread does not spin", async () => {
     // The reader's snapshot predates every frame, so no pass can copy anything while it reads.
     const flooded = flood({ messages: 3000, every: 200, giveUpMs: 50, readerHoldsSnapshot: true });
-    const stalled = Bun.sleep(30_000).then(() => {
-      throw new Error("writes stalled behind the reader's snapshot");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stalled = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("writes stalled behind the reader's snapshot")), 30_000);
     });
-    const r = await Promise.race([flooded, stalled]);
+    const r = await Promise.race([flooded, stalled]).finally(() => clearTimeout(timer));
     // Past the pause each commit waited one giveUpMs with nothing copied, then went through.
     expect(r.giveUps).toBeGreaterThan(0);
     expect(r.maxFrames).toBeGreaterThan(300 + 400);
